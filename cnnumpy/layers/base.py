@@ -1,0 +1,176 @@
+"""The abstract layer every cnnumpy layer derives from.
+
+A layer is an object with a forward pass and a backward pass (seed 002, "Classe abstraite :
+Layer"): ``forward`` maps X to Y and keeps what the backward pass needs; ``backward`` receives
+dL/dY and returns dL/dX, after storing the gradient of every parameter in ``self.grads`` under the
+same key as in ``self.params``. Optimisers only ever read ``params`` and ``grads``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from cnnumpy.rng import spawn_rng
+
+# Every concrete layer class, by name, so that a saved config can be rebuilt without running code.
+LAYERS: dict[str, type[Layer]] = {}
+
+
+class Layer:
+    """Base class: parameters, gradients, state, build lifecycle, config and repr.
+
+    Attributes:
+        params: trainable arrays, e.g. ``{"W": ..., "b": ...}``.
+        grads: arrays of the same keys and shapes, filled by ``backward``.
+        state: non-trainable arrays saved with the model (BatchNorm's running statistics).
+        input_shape: the input shape without the batch axis, set by ``build``.
+        need_input_grad: when False (the first layer of a model) ``backward`` may skip dL/dX and
+            return None; the parameter gradients are still computed.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
+        self.input_shape: tuple[int, ...] | None = None
+        self.built = False
+        self.trainable = True
+        self.need_input_grad = True
+        self.dtype = np.dtype(np.float32)
+        self._rng: np.random.Generator | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYERS[cls.__name__] = cls
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Create the shape-dependent parameters. Subclasses create them, then call this."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.output_shape(self.input_shape)  # validates the shape, raising a clear error
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.built = True
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output example for one input example of ``input_shape``."""
+        return tuple(input_shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward(x, training=training)
+
+    # -- helpers for subclasses --------------------------------------------------------------------
+    @property
+    def rng(self) -> np.random.Generator:
+        """This layer's own generator (dropout masks), spawned from the global one on first use."""
+        if self._rng is None:
+            self._rng = spawn_rng()
+        return self._rng
+
+    @rng.setter
+    def rng(self, value: np.random.Generator) -> None:
+        self._rng = value
+
+    def _prepare_input(self, x: np.ndarray, rank: int | None = None) -> np.ndarray:
+        """Check the input, build the layer on first use, and cast to the parameters' dtype.
+
+        Args:
+            x: the batch; its first axis is the batch axis.
+            rank: expected ``x.ndim`` (batch axis included), or None for any rank >= 2.
+        """
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self!r}: expected a numpy array, got {type(x).__name__}")
+        if rank is not None and x.ndim != rank:
+            raise ValueError(
+                f"{self!r}: expected input of rank {rank} {self._expected_input()}, "
+                f"got shape {x.shape}"
+            )
+        if rank is None and x.ndim < 2:
+            raise ValueError(
+                f"{self!r}: expected a batch (N, ...) of rank >= 2, got shape {x.shape}"
+            )
+        if not self.built:
+            self.build(x.shape[1:])
+        elif self.params and tuple(x.shape[1:]) != self.input_shape:
+            self.output_shape(tuple(x.shape[1:]))  # raises if incompatible
+        if self.params:
+            if x.dtype != self.dtype:
+                x = x.astype(self.dtype)
+        elif not np.issubdtype(x.dtype, np.floating):
+            x = x.astype(self.dtype)
+        return x
+
+    def _expected_input(self) -> str:
+        """A short text for error messages, such as ``(N, 3, H, W)``."""
+        return "(N, ...)"
+
+    def _error(self, message: str) -> ValueError:
+        return ValueError(f"{self!r}: {message}")
+
+    # -- dtype, counting, config -----------------------------------------------------------------
+    def astype(self, dtype) -> Layer:
+        """Convert parameters, gradients and state to ``dtype`` (float32 or float64), in place."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
+        self.dtype = dtype
+        for store in (self.params, self.grads, self.state):
+            for k, v in store.items():
+                if np.issubdtype(v.dtype, np.floating):
+                    store[k] = v.astype(dtype)
+        return self
+
+    def count_params(self) -> int:
+        """Number of trainable scalars."""
+        return int(sum(p.size for p in self.params.values()))
+
+    def zero_grads(self) -> None:
+        for g in self.grads.values():
+            g[...] = 0
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments, enough to rebuild the layer (JSON-serialisable)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        """``Conv2D(16, 3, stride=2)``: required arguments, then the non-default ones."""
+        config = self.get_config()
+        parts = []
+        signature = inspect.signature(type(self).__init__)
+        for pname, p in list(signature.parameters.items())[1:]:
+            if pname not in config:
+                continue
+            value = config[pname]
+            if p.default is inspect.Parameter.empty:
+                parts.append(repr(value))
+            elif p.default != value and not (
+                isinstance(value, list) and p.default is not None and list(p.default) == value
+            ):
+                parts.append(f"{pname}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def pair(value: int | tuple[int, int] | list[int], what: str, owner: str) -> tuple[int, int]:
+    """Normalise an int or a pair of ints (kernel size, stride...) to a tuple of two ints."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
+        return int(value[0]), int(value[1])
+    raise TypeError(f"{owner}: {what} must be an int or a pair of ints, got {value!r}")

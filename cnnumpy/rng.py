@@ -1,0 +1,41 @@
+"""The library's random generator.
+
+All randomness (weight initialisation, dropout masks, shuffling, augmentation) comes from
+`numpy.random.Generator` objects. ``cnnumpy.seed(n)`` replaces the global generator, so that
+building and training a model after it repeats bit for bit on the same machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_global_rng = np.random.default_rng()
+
+
+def seed(n: int) -> None:
+    """Make every following random draw of cnnumpy reproducible from the integer ``n``."""
+    global _global_rng
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {n!r}")
+    _global_rng = np.random.default_rng(int(n))
+
+
+def get_rng() -> np.random.Generator:
+    """The global generator (the one ``seed`` resets)."""
+    return _global_rng
+
+
+def spawn_rng() -> np.random.Generator:
+    """A new independent generator drawn from the global one (for a layer or a data loader)."""
+    return np.random.default_rng(_global_rng.integers(0, 2**63))
+
+
+def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator:
+    """A generator from ``None`` (spawned from the global one), an int seed, or a Generator."""
+    if seed_or_rng is None:
+        return spawn_rng()
+    if isinstance(seed_or_rng, np.random.Generator):
+        return seed_or_rng
+    if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
+        return np.random.default_rng(int(seed_or_rng))
+    raise TypeError(f"expected a seed (int), a numpy Generator or None, got {seed_or_rng!r}")
