@@ -31,6 +31,11 @@ class Layer:
             return None; the parameter gradients are still computed.
     """
 
+    # Whether this layer's outputs count as new "neurons" in ``summary`` (seed 003 counts the
+    # outputs of convolution, pooling and dense layers; an activation, Flatten, Dropout or
+    # BatchNorm works on the same neurons and sets this to False).
+    adds_neurons = True
+
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name
         self.params: dict[str, np.ndarray] = {}

@@ -1,0 +1,194 @@
+"""Callbacks: code that ``fit`` calls at the start and end of training, epochs and batches.
+
+Write your own by subclassing ``Callback`` and overriding any ``on_*`` method, or pass functions to
+``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``. ``self.model`` is the model being
+trained; setting ``self.model.stop_training = True`` ends training after the current epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from cnnumpy.fileio import atomic_write_text
+
+
+class Callback:
+    """Base class; every hook does nothing by default. ``logs`` is a dict of metric values."""
+
+    model = None
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict | None = None) -> None: ...
+
+    def on_train_end(self, logs: dict | None = None) -> None: ...
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
+
+    def on_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...
+
+
+class LambdaCallback(Callback):
+    """A callback made of plain functions, e.g. ``LambdaCallback(on_epoch_end=f)``."""
+
+    def __init__(self, **hooks) -> None:
+        for hook_name, fn in hooks.items():
+            if not hook_name.startswith("on_") or not hasattr(Callback, hook_name):
+                raise ValueError(f"LambdaCallback: unknown hook {hook_name!r}")
+            setattr(self, hook_name, fn)
+
+
+class History(Callback):
+    """Per-epoch metrics: ``history.history["loss"]`` is a list with one value per epoch."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.history[key]
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        return "max" if "acc" in monitor else "min"
+    return mode
+
+
+def _monitored(logs: dict | None, monitor: str, owner: str) -> float:
+    if not logs or monitor not in logs:
+        available = sorted(logs or {})
+        raise ValueError(f"{owner}: metric {monitor!r} is not in the logs; available: {available}")
+    return float(logs[monitor])
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the model gets back the weights of its best epoch at the end.
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
+                 restore_best_weights=True) -> None:
+        if patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
+        self.monitor = monitor
+        self.patience = int(patience)
+        self.min_delta = abs(float(min_delta))
+        self.mode = _monitor_mode(monitor, mode)
+        self.restore_best_weights = restore_best_weights
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = -1
+        self.wait = 0
+        self.stopped_epoch = None
+        self._best_weights = None
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self._best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self._best_weights is not None:
+            self.model.set_weights(self._best_weights)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimiser's learning rate at the start of each epoch from ``schedule(epoch)``."""
+
+    def __init__(self, schedule) -> None:
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.lr = float(self.schedule(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self.model.optimizer.lr
+
+
+class ReduceLROnPlateau(Callback):
+    """Divide the learning rate by 1/factor (10 by default, as AlexNet did) on a plateau."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=3, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0) -> None:
+        from cnnumpy.schedules import ReduceOnPlateau
+
+        self.monitor = monitor
+        self.plateau = ReduceOnPlateau(
+            factor=factor, patience=patience, mode=_monitor_mode(monitor, mode),
+            min_delta=min_delta, cooldown=cooldown, min_lr=min_lr,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        optimizer = self.model.optimizer
+        optimizer.lr = float(self.plateau.step(value, optimizer.lr))
+        logs["lr"] = optimizer.lr
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def __init__(self) -> None:
+        self.terminated_at = None
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.terminated_at = batch
+            self.model.stop_training = True
+            self.model.stop_now = True
+
+
+class CSVLogger(Callback):
+    """Write one CSV row of metrics per epoch; the file is rewritten atomically each epoch."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.rows.append({"epoch": epoch, **(logs or {})})
+        keys: list[str] = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buffer.getvalue())

@@ -1,0 +1,320 @@
+"""Sequential: layers composed into a network, trained by mini-batch gradient descent.
+
+One training step is the notes' loop (seed 002, ``Network.fit``; seed 000, ``train``): forward
+through every layer, loss, backward through every layer in reverse order, then one optimiser
+update of every parameter from its gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from cnnumpy import losses as losses_module
+from cnnumpy import metrics as metrics_module
+from cnnumpy import optimizers as optimizers_module
+from cnnumpy.callbacks import Callback, History
+from cnnumpy.layers.base import Layer
+from cnnumpy.progress import ProgressBar
+from cnnumpy.rng import as_rng
+from cnnumpy.validation import check_inputs, check_targets
+
+
+class Sequential:
+    """A stack of layers, each feeding the next.
+
+    Args:
+        layers: the layers, in order.
+        input_shape: shape of one example without the batch axis, e.g. ``(1, 28, 28)``; when
+            given the model is built at once, otherwise on the first batch.
+        name: an optional name shown by ``summary``.
+    """
+
+    def __init__(self, layers: list[Layer] | None = None,
+                 input_shape: tuple[int, ...] | None = None, name: str | None = None) -> None:
+        self.layers: list[Layer] = []
+        self.name = name
+        self.input_shape: tuple[int, ...] | None = None
+        self.optimizer = None
+        self.loss = None
+        self.metrics: dict = {}
+        self.stop_training = False
+        self.stop_now = False
+        self.history: History | None = None
+        self.dtype = np.dtype(np.float32)
+        for layer in layers or []:
+            self.add(layer)
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # -- structure -----------------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add: expected a cnnumpy Layer, got {type(layer).__name__}")
+        self.layers.append(layer)
+        if self.input_shape is not None:
+            shape = self.output_shape_at(len(self.layers) - 2)
+            layer.astype(self.dtype)
+            layer.build(shape)
+            layer.astype(self.dtype)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Build every layer from the shape of one input example (batch axis excluded)."""
+        shape = tuple(int(d) for d in input_shape)
+        self.input_shape = shape
+        for i, layer in enumerate(self.layers):
+            layer.need_input_grad = i > 0  # nobody needs dL/dx of the network input
+            if not layer.built:
+                layer.build(shape)
+            layer.astype(self.dtype)
+            shape = layer.output_shape(shape)
+
+    def output_shape_at(self, index: int) -> tuple[int, ...]:
+        """Output shape of layer ``index`` (-1: the model input)."""
+        shape = self.input_shape
+        for layer in self.layers[: index + 1]:
+            shape = layer.output_shape(shape)
+        return shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.output_shape_at(len(self.layers) - 1)
+
+    def _require_built(self, x: np.ndarray | None = None) -> None:
+        if self.input_shape is None:
+            if x is None:
+                raise ValueError("Sequential: the model is not built; pass input_shape=")
+            self.build(x.shape[1:])
+
+    def astype(self, dtype) -> Sequential:
+        """Convert every parameter, gradient and state array to float32 or float64."""
+        self.dtype = np.dtype(dtype)
+        for layer in self.layers:
+            layer.astype(self.dtype)
+        if self.optimizer is not None and hasattr(self.optimizer, "astype"):
+            self.optimizer.astype(self.dtype)
+        return self
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self) -> list[dict[str, np.ndarray]]:
+        """Copies of every layer's params and state, in layer order."""
+        return [{k: v.copy() for k, v in {**layer.params, **layer.state}.items()}
+                for layer in self.layers]
+
+    def set_weights(self, weights: list[dict[str, np.ndarray]]) -> None:
+        """Copy weights from ``get_weights`` back in place (shapes must match)."""
+        if len(weights) != len(self.layers):
+            raise ValueError(f"set_weights: expected {len(self.layers)} layers, got {len(weights)}")
+        for layer, saved in zip(self.layers, weights):
+            for store in (layer.params, layer.state):
+                for key, value in store.items():
+                    if saved[key].shape != value.shape:
+                        raise ValueError(f"set_weights: {layer!r} {key} must have shape "
+                                         f"{value.shape}, got {saved[key].shape}")
+                    value[...] = saved[key]
+
+    def summary(self, print_fn=print) -> str:
+        from cnnumpy.summary import summary_text
+
+        text = summary_text(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -- passes --------------------------------------------------------------------------------
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Raw pass through all layers (logits for a classifier)."""
+        self._require_built(x)
+        out = x if x.dtype == self.dtype else x.astype(self.dtype)
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Reverse pass: fills every layer's grads, returns dL/dx (None if not needed)."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    # -- training ------------------------------------------------------------------------------
+    def compile(self, optimizer="sgd", loss="cross_entropy", metrics=("accuracy",)) -> None:
+        """Choose the optimiser (name or object), the loss (name or object) and the metrics."""
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
+
+    def _require_compiled(self, where: str) -> None:
+        if self.loss is None or self.optimizer is None:
+            raise ValueError(f"{where}: call model.compile(optimizer=..., loss=...) first")
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+        out = self.forward(xb, training=True)
+        loss = float(self.loss(out, yb))
+        self.backward(self.loss.backward())
+        self.optimizer.step(self.layers)
+        return loss, out
+
+    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One forward, backward and optimiser step on one batch; returns the loss."""
+        self._require_compiled("train_on_batch")
+        x, y = self._check_data(x, y, "train_on_batch")
+        return self._step(x.astype(self.dtype, copy=False), y)[0]
+
+    def _check_data(self, x, y, where: str):
+        x = check_inputs(x, self.input_shape, where)
+        self._require_built(x)
+        if y is not None:
+            y = check_targets(y, len(x), self.output_shape, self.loss.name, where)
+        return x, y
+
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
+            validation_data=None, validation_split: float = 0.0, callbacks=None,
+            verbose: int = 1, seed: int | np.random.Generator | None = None,
+            augment=None) -> History:
+        """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
+
+        Args:
+            x: inputs (N, ...); integer images are cast to the model dtype batch by batch.
+            y: class ids (N,), one-hot (N, K) or regression targets.
+            validation_data: a pair (x_val, y_val) evaluated after each epoch.
+            validation_split: fraction of the *last* examples held out instead (like Keras).
+            callbacks: Callback objects (EarlyStopping, CSVLogger, ...).
+            verbose: 0 silent, 1 a progress bar and a line per epoch, 2 the line only.
+            seed: seeds the shuffling (and ``augment``) generator for a reproducible run.
+            augment: optional ``augment(x_batch, rng) -> x_batch`` applied to training batches.
+        """
+        self._require_compiled("fit")
+        _check_fit_args(epochs, batch_size, validation_split)
+        x, y = self._check_data(x, y, "fit")
+        if validation_split > 0:
+            if validation_data is not None:
+                raise ValueError("fit: give validation_data or validation_split, not both")
+            split = len(x) - max(1, int(round(len(x) * validation_split)))
+            if split < 1:
+                raise ValueError(f"fit: validation_split={validation_split} leaves no training data")
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        if validation_data is not None:
+            validation_data = self._check_data(*validation_data, "fit (validation_data)")
+        self._fit_rng = as_rng(seed)
+        history = History()
+        callbacks = [history, *(callbacks or [])]
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"fit: callbacks must be Callback objects, got {cb!r}")
+            cb.set_model(self)
+        self.history, self.stop_training, self.stop_now = history, False, False
+        for cb in callbacks:
+            cb.on_train_begin()
+        for epoch in range(epochs):
+            for cb in callbacks:
+                cb.on_epoch_begin(epoch)
+            logs = self._train_epoch(x, y, batch_size, shuffle, augment, callbacks,
+                                     epoch, epochs, verbose)
+            if validation_data is not None and not self.stop_now:
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["lr"] = float(self.optimizer.lr)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if verbose:
+                print(_epoch_line(epoch, epochs, logs), flush=True)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def _train_epoch(self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs,
+                     verbose) -> dict:
+        n = len(x)
+        order = self._fit_rng.permutation(n) if shuffle else np.arange(n)
+        totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
+        seen, start = 0, time.perf_counter()
+        bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose == 1)
+        for batch, lo in enumerate(range(0, n, batch_size)):
+            idx = order[lo:lo + batch_size]
+            xb = x[idx].astype(self.dtype, copy=False)
+            if augment is not None:
+                xb = augment(xb, self._fit_rng)
+            for cb in callbacks:
+                cb.on_batch_begin(batch)
+            loss, out = self._step(xb, y[idx])
+            totals["loss"] += loss * len(idx)
+            scores = self.loss.activate(out) if self.metrics else None
+            for name, fn in self.metrics.items():
+                totals[name] += fn(y[idx], scores) * len(idx)
+            seen += len(idx)
+            batch_logs = {k: v / seen for k, v in totals.items()}
+            bar.update(len(idx), batch_logs)
+            for cb in callbacks:
+                cb.on_batch_end(batch, {**batch_logs, "loss": loss})
+            if self.stop_now:
+                break
+        bar.close()
+        logs = {k: v / max(seen, 1) for k, v in totals.items()}
+        logs["time"] = time.perf_counter() - start
+        return logs
+
+    # -- inference -----------------------------------------------------------------------------
+    def predict(self, x, batch_size: int = 256) -> np.ndarray:
+        """Outputs for ``x`` in batches (probabilities for a classifier), memory-bounded."""
+        x = check_inputs(x, self.input_shape, "predict")
+        self._require_built(x)
+        _check_batch_size(batch_size, "predict")
+        out = None
+        for lo in range(0, len(x), batch_size):
+            raw = self.forward(x[lo:lo + batch_size].astype(self.dtype, copy=False))
+            scores = self.loss.activate(raw) if self.loss is not None else raw
+            if out is None:
+                out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
+            out[lo:lo + len(scores)] = scores
+        return out
+
+    def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
+        """Mean loss and metrics over (x, y), computed in batches."""
+        self._require_compiled("evaluate")
+        x, y = self._check_data(x, y, "evaluate")
+        _check_batch_size(batch_size, "evaluate")
+        totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
+        for lo in range(0, len(x), batch_size):
+            xb, yb = x[lo:lo + batch_size].astype(self.dtype, copy=False), y[lo:lo + batch_size]
+            raw = self.forward(xb)
+            totals["loss"] += float(self.loss(raw, yb)) * len(xb)
+            scores = self.loss.activate(raw)
+            for name, fn in self.metrics.items():
+                totals[name] += fn(yb, scores) * len(xb)
+        return {k: v / len(x) for k, v in totals.items()}
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
+        return f"Sequential([\n{inner}\n], input_shape={self.input_shape})"
+
+
+def _check_batch_size(batch_size, where: str) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+
+
+def _check_fit_args(epochs, batch_size, validation_split) -> None:
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
+    _check_batch_size(batch_size, "fit")
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+
+
+def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
+    parts = [f"epoch {epoch + 1}/{epochs}"]
+    for key, value in logs.items():
+        if key == "time":
+            parts.append(f"{value:.1f}s")
+        elif isinstance(value, float) and math.isfinite(value):
+            parts.append(f"{key}={value:.4g}")
+        else:
+            parts.append(f"{key}={value}")
+    return "  ".join(parts)
