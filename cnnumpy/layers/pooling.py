@@ -1,0 +1,234 @@
+"""Pooling layers: thin classes around ``cnnumpy.functional.pool``.
+
+A pooling layer has no parameters: it keeps the cache of its last forward pass (the argmax of
+each window for max pooling, the shapes for average pooling) and sends the gradient back through
+the matching functional backward. Output size (seed 001, 2.3.1; floor, PyTorch's
+``ceil_mode=False``):
+
+    H_out = (H + 2P - KH) // S + 1
+
+``stride`` defaults to ``pool_size`` (non-overlapping windows); ``stride < pool_size`` gives
+overlapping windows such as AlexNet's 3x3 stride 2 (seed 003). Max pooling pads with ``-inf``;
+average pooling pads with zeros that count in the mean (``count_include_pad=True``). As in
+PyTorch, the padding may be at most half the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnumpy.functional import pool as P
+from cnnumpy.layers.base import Layer, pair
+
+
+def _compact(value: tuple[int, ...]) -> int | list[int]:
+    """``(2, 2)`` -> ``2`` and ``(2, 3)`` -> ``[2, 3]``: what the config and repr show."""
+    return value[0] if len(set(value)) == 1 else list(value)
+
+
+class _Pool(Layer):
+    """Shared machinery of the 2-D and 1-D window poolings (``ndim`` spatial axes)."""
+
+    ndim = 2
+    forward_fn = backward_fn = None  # the functional pair, set by each subclass
+
+    def __init__(self, pool_size, stride=None, padding=0, *, name=None) -> None:
+        super().__init__(name=name)
+        owner = type(self).__name__
+        self.pool_size = self._tuple(pool_size, "pool_size", owner)
+        self.stride = self.pool_size if stride is None else self._tuple(stride, "stride", owner)
+        self.padding = self._tuple(padding, "padding", owner)
+        self._given_stride = stride
+        if min(self.pool_size) < 1 or min(self.stride) < 1:
+            raise ValueError(
+                f"{owner}: pool_size and stride must be >= 1, got pool_size={pool_size!r}, "
+                f"stride={stride!r}"
+            )
+        if min(self.padding) < 0 or any(
+            2 * p > k for p, k in zip(self.padding, self.pool_size, strict=True)
+        ):
+            raise ValueError(
+                f"{owner}: padding must be between 0 and half the pool size, got "
+                f"padding={padding!r} for pool_size={pool_size!r}"
+            )
+        self._cache = None
+
+    def _tuple(self, value, what: str, owner: str) -> tuple[int, ...]:
+        if self.ndim == 2:
+            return pair(value, what, owner)
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return (int(value),)
+        raise TypeError(f"{owner}: {what} must be an int, got {value!r}")
+
+    def _expected_input(self) -> str:
+        return "(N, C, H, W)" if self.ndim == 2 else "(N, C, L)"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != self.ndim + 1:
+            raise self._error(
+                f"expected input {self._expected_input()}, got an example of shape "
+                f"{tuple(input_shape)}"
+            )
+        sizes = tuple(input_shape[1:])
+        padded = tuple(s + 2 * p for s, p in zip(sizes, self.padding, strict=True))
+        if any(k > s for k, s in zip(self.pool_size, padded, strict=True)):
+            raise self._error(
+                f"pool window {self.pool_size} is larger than the padded input {padded} "
+                f"(input {tuple(input_shape)}, padding {self.padding})"
+            )
+        out = tuple(
+            (s - k) // st + 1 for s, k, st in zip(padded, self.pool_size, self.stride,
+                                                  strict=True)
+        )
+        return (int(input_shape[0]), *out)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x, rank=self.ndim + 2)
+        self.output_shape(x.shape[1:])  # a built pooling layer accepts any spatial size
+        args = (self.pool_size, self.stride, self.padding)
+        if self.ndim == 1:
+            args = tuple(a[0] for a in args)
+        out, self._cache = type(self).forward_fn(x, *args)  # keep: argmax or shapes only
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        if not self.need_input_grad:
+            return None
+        return type(self).backward_fn(dout, self._cache)
+
+    def get_config(self) -> dict[str, Any]:
+        stride = self._given_stride
+        return {
+            "pool_size": _compact(self.pool_size),
+            "stride": None if stride is None else _compact(self.stride),
+            "padding": _compact(self.padding),
+            "name": self.name,
+        }
+
+
+class MaxPool2D(_Pool):
+    """2-D max pooling: ``y[n, c, h, w] = max_{i, j} x_pad[n, c, S*h + i, S*w + j]``.
+
+    Backward sends each window's gradient to its first maximum (PyTorch's tie rule).
+
+    Args:
+        pool_size: window ``KH x KW`` (int or pair).
+        stride: step between windows; defaults to ``pool_size``.
+        padding: ``-inf`` padding on each side, at most half the window.
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``.
+    """
+
+    forward_fn = staticmethod(P.maxpool2d_forward)
+    backward_fn = staticmethod(P.maxpool2d_backward)
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(pool_size, stride, padding, name=name)
+
+
+class AvgPool2D(_Pool):
+    """2-D average pooling: ``y[n, c, h, w] = mean_{i, j} x_pad[n, c, S*h + i, S*w + j]``.
+
+    Zero padding counts in the mean (divisor ``KH * KW``, ``count_include_pad=True``).
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``.
+    """
+
+    forward_fn = staticmethod(P.avgpool2d_forward)
+    backward_fn = staticmethod(P.avgpool2d_backward)
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int],
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(pool_size, stride, padding, name=name)
+
+
+class MaxPool1D(_Pool):
+    """1-D max pooling: ``y[n, c, l] = max_k x_pad[n, c, S*l + k]``.
+
+    Shape:
+        ``(N, C, L)`` -> ``(N, C, L_out)``, ``L_out = (L + 2P - K) // S + 1``.
+    """
+
+    ndim = 1
+    forward_fn = staticmethod(P.maxpool1d_forward)
+    backward_fn = staticmethod(P.maxpool1d_backward)
+
+    def __init__(
+        self, pool_size: int, stride: int | None = None, padding: int = 0, *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(pool_size, stride, padding, name=name)
+
+
+class AvgPool1D(_Pool):
+    """1-D average pooling: ``y[n, c, l] = mean_k x_pad[n, c, S*l + k]`` (zeros count).
+
+    Shape:
+        ``(N, C, L)`` -> ``(N, C, L_out)``.
+    """
+
+    ndim = 1
+    forward_fn = staticmethod(P.avgpool1d_forward)
+    backward_fn = staticmethod(P.avgpool1d_backward)
+
+    def __init__(
+        self, pool_size: int, stride: int | None = None, padding: int = 0, *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(pool_size, stride, padding, name=name)
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean of each feature map: ``y[n, c] = 1/(H*W) sum_{h, w} x[n, c, h, w]``.
+
+    Shape:
+        ``(N, C, H, W)`` -> ``(N, C)``.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._cache = None
+
+    def _expected_input(self) -> str:
+        return "(N, C, H, W)"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise self._error(
+                f"expected input (N, C, H, W), got an example of shape {tuple(input_shape)}"
+            )
+        return (int(input_shape[0]),)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x, rank=4)
+        out, self._cache = P.global_avgpool2d_forward(x)  # keep: the input shape only
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward called before forward")
+        if not self.need_input_grad:
+            return None
+        return P.global_avgpool2d_backward(dout, self._cache)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
