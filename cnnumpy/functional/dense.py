@@ -1,0 +1,65 @@
+"""Fully connected layer, forward and backward (seed 002, "Fully Connected Layer").
+
+Forward, for a batch of N row vectors::
+
+    Y = X W + B                      y_nj = b_j + sum_i x_ni w_ij
+
+Backward, given dE/dY (the three formulas of the notes, batched)::
+
+    dE/dX = dE/dY W^T
+    dE/dW = X^T dE/dY                (the matrix product sums over the batch)
+    dE/dB = sum_n dE/dY[n]           (the notes have one example; we sum over the batch)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dense_forward(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray | None
+) -> tuple[np.ndarray, tuple]:
+    """Y = X W + B.
+
+    Args:
+        x: the inputs, one example per row.
+        W: the weights, ``W[i, j]`` links input ``i`` to output ``j``.
+        b: the biases, or None for a layer without bias.
+
+    Returns:
+        ``(out, cache)``; the cache holds ``x`` and ``W`` (all the backward pass needs)
+        and whether there is a bias.
+
+    Shape:
+        x: ``(N, in_features)``, W: ``(in_features, units)``, b: ``(units,)``,
+        out: ``(N, units)``.
+    """
+    out = x @ W
+    if b is not None:
+        out += b
+    cache = (x, W, b is not None)
+    return out, cache
+
+
+def dense_backward(
+    dout: np.ndarray, cache: tuple, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """dE/dX, dE/dW and dE/dB of Y = X W + B.
+
+    Args:
+        dout: dE/dY.
+        cache: what ``dense_forward`` returned.
+        need_dx: when False (first layer of a model) dE/dX is skipped and None returned.
+
+    Returns:
+        ``(dx, dW, db)``; ``db`` is None when the forward pass had no bias.
+
+    Shape:
+        dout: ``(N, units)``, dx: ``(N, in_features)``, dW: ``(in_features, units)``,
+        db: ``(units,)``.
+    """
+    x, W, has_bias = cache
+    dx = dout @ W.T if need_dx else None
+    dW = x.T @ dout
+    db = dout.sum(axis=0) if has_bias else None
+    return dx, dW, db

@@ -1,0 +1,156 @@
+"""Activation layers (seed 002, "Couche d'activation"): Y = f(X), dE/dX = dE/dY * f'(X).
+
+They have no parameters, accept inputs of any rank (the first axis is the batch) and
+keep the float dtype of their input. Each keeps only what its derivative needs: a mask
+for ReLU and LeakyReLU, the output for Sigmoid, Tanh and Softmax.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cnnumpy.functional import activations as F
+from cnnumpy.layers.base import Layer
+
+
+class _Activation(Layer):
+    """Shared plumbing; subclasses define ``_forward`` and ``_backward``."""
+
+    adds_neurons = False  # works on the neurons of the previous layer (model summary)
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._cache: Any = None
+        self._out_shape: tuple[int, ...] | None = None
+        self._out_dtype: np.dtype | None = None
+
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        out, self._cache = self._forward(x)
+        self._out_shape, self._out_dtype = out.shape, out.dtype
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        dout = np.asarray(dout).astype(self._out_dtype, copy=False)
+        if dout.shape != self._out_shape:
+            raise self._error(f"expected dout {self._out_shape}, got {dout.shape}")
+        if not self.need_input_grad:
+            return None
+        return self._backward(dout, self._cache)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+
+class ReLU(_Activation):
+    """f(x) = max(0, x); f'(x) = 1 if x > 0 else 0. Keeps the boolean mask x > 0."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+
+    def _forward(self, x):
+        return F.relu_forward(x)
+
+    def _backward(self, dout, cache):
+        return F.relu_backward(dout, cache)
+
+
+class LeakyReLU(_Activation):
+    """f(x) = x if x > 0 else alpha x (seed 000: alpha = 0.01). Keeps the mask x > 0.
+
+    Args:
+        alpha: slope for negative inputs.
+    """
+
+    def __init__(self, alpha: float = 0.01, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if (
+            isinstance(alpha, bool)
+            or not isinstance(alpha, (int, float, np.integer, np.floating))
+            or not math.isfinite(alpha)
+        ):
+            raise ValueError(f"LeakyReLU: alpha must be a finite number, got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def _forward(self, x):
+        return F.leaky_relu_forward(x, self.alpha)
+
+    def _backward(self, dout, cache):
+        return F.leaky_relu_backward(dout, cache)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "name": self.name}
+
+
+class Sigmoid(_Activation):
+    """s = 1 / (1 + exp(-x)), stable for large |x|; s' = s (1 - s). Keeps the output."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+
+    def _forward(self, x):
+        return F.sigmoid_forward(x)
+
+    def _backward(self, dout, cache):
+        return F.sigmoid_backward(dout, cache)
+
+
+class Tanh(_Activation):
+    """t = tanh(x); t' = 1 - t^2. Keeps the output."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+
+    def _forward(self, x):
+        return F.tanh_forward(x)
+
+    def _backward(self, dout, cache):
+        return F.tanh_backward(dout, cache)
+
+
+class Softmax(_Activation):
+    """s = exp(x - max) / sum exp(x - max) along ``axis`` (seed 004, eq. 4).
+
+    Backward is the full Jacobian-vector product ``dx = s * (g - sum(g * s))``. To train
+    a classifier, prefer raw logits and the ``"cross_entropy"`` loss, which fuses the
+    softmax.
+
+    Args:
+        axis: the axis that sums to 1, counted on the batched input (default: the last);
+            it may not be the batch axis 0.
+    """
+
+    def __init__(self, axis: int = -1, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Softmax: axis must be an int, got {axis!r}")
+        if axis == 0:
+            raise ValueError(
+                "Softmax(axis=0): axis 0 is the batch axis; use axis=-1 or >= 1"
+            )
+        self.axis = int(axis)
+
+    def _forward(self, x):
+        if not -x.ndim < self.axis < x.ndim:
+            raise self._error(
+                f"expected an input with axis {self.axis} besides the batch axis, "
+                f"got shape {x.shape}"
+            )
+        return F.softmax_forward(x, self.axis)
+
+    def _backward(self, dout, cache):
+        return F.softmax_backward(dout, cache)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"axis": self.axis, "name": self.name}

@@ -1,0 +1,121 @@
+"""The fully connected layer (seed 002, "Fully Connected Layer"): Y = X W + B."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnumpy import initializers
+from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.layers.base import Layer
+
+
+class Dense(Layer):
+    """Every input neuron connected to every output neuron: ``Y = X W + B``.
+
+    The activation is a separate layer (as in the notes). Backward:
+    ``dE/dX = dE/dY W^T``, ``dE/dW = X^T dE/dY``, ``dE/dB = sum_n dE/dY[n]``.
+
+    Args:
+        units: number of output neurons.
+        use_bias: add the bias B.
+        kernel_initializer: name of the initializer of W (``cnnumpy.initializers``).
+        bias_initializer: name of the initializer of B.
+        name: optional name of the layer.
+
+    Shape:
+        input ``(N, in_features)`` (flatten images first with ``Flatten()``),
+        output ``(N, units)``;
+        params ``W`` ``(in_features, units)``, ``b`` ``(units,)``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        use_bias: bool = True,
+        kernel_initializer: str = "he_normal",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, (int, np.integer))
+            or units < 1
+        ):
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        if not isinstance(use_bias, bool):
+            raise TypeError(
+                f"Dense({units}): use_bias must be a bool, got {use_bias!r}"
+            )
+        self.units = int(units)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        # Resolve now so that a typo fails at construction, not at the first batch.
+        self._kernel_init = initializers.get(kernel_initializer)
+        self._bias_init = initializers.get(bias_initializer)
+        self._cache: tuple | None = None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 1:
+            got = ", ".join(str(d) for d in input_shape)
+            raise self._error(
+                f"expected input (N, features), got (N, {got}); "
+                f"add a Flatten() layer before Dense to flatten feature maps"
+            )
+        if self.built and input_shape != self.input_shape:
+            raise self._error(
+                f"expected input (N, {self.input_shape[0]}), got (N, {input_shape[0]})"
+            )
+        return (self.units,)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.output_shape(input_shape)  # validates before allocating
+        in_features = int(input_shape[0])
+        W = self._kernel_init((in_features, self.units), self.rng, self.dtype)
+        self.params = {"W": W}
+        if self.use_bias:
+            self.params["b"] = self._bias_init((self.units,), self.rng, self.dtype)
+        super().build(input_shape)
+
+    def _expected_input(self) -> str:
+        return f"(N, {self.input_shape[0] if self.built else 'features'})"
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Y = X W + B; keeps X and W (a reference, not a copy) for ``backward``."""
+        if isinstance(x, np.ndarray) and x.ndim != 2:
+            raise self._error(
+                f"expected input {self._expected_input()}, got {x.shape}; add a "
+                f"Flatten() layer before Dense to flatten (N, C, H, W) feature maps"
+            )
+        x = self._prepare_input(x, rank=2)
+        out, self._cache = dense_forward(x, self.params["W"], self.params.get("b"))
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """dE/dX (None if ``need_input_grad`` is False); fills ``grads`` W and b."""
+        if self._cache is None:
+            raise RuntimeError(f"{self!r}: backward() called before forward()")
+        dout = np.asarray(dout).astype(self.dtype, copy=False)
+        n_examples = self._cache[0].shape[0]
+        if dout.shape != (n_examples, self.units):
+            raise self._error(
+                f"expected dout ({n_examples}, {self.units}), got {dout.shape}"
+            )
+        dx, dW, db = dense_backward(dout, self._cache, need_dx=self.need_input_grad)
+        self.grads["W"] = dW
+        if self.use_bias:
+            self.grads["b"] = db
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "units": self.units,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "name": self.name,
+        }
