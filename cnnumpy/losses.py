@@ -1,0 +1,163 @@
+"""Loss objects for ``Sequential.compile(loss=...)``, over ``functional.losses``.
+
+A loss is called like a function, ``value = loss(y_pred, y_true)``; it keeps dL/dy_pred,
+which ``loss.backward()`` returns to start the backward pass (seed 002: "il suffira de
+donner cette valeur à la dernière couche lors de la passe arrière").
+
+The last layer of a classifier outputs raw scores (logits): the softmax or the sigmoid
+is fused into the loss. ``loss.output_activation`` names the function that turns those
+raw outputs into predictions, and ``to_probabilities(output, loss)`` applies it
+(``Sequential.predict`` uses it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnumpy.functional import losses as F
+from cnnumpy.functional.activations import sigmoid, softmax
+
+
+class Loss:
+    """Base class: ``__call__``/``forward`` gives the loss, ``backward`` dL/dy_pred.
+
+    Attributes:
+        name: the name ``get`` resolves, e.g. ``"cross_entropy"``.
+        output_activation: ``"softmax"``, ``"sigmoid"`` or ``"identity"``: how the
+            model's raw outputs become predictions.
+    """
+
+    name = "loss"
+    output_activation = "identity"
+
+    def __init__(self) -> None:
+        self._grad: np.ndarray | None = None
+
+    def _compute(
+        self, y_pred: np.ndarray, y_true: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        """The loss value; dL/dy_pred is kept for ``backward``."""
+        value, self._grad = self._compute(y_pred, y_true)
+        return value
+
+    def __call__(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
+        return self.forward(y_pred, y_true)
+
+    def backward(self) -> np.ndarray:
+        """dL/dy_pred for the last call, shaped like ``y_pred``."""
+        if self._grad is None:
+            raise RuntimeError(
+                f"{self!r}: backward() called before the loss was computed"
+            )
+        return self._grad
+
+    def to_probabilities(self, output: np.ndarray) -> np.ndarray:
+        """Apply ``output_activation`` to raw network outputs."""
+        return _ACTIVATIONS[self.output_activation](np.asarray(output))
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MSE(Loss):
+    """Mean squared error over all elements, E = mean((y - t)^2) (seed 002).
+
+    Same value and gradient as PyTorch's ``MSELoss(reduction="mean")``.
+    """
+
+    name = "mse"
+    output_activation = "identity"
+
+    def _compute(self, y_pred, y_true):
+        return F.mse(y_pred, y_true)
+
+
+class CrossEntropy(Loss):
+    """Softmax cross-entropy on logits, averaged over the batch.
+
+    Labels are class ids (N,) or one-hot / probability rows (N, K). Same value and
+    gradient as PyTorch's ``CrossEntropyLoss()``.
+    """
+
+    name = "cross_entropy"
+    output_activation = "softmax"
+
+    def _compute(self, y_pred, y_true):
+        return F.cross_entropy(y_pred, y_true)
+
+
+class BinaryCrossEntropy(Loss):
+    """Sigmoid binary cross-entropy on logits, averaged over all elements.
+
+    Labels 0/1 (or probabilities) of shape (N,) or (N, 1). Same value and gradient as
+    PyTorch's ``BCEWithLogitsLoss()``.
+    """
+
+    name = "binary_cross_entropy"
+    output_activation = "sigmoid"
+
+    def _compute(self, y_pred, y_true):
+        return F.binary_cross_entropy(y_pred, y_true)
+
+
+_ACTIVATIONS = {
+    "identity": lambda z: z,
+    "softmax": lambda z: softmax(z, axis=-1),
+    "sigmoid": sigmoid,
+}
+
+LOSSES: dict[str, type[Loss]] = {
+    "mse": MSE,
+    "mean_squared_error": MSE,
+    "cross_entropy": CrossEntropy,
+    "categorical_crossentropy": CrossEntropy,
+    "sparse_categorical_crossentropy": CrossEntropy,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "binary_crossentropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+}
+
+
+def get(loss: str | Loss | type[Loss] | dict) -> Loss:
+    """The loss object for a name, a class, a serialised dict or an instance.
+
+    Names: ``"mse"``, ``"cross_entropy"``, ``"binary_cross_entropy"`` and the aliases in
+    ``LOSSES``; dicts are ``{"name": ..., "config": {...}}`` (see ``serialize``); a
+    ``Loss`` instance is returned as is.
+    """
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, type) and issubclass(loss, Loss):
+        return loss()
+    if isinstance(loss, dict) and "name" in loss:
+        cls = type(get(loss["name"]))
+        return cls(**loss.get("config", {}))
+    if isinstance(loss, str):
+        key = loss.lower()
+        if key not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+        return LOSSES[key]()
+    raise TypeError(
+        f"expected a loss name, a Loss class or instance, got {type(loss).__name__}"
+    )
+
+
+def serialize(loss: Loss) -> dict[str, Any]:
+    """``{"name": ..., "config": ...}``, JSON-serialisable; ``get`` reads it back."""
+    return {"name": loss.name, "config": loss.get_config()}
+
+
+def to_probabilities(output: np.ndarray, loss: str | Loss) -> np.ndarray:
+    """Turn raw network outputs into predictions for ``loss``.
+
+    Softmax for cross-entropy, sigmoid for binary cross-entropy, unchanged for MSE.
+    """
+    return get(loss).to_probabilities(output)
