@@ -7,7 +7,16 @@ from cnnumpy.layers.base import LAYERS, Layer
 # [pool] from cnnumpy.layers.reshape import Flatten
 # [pool] from cnnumpy.layers.dropout import Dropout
 # [pool] from cnnumpy.layers.normalization import BatchNorm
-# [dense] from cnnumpy.layers.dense import Dense
-# [dense] from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from cnnumpy.layers.dense import Dense
+from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 
-__all__ = ["LAYERS", "Layer"]
+__all__ = [
+    "LAYERS",
+    "Dense",
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]
