@@ -167,6 +167,14 @@ class Optimizer:
                 slots[name] = value.astype(p.dtype)
         return slots
 
+    def astype(self, dtype: Any) -> Optimizer:
+        """Convert every slot to ``dtype``, as ``Sequential.astype`` does to the model."""
+        dtype = np.dtype(dtype)
+        for slots in self.slots.values():
+            for name, value in slots.items():
+                slots[name] = value.astype(dtype)
+        return self
+
     # -- config and state
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments (JSON-serialisable)."""
