@@ -3,18 +3,32 @@
 from cnnumpy.layers.base import LAYERS, Layer
 
 # [conv] from cnnumpy.layers.conv import Conv1D, Conv2D
-# [pool] from cnnumpy.layers.pooling import ...
-# [pool] from cnnumpy.layers.reshape import Flatten
-# [pool] from cnnumpy.layers.dropout import Dropout
-# [pool] from cnnumpy.layers.normalization import BatchNorm
+from cnnumpy.layers.pooling import (
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAvgPool2D,
+    MaxPool1D,
+    MaxPool2D,
+)
+from cnnumpy.layers.reshape import Flatten
+from cnnumpy.layers.dropout import Dropout
+from cnnumpy.layers.normalization import BatchNorm
 from cnnumpy.layers.dense import Dense
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 
 __all__ = [
     "LAYERS",
+    "AvgPool1D",
+    "AvgPool2D",
+    "BatchNorm",
     "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAvgPool2D",
     "Layer",
     "LeakyReLU",
+    "MaxPool1D",
+    "MaxPool2D",
     "ReLU",
     "Sigmoid",
     "Softmax",
