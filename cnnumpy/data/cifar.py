@@ -1,0 +1,191 @@
+"""The CIFAR-10 "python version": pickled batches, read without trusting the pickles.
+
+The archive ``cifar-10-python.tar.gz`` holds ``cifar-10-batches-py/`` with ``data_batch_1``
+.. ``data_batch_5``, ``test_batch`` and ``batches.meta``. Each batch is a Python 2 pickle of
+a dict ``{b"data": uint8 (10000, 3072), b"labels": [int, ...], ...}``; a row of ``data`` is
+one 32x32 image stored as three planes R | G | B of 1024 bytes, so ``data.reshape(N, 3, 32,
+32)`` is already ``(N, C, H, W)``.
+
+A pickle can run any code while it loads, so ``pickle.load`` is never used:
+``RestrictedUnpickler`` admits only the few callables that rebuild a NumPy array and refuses
+every other global with ``UnsafePickleError``. Reading from the tar.gz streams the expected
+members into memory; nothing is extracted to disk.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import pickle
+import tarfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from cnnumpy.data.dataset import DatasetError, UnsafePickleError
+from cnnumpy.data.idx import md5_hex
+
+FOLDER = "cifar-10-batches-py"
+ARCHIVE = "cifar-10-python.tar.gz"
+META = "batches.meta"
+SPLIT_BATCHES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+# A batch is 30 MB; anything far larger is not a CIFAR batch.
+MAX_MEMBER_BYTES = 64 * 1024 * 1024
+
+
+def _reconstruct():
+    try:  # NumPy >= 2 keeps the implementation in numpy._core
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+# (module, name) -> the object the pickle may call. Nothing else is ever imported.
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy", "dtype"): lambda: np.dtype,
+    # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1").
+    ("_codecs", "encode"): lambda: codecs.encode,
+    ("codecs", "encode"): lambda: codecs.encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can only rebuild dicts, lists, strings, numbers and arrays."""
+
+    def find_class(self, module: str, name: str):
+        factory = _ALLOWED.get((module, name))
+        if factory is None:
+            raise UnsafePickleError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch only needs "
+                "NumPy array reconstruction (the file is corrupt or not a CIFAR-10 batch)"
+            )
+        return factory()
+
+
+def safe_loads(data: bytes, what: str = "pickle"):
+    """Unpickle ``data`` with ``RestrictedUnpickler`` and ``encoding="bytes"``."""
+    try:
+        return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{what}: {exc}") from None
+    except Exception as exc:  # any malformed stream: EOFError, UnpicklingError, ...
+        raise DatasetError(f"{what}: not a valid pickle ({exc!r})") from exc
+
+
+def _key(entry: dict, name: str):
+    for key in (name.encode(), name):
+        if key in entry:
+            return entry[key]
+    raise DatasetError(f"missing key {name!r}")
+
+
+def parse_batch(data: bytes, what: str = "CIFAR-10 batch") -> tuple[np.ndarray, np.ndarray]:
+    """Decode one batch into images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``."""
+    entry = safe_loads(data, what)
+    if not isinstance(entry, dict):
+        raise DatasetError(f"{what}: expected a dict, got {type(entry).__name__}")
+    try:
+        pixels, labels = _key(entry, "data"), _key(entry, "labels")
+    except DatasetError as exc:
+        raise DatasetError(f"{what}: {exc}") from None
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise DatasetError(f"{what}: b'data' must be a uint8 array, got {pixels!r:.80}")
+    if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
+        raise DatasetError(f"{what}: b'data' must be (N, 3072), got {pixels.shape}")
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(pixels):
+        raise DatasetError(
+            f"{what}: expected {len(pixels)} labels to match the images, got "
+            f"{len(labels) if hasattr(labels, '__len__') else type(labels).__name__}"
+        )
+    labels = np.asarray(labels)
+    if labels.size and labels.dtype.kind not in "iu":
+        raise DatasetError(f"{what}: labels must be integers, got {labels.dtype}")
+    return pixels.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def parse_meta(data: bytes, what: str = META) -> tuple[str, ...]:
+    """The class names stored in ``batches.meta``."""
+    entry = safe_loads(data, what)
+    try:
+        names = _key(entry, "label_names") if isinstance(entry, dict) else None
+    except DatasetError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DatasetError(f"{what}: expected a dict with a list b'label_names'")
+    return tuple(n.decode("ascii") if isinstance(n, bytes) else n for n in names)
+
+
+def find_source(path: Path) -> Path | None:
+    """The archive or batch folder at ``path`` (either itself, or inside it), if any."""
+    if path.is_file():
+        return path
+    for candidate in (path / FOLDER, path / ARCHIVE):
+        if candidate.exists():
+            return candidate
+    if (path / META).is_file() or (path / "test_batch").is_file():
+        return path
+    return None
+
+
+def read_members(
+    source: Path, names: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> dict[str, bytes]:
+    """The bytes of the named batch files, from a tar.gz or a ``cifar-10-batches-py`` dir.
+
+    Only members called ``cifar-10-batches-py/<name>`` that are regular files are read, in
+    one pass over the archive; a missing one of ``names`` raises ``DatasetError``, a missing
+    one of ``optional`` is left out.
+    """
+    if source.is_dir():
+        present = [n for n in optional if (source / n).is_file()]
+        return {name: _read_file(source / name) for name in (*names, *present)}
+    wanted = {f"{FOLDER}/{name}": name for name in (*names, *optional)}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(source, mode="r:*") as tar:
+            for member in tar:
+                name = wanted.get(member.name.removeprefix("./"))
+                if name is None or name in found:
+                    continue
+                if not member.isfile() or member.size > MAX_MEMBER_BYTES:
+                    raise DatasetError(f"{source}: {member.name} is not a batch file")
+                found[name] = tar.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{source}: cannot read the archive ({exc})") from exc
+    missing = [f"{FOLDER}/{n}" for n in names if n not in found]
+    if missing:
+        raise DatasetError(f"{source}: archive lacks {', '.join(missing)}")
+    return found
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        if path.stat().st_size > MAX_MEMBER_BYTES:
+            raise DatasetError(f"{path}: too large for a CIFAR-10 batch")
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {os.fspath(path)}: {exc}") from exc
+
+
+def read_split(
+    source: Path, split: str
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...] | None, dict[str, str]]:
+    """Images ``(N, 3, 32, 32)`` uint8, labels int64, class names (None without
+    ``batches.meta``) and the md5 of every batch read, for one split."""
+    batch_names = SPLIT_BATCHES[split]
+    members = read_members(source, batch_names, optional=(META,))
+    parts = [parse_batch(members[n], f"{source}:{n}") for n in batch_names]
+    x = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    y = np.concatenate([p[1] for p in parts])
+    names = parse_meta(members[META], f"{source}:{META}") if META in members else None
+    md5s = {name: md5_hex(members[name]) for name in batch_names}
+    return x, y, names, md5s
