@@ -1,8 +1,37 @@
 """cnnumpy: convolutional neural networks from scratch in NumPy."""
 
-from cnnumpy import initializers, layers
+from cnnumpy import (
+    callbacks,
+    functional,
+    initializers,
+    io,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    schedules,
+    zoo,
+)
+from cnnumpy.io import ModelFileError, load_model
+from cnnumpy.model import Sequential
 from cnnumpy.rng import seed
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "initializers", "layers", "seed"]
+__all__ = [
+    "ModelFileError",
+    "Sequential",
+    "__version__",
+    "callbacks",
+    "functional",
+    "initializers",
+    "io",
+    "layers",
+    "load_model",
+    "losses",
+    "metrics",
+    "optimizers",
+    "schedules",
+    "seed",
+    "zoo",
+]

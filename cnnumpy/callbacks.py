@@ -124,6 +124,14 @@ class EarlyStopping(Callback):
         if self.restore_best_weights and self._best_weights is not None:
             self.model.set_weights(self._best_weights)
 
+    def state_dict(self) -> dict:
+        """Counters for resume (the best weights themselves are not kept across a restart)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.wait = int(state["wait"])
+
 
 class LearningRateScheduler(Callback):
     """Set the optimiser's learning rate at the start of each epoch from ``schedule(epoch)``."""
@@ -135,10 +143,6 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.optimizer.lr = float(self.schedule(epoch))
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = self.model.optimizer.lr
 
 
 class ReduceLROnPlateau(Callback):
@@ -158,7 +162,12 @@ class ReduceLROnPlateau(Callback):
         value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
         optimizer = self.model.optimizer
         optimizer.lr = float(self.plateau.step(value, optimizer.lr))
-        logs["lr"] = optimizer.lr
+
+    def state_dict(self) -> dict:
+        return self.plateau.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.plateau.load_state_dict(state)
 
 
 class TerminateOnNaN(Callback):
@@ -192,3 +201,85 @@ class CSVLogger(Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.path, buffer.getvalue())
+
+
+class Backup:
+    """Backup and restore for ``fit(resume_from=DIR)`` (not a callback: fit drives it).
+
+    ``DIR/checkpoint.safetensors`` holds the model, optimiser, history, the epoch just finished,
+    the state of the shuffling/augmentation generator and of every callback that has
+    ``state_dict``. It is replaced atomically after each epoch, so a process killed at any moment
+    leaves the last completed epoch on disk.
+    """
+
+    FILENAME = "checkpoint.safetensors"
+
+    def __init__(self, folder, model, callbacks) -> None:
+        self.path = Path(folder) / self.FILENAME
+        self.model, self.callbacks = model, callbacks
+
+    def restore(self) -> int:
+        """Load the checkpoint if there is one; returns the first epoch still to run."""
+        from cnnumpy.io import restore_checkpoint
+        from cnnumpy.rng import generator_from_state
+
+        if not self.path.exists():
+            return 0
+        state = restore_checkpoint(self.model, self.path) or {}
+        self.model._fit_rng = generator_from_state(state["fit_rng"])
+        history = self.callbacks[0]
+        if self.model.history is not history and self.model.history is not None:
+            history.epoch, history.history = self.model.history.epoch, self.model.history.history
+        self.model.history = history
+        for key, cb in self._stateful():
+            if key in state.get("callbacks", {}):
+                cb.load_state_dict(state["callbacks"][key])
+        return int(state["epoch"]) + 1
+
+    def save(self, epoch: int) -> None:
+        from cnnumpy.io import save_model
+        from cnnumpy.rng import generator_state
+
+        state = {"epoch": epoch, "fit_rng": generator_state(self.model._fit_rng),
+                 "callbacks": {key: cb.state_dict() for key, cb in self._stateful()}}
+        save_model(self.model, self.path, training_state=state)
+
+    def _stateful(self):
+        for i, cb in enumerate(self.callbacks):
+            if hasattr(cb, "state_dict") and hasattr(cb, "load_state_dict"):
+                yield f"{i}.{type(cb).__name__}", cb
+
+
+class ModelCheckpoint(Callback):
+    """Save the model after every epoch, or only when ``monitor`` improves (``save_best_only``).
+
+    ``path`` may contain ``{epoch}`` (1-based) and any logged metric, e.g.
+    ``"ckpt/model-{epoch:02d}-{val_loss:.3f}.safetensors"``. Writes are atomic, so the previous
+    file survives a crash during a save.
+    """
+
+    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto") -> None:
+        self.path = str(path)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.mode = _monitor_mode(monitor, mode)
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.saved: list[str] = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = _monitored(logs, self.monitor, "ModelCheckpoint")
+            better = value < self.best if self.mode == "min" else value > self.best
+            if not better:
+                return
+            self.best = value
+        path = self.path.format(epoch=epoch + 1, **logs)
+        self.model.save(path)
+        self.saved.append(path)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = float(state["best"])

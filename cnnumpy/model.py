@@ -15,7 +15,7 @@ import numpy as np
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy.callbacks import Callback, History
+from cnnumpy.callbacks import Backup, Callback, History
 from cnnumpy.layers.base import Layer
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
@@ -117,6 +117,12 @@ class Sequential:
                                          f"{value.shape}, got {saved[key].shape}")
                     value[...] = saved[key]
 
+    def save(self, path, include_optimizer: bool = True) -> None:
+        """Save architecture, weights, optimiser state and history to one safetensors file."""
+        from cnnumpy.io import save_model
+
+        save_model(self, path, include_optimizer=include_optimizer)
+
     def summary(self, print_fn=print) -> str:
         from cnnumpy.summary import summary_text
 
@@ -174,7 +180,7 @@ class Sequential:
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             validation_data=None, validation_split: float = 0.0, callbacks=None,
             verbose: int = 1, seed: int | np.random.Generator | None = None,
-            augment=None) -> History:
+            augment=None, resume_from=None) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
 
         Args:
@@ -186,6 +192,11 @@ class Sequential:
             verbose: 0 silent, 1 a progress bar and a line per epoch, 2 the line only.
             seed: seeds the shuffling (and ``augment``) generator for a reproducible run.
             augment: optional ``augment(x_batch, rng) -> x_batch`` applied to training batches.
+            resume_from: a folder for backup and restore. After every epoch the model, the
+                optimiser state, the history and the state of every random generator are saved
+                there atomically; a later ``fit`` with the same folder (after a crash, a kill,
+                or to continue) starts after the last completed epoch and ends with the same
+                weights, bit for bit, as an uninterrupted run with the same seed.
         """
         self._require_compiled("fit")
         _check_fit_args(epochs, batch_size, validation_split)
@@ -207,9 +218,11 @@ class Sequential:
                 raise TypeError(f"fit: callbacks must be Callback objects, got {cb!r}")
             cb.set_model(self)
         self.history, self.stop_training, self.stop_now = history, False, False
+        backup = Backup(resume_from, self, callbacks) if resume_from is not None else None
+        first_epoch = backup.restore() if backup is not None else 0
         for cb in callbacks:
             cb.on_train_begin()
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch)
             logs = self._train_epoch(x, y, batch_size, shuffle, augment, callbacks,
@@ -222,6 +235,8 @@ class Sequential:
                 cb.on_epoch_end(epoch, logs)
             if verbose:
                 print(_epoch_line(epoch, epochs, logs), flush=True)
+            if backup is not None and not self.stop_now:
+                backup.save(epoch)
             if self.stop_training:
                 break
         for cb in callbacks:
@@ -244,7 +259,7 @@ class Sequential:
                 cb.on_batch_begin(batch)
             loss, out = self._step(xb, y[idx])
             totals["loss"] += loss * len(idx)
-            scores = self.loss.activate(out) if self.metrics else None
+            scores = self.loss.to_probabilities(out) if self.metrics else None
             for name, fn in self.metrics.items():
                 totals[name] += fn(y[idx], scores) * len(idx)
             seen += len(idx)
@@ -268,7 +283,7 @@ class Sequential:
         out = None
         for lo in range(0, len(x), batch_size):
             raw = self.forward(x[lo:lo + batch_size].astype(self.dtype, copy=False))
-            scores = self.loss.activate(raw) if self.loss is not None else raw
+            scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
                 out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
             out[lo:lo + len(scores)] = scores
@@ -284,7 +299,7 @@ class Sequential:
             xb, yb = x[lo:lo + batch_size].astype(self.dtype, copy=False), y[lo:lo + batch_size]
             raw = self.forward(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
-            scores = self.loss.activate(raw)
+            scores = self.loss.to_probabilities(raw)
             for name, fn in self.metrics.items():
                 totals[name] += fn(yb, scores) * len(xb)
         return {k: v / len(x) for k, v in totals.items()}

@@ -39,3 +39,38 @@ def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
         return np.random.default_rng(int(seed_or_rng))
     raise TypeError(f"expected a seed (int), a numpy Generator or None, got {seed_or_rng!r}")
+
+
+class isolated:
+    """Context manager: random draws inside do not advance the global generator.
+
+    Used when loading a model, whose layers are built (and randomly initialised) before the saved
+    weights overwrite them: loading must not change what a seeded run draws next.
+    """
+
+    def __enter__(self):
+        global _global_rng
+        self._saved = _global_rng
+        _global_rng = np.random.default_rng(0)
+        return self
+
+    def __exit__(self, *exc):
+        global _global_rng
+        _global_rng = self._saved
+        return False
+
+
+def generator_state(rng: np.random.Generator) -> dict:
+    """The JSON-serialisable state of a generator."""
+    return rng.bit_generator.state
+
+
+def generator_from_state(state: dict, allowed=("PCG64", "PCG64DXSM", "Philox", "SFC64",
+                                                "MT19937")) -> np.random.Generator:
+    """A generator restored from ``generator_state`` (only NumPy's own bit generators)."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in allowed:
+        raise ValueError(f"unknown random bit generator {name!r}; expected one of {allowed}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)

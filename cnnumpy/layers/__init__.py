@@ -2,7 +2,7 @@
 
 from cnnumpy.layers.base import LAYERS, Layer
 
-# [conv] from cnnumpy.layers.conv import Conv1D, Conv2D
+from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.pooling import (
     AvgPool1D,
     AvgPool2D,
@@ -13,20 +13,24 @@ from cnnumpy.layers.pooling import (
 from cnnumpy.layers.reshape import Flatten
 from cnnumpy.layers.dropout import Dropout
 from cnnumpy.layers.normalization import BatchNorm
-from cnnumpy.layers.dense import Dense
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from cnnumpy.layers.dense import Dense
+from cnnumpy.layers.lrn import LocalResponseNorm
 
 __all__ = [
     "LAYERS",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm",
+    "Conv1D",
+    "Conv2D",
     "Dense",
     "Dropout",
     "Flatten",
     "GlobalAvgPool2D",
     "Layer",
     "LeakyReLU",
+    "LocalResponseNorm",
     "MaxPool1D",
     "MaxPool2D",
     "ReLU",

@@ -1,0 +1,218 @@
+"""Saving and loading: round trips, atomic writes, corrupted and hostile files."""
+
+import json
+import os
+import pickle
+import time
+
+import numpy as np
+import pytest
+
+import cnnumpy
+from cnnumpy import io
+from cnnumpy.io import ModelFileError, load_model, load_weights, save_weights
+from cnnumpy.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from cnnumpy.optimizers import SGD, Adam
+from cnnumpy.safefile import dump_bytes
+
+
+def model_with_everything(seed=0):
+    cnnumpy.seed(seed)
+    model = cnnumpy.Sequential(
+        [Conv2D(4, 3, padding=1, use_bias=False), BatchNorm(), ReLU(), MaxPool2D(2), Flatten(),
+         Dropout(0.25), Dense(3)],
+        input_shape=(2, 6, 6), name="tiny")
+    model.compile(optimizer=Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
+    return model
+
+
+def data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2, 6, 6)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def trained(tmp_path, epochs=2):
+    x, y = data()
+    model = model_with_everything()
+    model.fit(x, y, epochs=epochs, batch_size=8, verbose=0, seed=0)
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    return model, path, x, y
+
+
+def test_round_trip_keeps_predictions_optimizer_and_history(tmp_path):
+    model, path, x, y = trained(tmp_path)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert [repr(a) for a in loaded.layers] == [repr(b) for b in model.layers]
+    np.testing.assert_array_equal(loaded.layers[1].state["running_var"],
+                                  model.layers[1].state["running_var"])
+    a, b = model.optimizer.state_dict(), loaded.optimizer.state_dict()
+    assert (a["iterations"], a["lr"]) == (b["iterations"], b["lr"]) and a["iterations"] == 6
+    for slot in a["slots"]:
+        for name in a["slots"][slot]:
+            np.testing.assert_array_equal(a["slots"][slot][name], b["slots"][slot][name])
+    assert loaded.history.history == model.history.history
+    assert loaded.loss.name == "cross_entropy" and list(loaded.metrics) == ["accuracy"]
+
+
+def test_continued_training_equals_uninterrupted(tmp_path):
+    x, y = data()
+    straight = model_with_everything()
+    straight.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0, shuffle=False)
+    straight.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=1, shuffle=False)
+    first = model_with_everything()
+    first.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0, shuffle=False)
+    first.save(tmp_path / "m.safetensors")
+    resumed = load_model(tmp_path / "m.safetensors")
+    resumed.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=1, shuffle=False)
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_loading_does_not_disturb_the_global_generator(tmp_path):
+    _, path, _, _ = trained(tmp_path)
+    cnnumpy.seed(3)
+    expected = cnnumpy.rng.get_rng().random()
+    cnnumpy.seed(3)
+    load_model(path)
+    assert cnnumpy.rng.get_rng().random() == expected
+
+
+def test_weights_only_round_trip_and_all_or_nothing(tmp_path):
+    model, _, x, _ = trained(tmp_path)
+    save_weights(model, tmp_path / "w.safetensors")
+    fresh = model_with_everything(seed=1)
+    load_weights(fresh, tmp_path / "w.safetensors")
+    np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
+    other = cnnumpy.Sequential([Conv2D(4, 3, padding=1, use_bias=False), BatchNorm(), ReLU(),
+                                MaxPool2D(2), Flatten(), Dropout(0.25), Dense(5)],
+                               input_shape=(2, 6, 6))
+    before = other.get_weights()
+    with pytest.raises(ModelFileError, match=r"weight layers.6.W has shape \(36, 3\)"):
+        load_weights(other, tmp_path / "w.safetensors")
+    for a, b in zip(before, other.get_weights()):  # nothing half-loaded
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
+    from safetensors.numpy import load_file
+    from safetensors import safe_open
+
+    _, path, _, _ = trained(tmp_path)
+    tensors = load_file(path)
+    assert tensors["layers.0.W"].shape == (4, 2, 3, 3)
+    assert "optimizer.0.W.m" in tensors or any(k.startswith("optimizer.") for k in tensors)
+    with safe_open(path, "np") as f:
+        meta = f.metadata()
+    spec = json.loads(meta["model"])
+    assert [entry["class"] for entry in spec["layers"]][:2] == ["Conv2D", "BatchNorm"]
+    assert json.loads(meta["cnnumpy_version"]) == cnnumpy.__version__
+
+
+def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
+    model, path, _, _ = trained(tmp_path)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def rewrite(path, meta_changes=None, tensor_changes=None):
+    """Re-save a model file with edited metadata or tensors (valid checksum, bad content)."""
+    tensors, meta = io.load_bytes(path.read_bytes())
+    for key in ("format", "format_version", "sha256"):
+        meta.pop(key)
+    meta.update(meta_changes or {})
+    tensors.update(tensor_changes or {})
+    for k, v in list(tensors.items()):
+        if v is None:
+            del tensors[k]
+    path.write_bytes(dump_bytes(tensors, meta))
+
+
+def test_inconsistent_files_are_refused(tmp_path):
+    _, path, _, _ = trained(tmp_path)
+    original = path.read_bytes()
+    cases = [
+        ({}, {"layers.0.W": None}, r"missing: \['layers.0.W'\]"),
+        ({}, {"layers.9.W": np.zeros(2, np.float32)}, r"unexpected: \['layers.9.W'\]"),
+        ({}, {"layers.6.W": np.zeros((3, 3), np.float32)}, r"layers.6.W has shape \(3, 3\)"),
+    ]
+    for meta, tensors, message in cases:
+        path.write_bytes(original)
+        rewrite(path, meta, tensors)
+        with pytest.raises(ModelFileError, match=message):
+            load_model(path)
+    path.write_bytes(original)
+    _, meta = io.load_bytes(original)
+    spec = meta["model"]
+    spec["layers"][0]["class"] = "EvalLayer"
+    rewrite(path, {"model": spec})
+    with pytest.raises(ModelFileError, match="unknown layer type 'EvalLayer'"):
+        load_model(path)
+
+
+def test_newer_format_and_foreign_files(tmp_path):
+    from safetensors.numpy import save
+
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(save({"a": np.zeros(2, np.float32)}, metadata={"format": "cnnumpy",
+                                                                    "format_version": "7"}))
+    with pytest.raises(ModelFileError, match="format version 7 is newer"):
+        load_model(path)
+    path.write_bytes(save({"a": np.zeros(2, np.float32)}))
+    with pytest.raises(ModelFileError, match="not a cnnumpy model file"):
+        load_model(path)
+    path.write_bytes(b"PK\x03\x04 this is a zip file, not a model")
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/cnnumpy_pwned_by_metadata",))
+
+
+def test_pickle_smuggled_in_metadata_is_refused(tmp_path):
+    marker = "/tmp/cnnumpy_pwned_by_metadata"
+    if os.path.exists(marker):
+        os.remove(marker)
+    _, path, _, _ = trained(tmp_path)
+    payload = pickle.dumps(Boom()).decode("latin1")
+    _, meta = io.load_bytes(path.read_bytes())
+    spec = meta["model"]
+    spec["layers"][0]["config"] = payload
+    rewrite(path, {"model": spec, "optimizer": payload})
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    assert not os.path.exists(marker)
+
+
+def test_fuzz_truncated_and_corrupted_files_always_raise_cleanly(tmp_path):
+    _, path, _, _ = trained(tmp_path)
+    original = path.read_bytes()
+    rng = np.random.default_rng(0)
+    offsets = rng.integers(0, len(original), 150)
+    for i, offset in enumerate(offsets):
+        if i % 2:
+            corrupted = original[:offset]
+        else:
+            flipped = bytearray(original)
+            flipped[offset] ^= 1 << int(rng.integers(0, 8))
+            corrupted = bytes(flipped)
+        path.write_bytes(corrupted)
+        start = time.perf_counter()
+        with pytest.raises(ModelFileError):
+            load_model(path)
+        assert time.perf_counter() - start < 1.0, f"offset {offset} took too long"
