@@ -1,0 +1,306 @@
+"""Convolution layers: thin classes over :mod:`cnnumpy.functional.conv`.
+
+``Conv2D`` holds ``W (filters, C, KH, KW)`` and ``b (filters,)`` and maps
+``(N, C, H, W)`` to ``(N, filters, H_out, W_out)``; ``Conv1D`` holds
+``W (filters, C, K)`` and maps ``(N, C, L)`` to ``(N, filters, L_out)``. Both compute a
+cross-correlation, like every framework.
+
+Output size (seed 003): ``H_out = (H - KH + 2P) / S + 1``. The notes call a
+configuration whose ``H - KH + 2P`` is not a multiple of ``S`` an invalid "D-F-S
+combination" ("ERREUR ! Combinaison D-F-S invalide"), and so do we by default: the layer
+raises a ``ValueError`` naming the numbers instead of silently ignoring the last rows or
+columns of the input, which is almost always a mistake in a student's architecture.
+PyTorch and Keras floor instead; ``allow_uneven=True`` does the same, for architectures
+that rely on it (for example a 7x7 stride-2 stem with padding 3 on a 224x224 image).
+``padding="same"`` is exempt: its output is by definition ``ceil(H / S)`` (TensorFlow's
+rule), which for stride 1 is ``H``; with an even kernel the extra padding row goes at
+the bottom and the extra column on the right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cnnumpy import initializers
+from cnnumpy.functional.conv import (
+    PADDING_MODES,
+    check_output_size,
+    conv1d_backward,
+    conv1d_forward,
+    conv2d_backward,
+    conv2d_forward,
+    resolve_padding,
+    resolve_padding_1d,
+)
+from cnnumpy.layers.base import Layer
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _as_config(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """``(3, 3)`` -> ``3``, ``(3, 5)`` -> ``(3, 5)`` (short in the repr).
+
+    Pairs stay tuples, not lists: json writes both as lists, and ``Layer.__repr__``
+    calls ``list(default)`` on list values, which fails for an int default such as
+    ``stride=1``.
+    """
+    return values[0] if len(set(values)) == 1 else tuple(values)
+
+
+class _Conv(Layer):
+    """Shared machinery of Conv1D and Conv2D; ``rank`` is the number of spatial axes."""
+
+    rank = 2
+    _axes = ("height", "width")
+    _dims = "H, W"
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | str | tuple[int, int] = 0,
+        padding_mode: str = "zeros",
+        use_bias: bool = True,
+        kernel_initializer: str = "he_normal",
+        bias_initializer: str = "zeros",
+        allow_uneven: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        owner = f"{type(self).__name__}({filters!r}, {kernel_size!r})"
+        if not _is_int(filters) or filters <= 0:
+            raise ValueError(
+                f"{owner}: filters must be a positive int, got {filters!r}"
+            )
+        self.filters = int(filters)
+        self.kernel_size = self._ints(kernel_size, "kernel_size", owner)
+        self.stride = self._ints(stride, "stride", owner)
+        self.padding = self._check_padding(padding, owner)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(
+                f"{owner}: padding_mode must be one of {PADDING_MODES}, "
+                f"got {padding_mode!r}"
+            )
+        self.padding_mode = padding_mode
+        if not isinstance(use_bias, bool) or not isinstance(allow_uneven, bool):
+            raise TypeError(f"{owner}: use_bias and allow_uneven must be bools")
+        self.use_bias = use_bias
+        self.allow_uneven = allow_uneven
+        for init in (kernel_initializer, bias_initializer):
+            try:
+                initializers.get(init)
+            except ValueError as exc:
+                raise ValueError(f"{owner}: {exc}") from None
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._cache: tuple | None = None
+        self._out_shape: tuple[int, ...] | None = None
+
+    # -- argument checks -------------------------------------------------------------
+    def _ints(self, value, what: str, owner: str) -> tuple[int, ...]:
+        """An int or ``rank`` ints, all positive."""
+        if _is_int(value):
+            values = (int(value),) * self.rank
+        elif (
+            isinstance(value, (tuple, list))
+            and len(value) == self.rank
+            and all(_is_int(v) for v in value)
+        ):
+            values = tuple(int(v) for v in value)
+        else:
+            form = "an int" if self.rank == 1 else "an int or a pair of ints"
+            raise TypeError(f"{owner}: {what} must be {form}, got {value!r}")
+        if min(values) <= 0:
+            raise ValueError(f"{owner}: {what} must be positive, got {value!r}")
+        return values
+
+    def _check_padding(self, padding, owner: str):
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(
+                    f"{owner}: padding must be 'valid', 'same', an int or a pair, "
+                    f"got {padding!r}"
+                )
+            return padding
+        if _is_int(padding):
+            values = (int(padding),)
+        elif (
+            isinstance(padding, (tuple, list))
+            and len(padding) == 2
+            and all(_is_int(p) for p in padding)
+        ):
+            values = tuple(int(p) for p in padding)
+        else:
+            raise TypeError(
+                f"{owner}: padding must be 'valid', 'same', an int or a pair of ints, "
+                f"got {padding!r}"
+            )
+        if min(values) < 0:
+            raise ValueError(f"{owner}: padding must be non-negative, got {padding!r}")
+        return values[0] if len(values) == 1 else values
+
+    # -- shapes ----------------------------------------------------------------------
+    def _pads(self, sizes: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+        """``(before, after)`` padding per spatial axis, for spatial input ``sizes``."""
+        if self.rank == 1:
+            return resolve_padding_1d(
+                self.padding, self.kernel_size[0], self.stride[0], sizes[0]
+            )[1:]
+        return resolve_padding(self.padding, self.kernel_size, self.stride, sizes)
+
+    def _expected_input(self) -> str:
+        channels = self.params["W"].shape[1] if "W" in self.params else "C"
+        return f"(N, {channels}, {self._dims})"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``(filters, *spatial_out)`` for one example of ``input_shape`` (no batch).
+
+        Raises:
+            ValueError: wrong rank or channel count, kernel larger than the padded
+                input, reflect padding not smaller than the input, or an invalid D-F-S
+                combination.
+        """
+        input_shape = tuple(int(d) for d in input_shape)
+        if len(input_shape) != self.rank + 1:
+            raise self._error(
+                f"expected input shape (C, {self._dims}) without the batch axis, "
+                f"got {input_shape}"
+            )
+        if "W" in self.params and input_shape[0] != self.params["W"].shape[1]:
+            raise self._error(
+                f"expected input {self._expected_input()}, got (N, *{input_shape})"
+            )
+        sizes = input_shape[1:]
+        spatial = []
+        for axis, size, kernel, stride, (before, after) in zip(
+            self._axes, sizes, self.kernel_size, self.stride, self._pads(sizes)
+        ):
+            if self.padding_mode == "reflect" and max(before, after) >= size:
+                raise self._error(
+                    f"reflect padding needs padding < input {axis}, got padding "
+                    f"({before}, {after}) for input {axis} {size}"
+                )
+            try:
+                if self.padding == "same" or self.allow_uneven:
+                    check_output_size(size, kernel, 1, before + after, axis)
+                    out = (size + before + after - kernel) // stride + 1
+                else:
+                    out = check_output_size(size, kernel, stride, before + after, axis)
+            except ValueError as exc:
+                raise self._error(str(exc)) from None
+            spatial.append(out)
+        return (self.filters, *spatial)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.output_shape(input_shape)  # validate before creating anything
+        channels = int(input_shape[0])
+        w_shape = (self.filters, channels, *self.kernel_size)
+        init_w = initializers.get(self.kernel_initializer)
+        self.params = {"W": init_w(w_shape, self.rng, self.dtype)}
+        if self.use_bias:
+            init_b = initializers.get(self.bias_initializer)
+            self.params["b"] = init_b((self.filters,), self.rng, self.dtype)
+        super().build(input_shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Correlate ``x`` with every filter; keeps the im2col matrix for backward."""
+        if (
+            self.built
+            and isinstance(x, np.ndarray)
+            and x.ndim == self.rank + 2
+            and x.shape[1] != self.params["W"].shape[1]
+        ):
+            raise self._error(f"expected input {self._expected_input()}, got {x.shape}")
+        x = self._prepare_input(x, rank=self.rank + 2)
+        b = self.params.get("b")
+        pads = self._pads(x.shape[2:])
+        if self.rank == 1:
+            pads = pads[0]
+            out, self._cache = conv1d_forward(
+                x, self.params["W"], b, self.stride[0], pads, self.padding_mode
+            )
+        else:
+            out, self._cache = conv2d_forward(
+                x, self.params["W"], b, self.stride, pads, self.padding_mode
+            )
+        self._out_shape = out.shape
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Fill ``grads["W"]`` (and ``grads["b"]``); return dL/dx unless not needed."""
+        if self._cache is None:
+            raise self._error("backward() called before forward()")
+        if not isinstance(dout, np.ndarray) or dout.shape != self._out_shape:
+            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise self._error(f"expected dout of shape {self._out_shape}, got {got}")
+        dout = dout.astype(self.dtype, copy=False)
+        backward = conv1d_backward if self.rank == 1 else conv2d_backward
+        dx, dw, db = backward(dout, self._cache, need_dx=self.need_input_grad)
+        self.grads["W"] = dw
+        if self.use_bias:
+            self.grads["b"] = db
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "filters": self.filters,
+            "kernel_size": _as_config(self.kernel_size),
+            "stride": _as_config(self.stride),
+            "padding": self.padding,
+            "padding_mode": self.padding_mode,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+            "allow_uneven": self.allow_uneven,
+            "name": self.name,
+        }
+
+
+class Conv2D(_Conv):
+    """2-D convolution ``(N, C, H, W) -> (N, filters, H_out, W_out)``.
+
+    ``y[n, f, i, j] = b[f] + sum_{c,u,v} W[f, c, u, v] x_pad[n, c, i*SH+u, j*SW+v]``
+
+    Args:
+        filters: number of output maps F.
+        kernel_size: ``K`` or ``(KH, KW)``; 1x1 kernels work.
+        stride: ``S`` or ``(SH, SW)``.
+        padding: ``P``, ``(PH, PW)``, ``"valid"`` (no padding) or ``"same"``
+            (output ``ceil(H / S)``; even kernels pad one more at the bottom/right).
+        padding_mode: ``"zeros"``, ``"reflect"`` (needs P < input size) or
+            ``"replicate"``: the notes' zero, reflection and stretching padding.
+        use_bias: add ``b (filters,)``.
+        kernel_initializer, bias_initializer: names from :mod:`cnnumpy.initializers`.
+        allow_uneven: floor the output size like PyTorch instead of rejecting an invalid
+            D-F-S combination (see the module docstring).
+        name: optional layer name.
+
+    Shape:
+        input ``(N, C, H, W)``, W ``(filters, C, KH, KW)``, b ``(filters,)``, output
+        ``(N, filters, H_out, W_out)`` with
+        ``H_out = (H + top + bottom - KH) // SH + 1``.
+    """
+
+
+class Conv1D(_Conv):
+    """1-D convolution ``(N, C, L) -> (N, filters, L_out)``, e.g. over a time series.
+
+    ``y[n, f, i] = b[f] + sum_{c,u} W[f, c, u] * x_pad[n, c, i*S + u]``
+
+    Args: as :class:`Conv2D`, with ``kernel_size`` and ``stride`` ints and ``padding``
+    an int, ``(left, right)``, ``"valid"`` or ``"same"``.
+
+    Shape:
+        input ``(N, C, L)``, W ``(filters, C, K)``, b ``(filters,)``, output
+        ``(N, filters, L_out)`` with ``L_out = (L + left + right - K) // S + 1``.
+    """
+
+    rank = 1
+    _axes = ("length",)
+    _dims = "L"
