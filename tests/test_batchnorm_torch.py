@@ -1,9 +1,10 @@
-"""BatchNorm against torch BatchNorm2d / BatchNorm1d (torch 2.13 CPU), train and eval modes.
+"""BatchNorm against torch BatchNorm2d / BatchNorm1d (torch 2.13 CPU), train and eval.
 
-gamma and beta are copied into ``weight`` and ``bias``; each training step compares the output,
-dx, dgamma and dbeta, and the running statistics after it; eval mode then compares output and dx.
-Tolerances: float64 rtol 1e-10 / atol 1e-12 (only summation order differs); float32 rtol 1e-4 /
-atol 1e-5 (the training dx subtracts two sums of the batch, which loses a few digits).
+gamma and beta are copied into ``weight`` and ``bias``; each training step compares the
+output, dx, dgamma and dbeta, and the running statistics after it; eval mode then
+compares output and dx. Tolerances: float64 rtol 1e-10 / atol 1e-12 (only summation
+order differs); float32 rtol 1e-4 / atol 1e-5 (the training dx subtracts two sums of the
+batch, which loses a few digits).
 """
 
 import numpy as np
@@ -60,17 +61,28 @@ def step(ours, theirs, x, training, dtype, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize(
     ("shape", "momentum"),
-    [((4, 3, 5, 5), 0.1), ((2, 2, 3, 4), 0.5), ((1, 3, 4, 4), 0.1),  # BatchNorm2d
-     ((8, 5), 0.1), ((3, 4, 6), 0.2)],  # BatchNorm1d on (N, F) and (N, C, L)
+    [
+        ((4, 3, 5, 5), 0.1),  # BatchNorm2d
+        ((2, 2, 3, 4), 0.5),
+        ((1, 3, 4, 4), 0.1),
+        ((8, 5), 0.1),  # BatchNorm1d on (N, F)
+        ((3, 4, 6), 0.2),  # BatchNorm1d on (N, C, L)
+    ],
 )
 def test_batchnorm_vs_torch(shape, momentum, dtype, rng):
     ours, theirs = make_pair(shape, dtype, momentum, rng)
     for _ in range(3):
         x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
         step(ours, theirs, x, training=True, dtype=dtype, rng=rng)
-        assert_close(ours.state["running_mean"], theirs.running_mean, dtype, "running_mean")
-        assert_close(ours.state["running_var"], theirs.running_var, dtype, "running_var")
+        assert_close(
+            ours.state["running_mean"], theirs.running_mean, dtype, "running_mean"
+        )
+        assert_close(
+            ours.state["running_var"], theirs.running_var, dtype, "running_var"
+        )
     for _ in range(2):
         x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
         step(ours, theirs, x, training=False, dtype=dtype, rng=rng)
-    assert_close(ours.state["running_mean"], theirs.running_mean, dtype, "eval keeps stats")
+    assert_close(
+        ours.state["running_mean"], theirs.running_mean, dtype, "eval keeps stats"
+    )

@@ -1,4 +1,4 @@
-"""Flatten, Dropout and BatchNorm: finite differences, behaviour, reproducibility, errors."""
+"""Flatten, Dropout, BatchNorm: finite differences, behaviour, seeds, errors."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ from cnnumpy.layers import BatchNorm, Dropout, Flatten
 from tests.gradcheck import check_layer_gradients
 
 
-# -- Flatten ----------------------------------------------------------------------------------
+# -- Flatten ---------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 6), (3, 2, 7)])
 def test_flatten_forward_backward(shape, rng):
     layer = Flatten()
@@ -23,21 +23,27 @@ def test_flatten_forward_backward(shape, rng):
 
 
 def test_flatten_errors():
-    with pytest.raises(ValueError, match=r"Flatten\(\): expected a batch \(N, \.\.\.\) of "
-                       r"rank >= 2, got shape \(5,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Flatten\(\): expected a batch \(N, \.\.\.\) of "
+        r"rank >= 2, got shape \(5,\)",
+    ):
         Flatten().forward(np.zeros(5))
     layer = Flatten()
     layer.forward(np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"Flatten\(\): expected dout of shape \(2, 12\), "
-                       r"got \(2, 11\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Flatten\(\): expected dout of shape \(2, 12\), "
+        r"got \(2, 11\)",
+    ):
         layer.backward(np.zeros((2, 11)))
     with pytest.raises(RuntimeError, match=r"backward called before forward"):
         Flatten().backward(np.zeros((2, 3)))
 
 
-# -- Dropout ----------------------------------------------------------------------------------
+# -- Dropout ---------------------------------------------------------------------------
 class FixedDraws:
-    """Stands in for the layer's Generator: returns the same uniform draws at every call."""
+    """Stands in for the layer's Generator: the same uniform draws at every call."""
 
     def __init__(self, shape, seed=0):
         self.draws = np.random.default_rng(seed).random(shape)
@@ -47,7 +53,9 @@ class FixedDraws:
         return self.draws.astype(dtype)
 
 
-@pytest.mark.parametrize(("rate", "shape"), [(0.5, (3, 4)), (0.2, (2, 2, 3, 3)), (0.0, (2, 5))])
+@pytest.mark.parametrize(
+    ("rate", "shape"), [(0.5, (3, 4)), (0.2, (2, 2, 3, 3)), (0.0, (2, 5))]
+)
 def test_dropout_gradcheck_fixed_mask(rate, shape, rng):
     layer = Dropout(rate)
     layer.rng = FixedDraws(shape)
@@ -113,9 +121,9 @@ def test_dropout_bad_rate(rate, error, message):
         Dropout(rate)
 
 
-# -- BatchNorm --------------------------------------------------------------------------------
+# -- BatchNorm -------------------------------------------------------------------------
 def random_batchnorm(shape, rng, training_steps=0):
-    """A BatchNorm with random gamma, beta and (after a few steps) running statistics."""
+    """A BatchNorm with random gamma, beta and (after some steps) running statistics."""
     layer = BatchNorm(momentum=0.3)
     layer.build(shape[1:])
     layer.astype(np.float64)
@@ -152,17 +160,23 @@ def test_batchnorm_normalises_in_training(rng):
     assert set(layer.state) == {"running_mean", "running_var"}
     assert layer.params["gamma"].shape == (3,) and layer.count_params() == 6
     m = 16 * 25  # running = 0.9 * initial + 0.1 * batch, unbiased variance
-    np.testing.assert_allclose(layer.state["running_mean"], 0.1 * x.mean(axis=(0, 2, 3)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(layer.state["running_var"],
-                               0.9 + 0.1 * x.var(axis=(0, 2, 3)) * m / (m - 1), rtol=1e-5)
+    np.testing.assert_allclose(
+        layer.state["running_mean"], 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        layer.state["running_var"],
+        0.9 + 0.1 * x.var(axis=(0, 2, 3)) * m / (m - 1),
+        rtol=1e-5,
+    )
 
 
 def test_batchnorm_inference_uses_running_stats(rng):
     layer = random_batchnorm((6, 2), rng, training_steps=3)
     x = rng.standard_normal((6, 2))
     mean, var = layer.state["running_mean"], layer.state["running_var"]
-    expected = layer.params["gamma"] * (x - mean) / np.sqrt(var + 1e-5) + layer.params["beta"]
+    expected = (
+        layer.params["gamma"] * (x - mean) / np.sqrt(var + 1e-5) + layer.params["beta"]
+    )
     before = mean.copy()
     np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12)
     np.testing.assert_array_equal(layer.state["running_mean"], before)  # unchanged
@@ -179,10 +193,17 @@ def test_batchnorm_dtype_and_config(rng):
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda: BatchNorm(momentum=1.5), ValueError,
-         r"BatchNorm: momentum must be in \[0, 1\], got 1\.5"),
+        (
+            lambda: BatchNorm(momentum=1.5),
+            ValueError,
+            r"BatchNorm: momentum must be in \[0, 1\], got 1\.5",
+        ),
         (lambda: BatchNorm(eps=0), ValueError, r"BatchNorm: eps must be > 0, got 0"),
-        (lambda: BatchNorm(momentum="a"), TypeError, r"BatchNorm: momentum must be a number"),
+        (
+            lambda: BatchNorm(momentum="a"),
+            TypeError,
+            r"BatchNorm: momentum must be a number",
+        ),
     ],
 )
 def test_batchnorm_bad_arguments(make, error, message):
@@ -193,13 +214,23 @@ def test_batchnorm_bad_arguments(make, error, message):
 def test_batchnorm_bad_input():
     layer = BatchNorm()
     layer.forward(np.zeros((2, 3, 4, 4)), training=True)
-    with pytest.raises(ValueError, match=r"BatchNorm\(\): expected 3 channels in an example "
-                       r"of rank 3, got an example of shape \(4, 4, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"BatchNorm\(\): expected 3 channels in an example "
+        r"of rank 3, got an example of shape \(4, 4, 4\)",
+    ):
         layer.forward(np.zeros((2, 4, 4, 4)))
-    with pytest.raises(ValueError, match=r"expected input \(N, C\), \(N, C, L\) or "
-                       r"\(N, C, H, W\), got an example of shape \(1, 2, 3, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected input \(N, C\), \(N, C, L\) or "
+        r"\(N, C, H, W\), got an example of shape \(1, 2, 3, 4\)",
+    ):
         BatchNorm().forward(np.zeros((2, 1, 2, 3, 4)))
-    with pytest.raises(ValueError, match=r"expected more than 1 value per channel in "
-                       r"training, got input \(1, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected more than 1 value per channel in "
+        r"training, got input \(1, 3\)",
+    ):
         BatchNorm().forward(np.zeros((1, 3)), training=True)
-    assert layer.forward(np.zeros((1, 3, 6, 6))).shape == (1, 3, 6, 6)  # other H, W: fine
+    other_size = np.zeros((1, 3, 6, 6))  # another H, W is fine
+    assert layer.forward(other_size).shape == (1, 3, 6, 6)

@@ -1,4 +1,4 @@
-"""Pooling: finite-difference checks, naive loop twins, shapes, the notes' example, errors."""
+"""Pooling: finite differences, naive loop twins, shapes, the notes' example, errors."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from cnnumpy.functional import pool_naive as PN
 from cnnumpy.layers import AvgPool1D, AvgPool2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from tests.gradcheck import check_layer_gradients
 
-# (pool, stride, padding, input shape): tiling 2x2/2, non-dividing sizes, overlapping 3x3/2
-# (AlexNet), padding, stride 1, batch 1, rectangular windows.
+# (pool, stride, padding, input shape): tiling 2x2/2, non-dividing sizes, overlapping
+# 3x3/2 (AlexNet), padding, stride 1, batch 1, rectangular windows.
 CASES_2D = [
     (2, None, 0, (2, 2, 4, 4)),
     (2, 2, 0, (2, 2, 5, 5)),
@@ -29,20 +29,36 @@ IDS_2D = [f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}" for c in CASES_2D]
 IDS_1D = [f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}" for c in CASES_1D]
 
 FUNCS_2D = {
-    "max": (P.maxpool2d_forward, P.maxpool2d_backward,
-            PN.maxpool2d_forward_naive, PN.maxpool2d_backward_naive),
-    "avg": (P.avgpool2d_forward, P.avgpool2d_backward,
-            PN.avgpool2d_forward_naive, PN.avgpool2d_backward_naive),
+    "max": (
+        P.maxpool2d_forward,
+        P.maxpool2d_backward,
+        PN.maxpool2d_forward_naive,
+        PN.maxpool2d_backward_naive,
+    ),
+    "avg": (
+        P.avgpool2d_forward,
+        P.avgpool2d_backward,
+        PN.avgpool2d_forward_naive,
+        PN.avgpool2d_backward_naive,
+    ),
 }
 FUNCS_1D = {
-    "max": (P.maxpool1d_forward, P.maxpool1d_backward,
-            PN.maxpool1d_forward_naive, PN.maxpool1d_backward_naive),
-    "avg": (P.avgpool1d_forward, P.avgpool1d_backward,
-            PN.avgpool1d_forward_naive, PN.avgpool1d_backward_naive),
+    "max": (
+        P.maxpool1d_forward,
+        P.maxpool1d_backward,
+        PN.maxpool1d_forward_naive,
+        PN.maxpool1d_backward_naive,
+    ),
+    "avg": (
+        P.avgpool1d_forward,
+        P.avgpool1d_backward,
+        PN.avgpool1d_forward_naive,
+        PN.avgpool1d_backward_naive,
+    ),
 }
 
 
-# -- finite differences, float64 ---------------------------------------------------------------
+# -- finite differences, float64 -------------------------------------------------------
 @pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
 @pytest.mark.parametrize(("pool", "stride", "padding", "shape"), CASES_2D, ids=IDS_2D)
 def test_pool2d_gradcheck(cls, pool, stride, padding, shape, rng):
@@ -62,7 +78,7 @@ def test_global_avgpool_gradcheck(shape, rng):
     check_layer_gradients(GlobalAvgPool2D(), rng.standard_normal(shape))
 
 
-# -- the naive loop twins agree with the fast kernels ---------------------------------------------
+# -- the naive loop twins agree with the fast kernels ----------------------------------
 def _inputs(shape, rng):
     """Continuous values, and small integers (many ties inside the windows)."""
     return [rng.standard_normal(shape), rng.integers(-2, 3, shape).astype(np.float64)]
@@ -105,22 +121,28 @@ def test_global_avgpool_naive_twin(rng):
     out_naive, cache_naive = PN.global_avgpool2d_forward_naive(x)
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(P.global_avgpool2d_backward(dout, cache),
-                               PN.global_avgpool2d_backward_naive(dout, cache_naive),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        P.global_avgpool2d_backward(dout, cache),
+        PN.global_avgpool2d_backward_naive(dout, cache_naive),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
-# -- ties, the notes' example, shapes ---------------------------------------------------------
-NOTES_IMAGE = np.array([
-    [1, 2, 4, 4, 9, 3, 1, 2],
-    [6, 7, 8, 4, -3, -3, 6, 3],
-    [9, -9, 8, -4, 5, 5, 3, 0],
-    [8, -8, 9, -9, 5, 5, 0, 1],
-    [0, 0, 1, 2, 7, 9, 7, 8],
-    [-1, -3, 3, 6, 8, 8, 7, 6],
-    [9, 9, 8, 2, 1, 5, -1, -1],
-    [1, 1, -2, 8, 3, 7, 4, -2],
-], dtype=np.float64)
+# -- ties, the notes' example, shapes --------------------------------------------------
+NOTES_IMAGE = np.array(
+    [
+        [1, 2, 4, 4, 9, 3, 1, 2],
+        [6, 7, 8, 4, -3, -3, 6, 3],
+        [9, -9, 8, -4, 5, 5, 3, 0],
+        [8, -8, 9, -9, 5, 5, 0, 1],
+        [0, 0, 1, 2, 7, 9, 7, 8],
+        [-1, -3, 3, 6, 8, 8, 7, 6],
+        [9, 9, 8, 2, 1, 5, -1, -1],
+        [1, 1, -2, 8, 3, 7, 4, -2],
+    ],
+    dtype=np.float64,
+)
 
 
 def test_maxpool_notes_example():
@@ -130,7 +152,7 @@ def test_maxpool_notes_example():
     out = layer.forward(NOTES_IMAGE[None, None])
     np.testing.assert_array_equal(out[0, 0], expected)
     dx = layer.backward(np.ones_like(out))[0, 0]
-    # The all-5 window (rows 2-3, cols 4-5) passes its gradient to its first element only.
+    # The all-5 window (rows 2-3, cols 4-5) passes its gradient to its first element.
     np.testing.assert_array_equal(dx[2:4, 4:6], [[1, 0], [0, 0]])
     assert dx.sum() == 16 and np.count_nonzero(dx) == 16
 
@@ -141,7 +163,7 @@ def test_maxpool_ties_one_winner_per_window(pool, stride):
     layer = MaxPool2D(pool, stride=stride)
     out = layer.forward(x)
     dx = layer.backward(np.ones_like(out))
-    # Every window sends its gradient once, to its top-left element (first in row-major order).
+    # Each window sends its gradient once, to its top-left element (first in row-major).
     assert dx.sum() == out.size
     H_out, W_out = out.shape[2:]
     expected = np.zeros((7, 7))
@@ -198,23 +220,36 @@ def test_stride_defaults_to_pool_size():
     assert AvgPool1D(4).stride == (4,)
 
 
-# -- bad input --------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------
 def test_bad_rank():
-    with pytest.raises(ValueError, match=r"MaxPool2D\(2\): expected input of rank 4 "
-                       r"\(N, C, H, W\), got shape \(2, 3, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool2D\(2\): expected input of rank 4 "
+        r"\(N, C, H, W\), got shape \(2, 3, 4\)",
+    ):
         MaxPool2D(2).forward(np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError, match=r"MaxPool1D\(2\): expected input of rank 3 "
-                       r"\(N, C, L\), got shape \(2, 3, 4, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool1D\(2\): expected input of rank 3 "
+        r"\(N, C, L\), got shape \(2, 3, 4, 4\)",
+    ):
         MaxPool1D(2).forward(np.zeros((2, 3, 4, 4)))
-    with pytest.raises(ValueError, match=r"GlobalAvgPool2D\(\): expected input of rank 4"):
+    with pytest.raises(
+        ValueError, match=r"GlobalAvgPool2D\(\): expected input of rank 4"
+    ):
         GlobalAvgPool2D().forward(np.zeros((2, 3)))
-    with pytest.raises(TypeError, match=r"AvgPool2D\(2\): expected a numpy array, got list"):
+    with pytest.raises(
+        TypeError, match=r"AvgPool2D\(2\): expected a numpy array, got list"
+    ):
         AvgPool2D(2).forward([[1.0]])
 
 
 def test_window_larger_than_input():
-    with pytest.raises(ValueError, match=r"MaxPool2D\(3\): pool window \(3, 3\) is larger "
-                       r"than the padded input \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MaxPool2D\(3\): pool window \(3, 3\) is larger "
+        r"than the padded input \(2, 2\)",
+    ):
         MaxPool2D(3).forward(np.zeros((1, 1, 2, 2)))
     layer = AvgPool2D(3, padding=1)
     assert layer.forward(np.zeros((1, 1, 1, 1))).shape == (1, 1, 1, 1)  # 3 <= 1 + 2
@@ -222,23 +257,42 @@ def test_window_larger_than_input():
     built.forward(np.zeros((1, 1, 4, 4)))
     with pytest.raises(ValueError, match=r"padded input \(1, 4\)"):
         built.forward(np.zeros((1, 1, 1, 4)))
-    with pytest.raises(ValueError, match=r"MaxPool1D\(4\): pool window \(4,\) is larger"):
+    with pytest.raises(
+        ValueError, match=r"MaxPool1D\(4\): pool window \(4,\) is larger"
+    ):
         MaxPool1D(4).forward(np.zeros((1, 1, 3)))
 
 
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda: MaxPool2D(2, padding=2), ValueError,
-         r"MaxPool2D: padding must be between 0 and half the pool size, got padding=2"),
-        (lambda: AvgPool2D(3, padding=(0, 2)), ValueError, r"AvgPool2D: padding must be"),
+        (
+            lambda: MaxPool2D(2, padding=2),
+            ValueError,
+            r"MaxPool2D: padding must be between 0 and half the pool size, got pad",
+        ),
+        (
+            lambda: AvgPool2D(3, padding=(0, 2)),
+            ValueError,
+            r"AvgPool2D: padding must be",
+        ),
         (lambda: MaxPool2D(2, padding=-1), ValueError, r"padding must be between 0"),
-        (lambda: MaxPool2D(0), ValueError,
-         r"MaxPool2D: pool_size and stride must be >= 1, got pool_size=0"),
+        (
+            lambda: MaxPool2D(0),
+            ValueError,
+            r"MaxPool2D: pool_size and stride must be >= 1, got pool_size=0",
+        ),
         (lambda: AvgPool2D(2, stride=0), ValueError, r"stride must be >= 1"),
-        (lambda: MaxPool2D("2"), TypeError,
-         r"MaxPool2D: pool_size must be an int or a pair of ints, got '2'"),
-        (lambda: MaxPool2D(2, stride=1.5), TypeError, r"stride must be an int or a pair"),
+        (
+            lambda: MaxPool2D("2"),
+            TypeError,
+            r"MaxPool2D: pool_size must be an int or a pair of ints, got '2'",
+        ),
+        (
+            lambda: MaxPool2D(2, stride=1.5),
+            TypeError,
+            r"stride must be an int or a pair",
+        ),
         (lambda: MaxPool1D((2, 2)), TypeError, r"MaxPool1D: pool_size must be an int"),
         (lambda: AvgPool1D(3, padding=2), ValueError, r"AvgPool1D: padding must be"),
     ],
@@ -249,5 +303,7 @@ def test_bad_arguments(make, error, message):
 
 
 def test_backward_before_forward():
-    with pytest.raises(RuntimeError, match=r"MaxPool2D\(2\): backward called before forward"):
+    with pytest.raises(
+        RuntimeError, match=r"MaxPool2D\(2\): backward called before forward"
+    ):
         MaxPool2D(2).backward(np.zeros((1, 1, 1, 1)))

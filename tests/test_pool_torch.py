@@ -1,9 +1,9 @@
-"""Pooling layers against PyTorch (torch 2.13 CPU): outputs and dx, ties, overlapping windows.
+"""Pooling layers against PyTorch (torch 2.13 CPU): output and dx, ties, overlaps.
 
-Tolerances: float64 rtol 1e-12 / atol 1e-12 (max pooling copies values, averages differ only
-in summation order); float32 rtol 1e-6 / atol 1e-6. For max pooling with ties both libraries
-must pick the same element (the first maximum in row-major window order), so dx is compared
-exactly as well.
+Tolerances: float64 rtol 1e-12 / atol 1e-12 (max pooling copies values, averages differ
+only in summation order); float32 rtol 1e-6 / atol 1e-6. For max pooling with ties both
+libraries must pick the same element (the first maximum in row-major window order), so
+dx is compared exactly as well.
 """
 
 import numpy as np
@@ -32,7 +32,7 @@ CASES_1D = [(2, 2, 0, (2, 3, 9)), (3, 2, 1, (2, 2, 10)), (3, 1, 0, (1, 2, 6))]
 
 
 def make_inputs(shape, rng, dtype):
-    """Continuous values, small integers (ties), and a constant map (every window tied)."""
+    """Continuous values, small integers (ties), a constant map (every window tied)."""
     return {
         "normal": rng.standard_normal(shape).astype(dtype),
         "integers": rng.integers(-2, 3, shape).astype(dtype),
@@ -63,7 +63,9 @@ def assert_same(ours, theirs, dtype):
 def test_maxpool2d_vs_torch(pool, stride, padding, shape, dtype, rng):
     layer = MaxPool2D(pool, stride=stride, padding=padding)
     for name, x in make_inputs(shape, rng, dtype).items():
-        ours, theirs = run_both(layer, lambda t: F.max_pool2d(t, pool, stride, padding), x, rng)
+        ours, theirs = run_both(
+            layer, lambda t: F.max_pool2d(t, pool, stride, padding), x, rng
+        )
         assert_same(ours, theirs, dtype)
         if name != "normal":  # ties: the very same element receives the gradient
             np.testing.assert_array_equal(ours[1] != 0, theirs[1] != 0)
@@ -95,8 +97,14 @@ def test_global_avgpool_vs_torch(shape, dtype, rng):
 @pytest.mark.parametrize(("pool", "stride", "padding", "shape"), CASES_1D)
 def test_pool1d_vs_torch(pool, stride, padding, shape, dtype, rng):
     pairs = [
-        (MaxPool1D(pool, stride, padding), lambda t: F.max_pool1d(t, pool, stride, padding)),
-        (AvgPool1D(pool, stride, padding), lambda t: F.avg_pool1d(t, pool, stride, padding)),
+        (
+            MaxPool1D(pool, stride, padding),
+            lambda t: F.max_pool1d(t, pool, stride, padding),
+        ),
+        (
+            AvgPool1D(pool, stride, padding),
+            lambda t: F.avg_pool1d(t, pool, stride, padding),
+        ),
     ]
     for layer, torch_fn in pairs:
         for x in make_inputs(shape, rng, dtype).values():

@@ -1,7 +1,8 @@
 """Pooling, forward and backward, vectorised over a zero-copy view of the windows.
 
-A pooling layer slides a ``KH x KW`` window over each channel with a step ``S`` (seed 001, 2.3)
-and replaces every window by one value: its maximum (max pooling) or its mean (average pooling).
+A pooling layer slides a ``KH x KW`` window over each channel with a step ``S`` (seed
+001, 2.3) and replaces every window by one value: its maximum (max pooling) or its mean
+(average pooling).
 Output size, floor division as in the notes and in PyTorch (``ceil_mode=False``):
 
     H_out = (H + 2 * PH - KH) // SH + 1        W_out = (W + 2 * PW - KW) // SW + 1
@@ -10,22 +11,28 @@ The rows and columns the last window does not reach are dropped and get a zero g
 
 How the windows are read without a Python loop over output positions:
 
-- General case: ``sliding_window_view`` gives every ``KH x KW`` window of the (padded) input as
-  a view of shape ``(N, C, H', W', KH, KW)`` that shares memory with the input; slicing it with
-  ``[:, :, ::SH, ::SW]`` keeps one window in ``S``. Nothing is copied until a reduction runs.
-- Fast path, non-overlapping windows that tile the input (``stride == pool``, no padding, ``KH``
-  divides ``H`` and ``KW`` divides ``W``, e.g. the usual 2x2 stride 2): a contiguous
-  ``(N, C, H, W)`` array *is* ``(N, C, H/KH, KH, W/KW, KW)`` in memory, so ``reshape`` makes the
-  windows for free. Since every input pixel sits in exactly one window, the backward pass is a
-  single scatter (transpose and reshape back) with no zero padding to crop and no overlap to add
-  up, where the general case loops over the ``KH * KW`` kernel offsets and accumulates.
+- General case: ``sliding_window_view`` gives every ``KH x KW`` window of the (padded)
+  input as a view of shape ``(N, C, H', W', KH, KW)`` that shares memory with the input;
+  slicing it with
+  ``[:, :, ::SH, ::SW]`` keeps one window in ``S``. Nothing is copied until a reduction
+  runs.
+- Fast path, non-overlapping windows that tile the input (``stride == pool``, no
+  padding, ``KH`` divides ``H`` and ``KW`` divides ``W``, e.g. the usual 2x2 stride 2):
+  a contiguous
+  ``(N, C, H, W)`` array *is* ``(N, C, H/KH, KH, W/KW, KW)`` in memory, so ``reshape``
+  makes the windows for free. Since every input pixel sits in exactly one window, the
+  backward pass is a single scatter (transpose and reshape back) with no zero padding to
+  crop and no overlap to add up, where the general case loops over the ``KH * KW``
+  kernel offsets and accumulates.
 
 Backward of the general case: for each kernel offset ``(i, j)`` the inputs it reads,
-``x[:, :, i + SH * h, j + SW * w]`` over all ``(h, w)``, form one strided slice; the gradient is
-added slice by slice. That is ``KH * KW`` vectorised steps (not one per output position), and the
+``x[:, :, i + SH * h, j + SW * w]`` over all ``(h, w)``, form one strided slice; the
+gradient is added slice by slice. That is ``KH * KW`` vectorised steps (not one per
+output position), and the
 ``+=`` sums the contributions of overlapping windows (3x3 stride 2, AlexNet, seed 003).
 
-Every ``*_forward`` returns ``(out, cache)``; the matching ``*_backward(dout, cache)`` returns
+Every ``*_forward`` returns ``(out, cache)``; the matching ``*_backward(dout, cache)``
+returns
 ``dx``. The 1-D versions run the 2-D code on ``(N, C, 1, L)``.
 """
 
@@ -44,17 +51,19 @@ def _pair(value: IntPair) -> tuple[int, int]:
     return int(first), int(second)
 
 
-def _geometry(x_shape: tuple[int, ...], pool: IntPair, stride: IntPair,
-              padding: IntPair) -> dict:
-    """Window sizes, steps, paddings and output size, checked; see the module docstring."""
+def _geometry(
+    x_shape: tuple[int, ...], pool: IntPair, stride: IntPair, padding: IntPair
+) -> dict:
+    """Window sizes, steps, paddings and output size, checked; see the module
+    docstring."""
     H, W = x_shape[2:]
     KH, KW = _pair(pool)
     SH, SW = _pair(stride)
     PH, PW = _pair(padding)
     if min(KH, KW, SH, SW) < 1 or min(PH, PW) < 0:
         raise ValueError(
-            f"pool: expected pool >= 1, stride >= 1, padding >= 0, got pool {(KH, KW)}, "
-            f"stride {(SH, SW)}, padding {(PH, PW)}"
+            f"pool: expected pool >= 1, stride >= 1, padding >= 0, got pool "
+            f"{(KH, KW)}, stride {(SH, SW)}, padding {(PH, PW)}"
         )
     if KH > H + 2 * PH or KW > W + 2 * PW:
         raise ValueError(
@@ -65,13 +74,22 @@ def _geometry(x_shape: tuple[int, ...], pool: IntPair, stride: IntPair,
     W_out = (W + 2 * PW - KW) // SW + 1
     tiles = (SH, SW) == (KH, KW) and (PH, PW) == (0, 0) and H % KH == 0 and W % KW == 0
     return {
-        "x_shape": tuple(x_shape), "KH": KH, "KW": KW, "SH": SH, "SW": SW,
-        "PH": PH, "PW": PW, "H_out": H_out, "W_out": W_out, "tiles": tiles,
+        "x_shape": tuple(x_shape),
+        "KH": KH,
+        "KW": KW,
+        "SH": SH,
+        "SW": SW,
+        "PH": PH,
+        "PW": PW,
+        "H_out": H_out,
+        "W_out": W_out,
+        "tiles": tiles,
     }
 
 
 def _windows(x: np.ndarray, g: dict, fill: float) -> np.ndarray:
-    """Zero-copy view of the windows, ``(N, C, H_out, W_out, KH, KW)`` (the pad copies x)."""
+    """Zero-copy view of the windows, ``(N, C, H_out, W_out, KH, KW)`` (the pad copies
+    x)."""
     N, C = x.shape[:2]
     if g["tiles"]:
         blocks = x.reshape(N, C, g["H_out"], g["KH"], g["W_out"], g["KW"])
@@ -86,7 +104,8 @@ def _windows(x: np.ndarray, g: dict, fill: float) -> np.ndarray:
 
 
 def _scatter_windows(dwin: np.ndarray, g: dict, dtype) -> np.ndarray:
-    """Sum per-window gradients ``(N, C, H_out, W_out, KH, KW)`` back onto ``(N, C, H, W)``."""
+    """Sum per-window gradients ``(N, C, H_out, W_out, KH, KW)`` back onto ``(N, C, H,
+    W)``."""
     N, C, H, W = g["x_shape"]
     if g["tiles"]:
         # Windows tile the input: each pixel gets exactly one value, no accumulation.
@@ -103,13 +122,16 @@ def _scatter_windows(dwin: np.ndarray, g: dict, dtype) -> np.ndarray:
     return dx_pad[:, :, PH : PH + H, PW : PW + W].copy() if PH or PW else dx_pad
 
 
-def maxpool2d_forward(x: np.ndarray, pool: IntPair, stride: IntPair,
-                      padding: IntPair = 0) -> tuple[np.ndarray, dict]:
-    """Max pooling: ``out[n, c, h, w] = max_{i<KH, j<KW} x_pad[n, c, SH*h + i, SW*w + j]``.
+def maxpool2d_forward(
+    x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0
+) -> tuple[np.ndarray, dict]:
+    """Max pooling: ``out[n, c, h, w] = max_{i<KH, j<KW} x_pad[n, c, SH*h + i, SW*w +
+    j]``.
 
-    ``x_pad`` is ``x`` padded with ``-inf``, so the padding never wins. The cache keeps the
-    flat index ``i * KW + j`` of the maximum of each window: the first maximum in row-major
-    window order, as PyTorch does, so that ties send the gradient to exactly one input.
+    ``x_pad`` is ``x`` padded with ``-inf``, so the padding never wins. The cache keeps
+    the flat index ``i * KW + j`` of the maximum of each window: the first maximum in
+    row-major window order, as PyTorch does, so that ties send the gradient to exactly
+    one input.
 
     Args:
         x: input batch. pool, stride, padding: ints or ``(h, w)`` pairs.
@@ -129,11 +151,12 @@ def maxpool2d_forward(x: np.ndarray, pool: IntPair, stride: IntPair,
 
 
 def maxpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """``dx[n, c, SH*h + i, SW*w + j] += dout[n, c, h, w]`` for the argmax ``(i, j)`` only.
+    """``dx[n, c, SH*h + i, SW*w + j] += dout[n, c, h, w]`` for the argmax ``(i, j)``
+    only.
 
-    Every other input of the window gets nothing (seed 001, 2.3.2: the error goes back to the
-    positions of the maxima, the mask). An input that is the maximum of several overlapping
-    windows collects the sum of their gradients.
+    Every other input of the window gets nothing (seed 001, 2.3.2: the error goes back
+    to the positions of the maxima, the mask). An input that is the maximum of several
+    overlapping windows collects the sum of their gradients.
 
     Shape:
         dout ``(N, C, H_out, W_out)`` -> dx ``(N, C, H, W)``.
@@ -146,9 +169,12 @@ def maxpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
     return _scatter_windows(dwin, g, cache["dtype"])
 
 
-def avgpool2d_forward(x: np.ndarray, pool: IntPair, stride: IntPair,
-                      padding: IntPair = 0) -> tuple[np.ndarray, dict]:
-    """Average pooling: ``out[n, c, h, w] = 1/(KH*KW) sum_{i, j} x_pad[n, c, SH*h+i, SW*w+j]``.
+def avgpool2d_forward(
+    x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0
+) -> tuple[np.ndarray, dict]:
+    """Average pooling, the mean of each window:
+
+        out[n, c, h, w] = 1/(KH*KW) sum_{i<KH, j<KW} x_pad[n, c, SH*h + i, SW*w + j]
 
     ``x_pad`` is padded with zeros and the zeros count in the mean (PyTorch's
     ``count_include_pad=True``): the divisor is always ``KH * KW``.
@@ -162,7 +188,9 @@ def avgpool2d_forward(x: np.ndarray, pool: IntPair, stride: IntPair,
 
 
 def avgpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """``dx[n, c, SH*h + i, SW*w + j] += dout[n, c, h, w] / (KH*KW)`` for every ``(i, j)``.
+    """Every input of a window gets an equal share of the window's gradient:
+
+        dx[n, c, SH*h + i, SW*w + j] += dout[n, c, h, w] / (KH*KW)   for all (i, j)
 
     Shape:
         dout ``(N, C, H_out, W_out)`` -> dx ``(N, C, H, W)``.
@@ -184,7 +212,7 @@ def global_avgpool2d_forward(x: np.ndarray) -> tuple[np.ndarray, dict]:
 
 
 def global_avgpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """``dx[n, c, h, w] = dout[n, c] / (H*W)``: each pixel had the same weight in the mean.
+    """``dx[n, c, h, w] = dout[n, c] / (H*W)``: every pixel weighs the same in the mean.
 
     Shape:
         dout ``(N, C)`` -> dx ``(N, C, H, W)``.
@@ -194,8 +222,9 @@ def global_avgpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
     return np.broadcast_to(share[:, :, None, None], (N, C, H, W)).copy()
 
 
-def maxpool1d_forward(x: np.ndarray, pool: int, stride: int,
-                      padding: int = 0) -> tuple[np.ndarray, dict]:
+def maxpool1d_forward(
+    x: np.ndarray, pool: int, stride: int, padding: int = 0
+) -> tuple[np.ndarray, dict]:
     """1-D max pooling: ``out[n, c, l] = max_{k<K} x_pad[n, c, S*l + k]``.
 
     ``L_out = (L + 2P - K) // S + 1``. Runs the 2-D kernel on ``(N, C, 1, L)``.
@@ -203,25 +232,38 @@ def maxpool1d_forward(x: np.ndarray, pool: int, stride: int,
     Shape:
         x ``(N, C, L)`` -> out ``(N, C, L_out)``.
     """
-    out, cache = maxpool2d_forward(x[:, :, None, :], (1, pool), (1, stride), (0, padding))
+    out, cache = maxpool2d_forward(
+        x[:, :, None, :], (1, pool), (1, stride), (0, padding)
+    )
     return out[:, :, 0, :], cache
 
 
 def maxpool1d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """Gradient to the first maximum of each window. dout ``(N, C, L_out)`` -> ``(N, C, L)``."""
+    """Gradient to the first maximum of each window.
+
+    Shape:
+        dout ``(N, C, L_out)`` -> dx ``(N, C, L)``.
+    """
     return maxpool2d_backward(dout[:, :, None, :], cache)[:, :, 0, :]
 
 
-def avgpool1d_forward(x: np.ndarray, pool: int, stride: int,
-                      padding: int = 0) -> tuple[np.ndarray, dict]:
+def avgpool1d_forward(
+    x: np.ndarray, pool: int, stride: int, padding: int = 0
+) -> tuple[np.ndarray, dict]:
     """1-D average pooling: ``out[n, c, l] = 1/K sum_{k<K} x_pad[n, c, S*l + k]``.
 
     Zero padding counts in the mean. Shape: x ``(N, C, L)`` -> out ``(N, C, L_out)``.
     """
-    out, cache = avgpool2d_forward(x[:, :, None, :], (1, pool), (1, stride), (0, padding))
+    out, cache = avgpool2d_forward(
+        x[:, :, None, :], (1, pool), (1, stride), (0, padding)
+    )
     return out[:, :, 0, :], cache
 
 
 def avgpool1d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """``dx[n, c, S*l + k] += dout[n, c, l] / K``. dout ``(N, C, L_out)`` -> ``(N, C, L)``."""
+    """``dx[n, c, S*l + k] += dout[n, c, l] / K`` for every ``k``.
+
+    Shape:
+        dout ``(N, C, L_out)`` -> dx ``(N, C, L)``.
+    """
     return avgpool2d_backward(dout[:, :, None, :], cache)[:, :, 0, :]

@@ -1,13 +1,13 @@
 """Naive loop twins of ``cnnumpy.functional.pool``: the notes' "technique 1" (seed 000).
 
-One explicit Python loop per axis, one window at a time, exactly as the equations read. They are
-slow (every step runs in the interpreter) and exist only as the reference the tests compare the
-vectorised kernels with. Same signatures and shapes as the fast functions; the cache of a naive
-forward is just what its naive backward needs.
+One explicit Python loop per axis, one window at a time, exactly as the equations read.
+They are slow (every step runs in the interpreter) and exist only as the reference the
+tests compare the vectorised kernels with. Same signatures and shapes as the fast
+functions; the cache of a naive forward is just what its naive backward needs.
 
-Unlike the notes' loop, which sends the gradient to every input equal to the maximum, max pooling
-here sends it to the first maximum of the window in row-major order only (PyTorch's rule), so that
-a window with ties passes its gradient on once.
+Unlike the notes' loop, which sends the gradient to every input equal to the maximum,
+max pooling here sends it to the first maximum of the window in row-major order only
+(PyTorch's rule), so that a window with ties passes its gradient on once.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ def _first_argmax(window: np.ndarray) -> tuple[int, int]:
     return best_i, best_j
 
 
-def maxpool2d_forward_naive(x: np.ndarray, pool: IntPair, stride: IntPair,
-                            padding: IntPair = 0) -> tuple[np.ndarray, tuple]:
-    """Loop twin of ``maxpool2d_forward``. x ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``."""
+def maxpool2d_forward_naive(
+    x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0
+) -> tuple[np.ndarray, tuple]:
+    """Loop twin of ``maxpool2d_forward``: x ``(N, C, H, W)`` -> ``(N, C, Ho, Wo)``."""
     (KH, KW), (SH, SW), (PH, PW) = _pair(pool), _pair(stride), _pair(padding)
     x_pad = _pad(x, PH, PW, -np.inf)
     N, C, H_pad, W_pad = x_pad.shape
@@ -52,7 +53,7 @@ def maxpool2d_forward_naive(x: np.ndarray, pool: IntPair, stride: IntPair,
 
 
 def maxpool2d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Loop twin of ``maxpool2d_backward``: each window's gradient to its first maximum."""
+    """Loop twin of ``maxpool2d_backward``: a window's gradient to its first maximum."""
     x, (KH, KW), (SH, SW), (PH, PW) = cache
     x_pad = _pad(x, PH, PW, -np.inf)
     dx_pad = np.zeros_like(x_pad)
@@ -68,8 +69,9 @@ def maxpool2d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return dx_pad[:, :, PH : PH + H, PW : PW + W]
 
 
-def avgpool2d_forward_naive(x: np.ndarray, pool: IntPair, stride: IntPair,
-                            padding: IntPair = 0) -> tuple[np.ndarray, tuple]:
+def avgpool2d_forward_naive(
+    x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0
+) -> tuple[np.ndarray, tuple]:
     """Loop twin of ``avgpool2d_forward`` (zero padding counts in the mean)."""
     (KH, KW), (SH, SW), (PH, PW) = _pair(pool), _pair(stride), _pair(padding)
     x_pad = _pad(x, PH, PW, 0.0)
@@ -89,7 +91,7 @@ def avgpool2d_forward_naive(x: np.ndarray, pool: IntPair, stride: IntPair,
 
 
 def avgpool2d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Loop twin of ``avgpool2d_backward``: each input of a window gets ``dout / (KH*KW)``."""
+    """Loop twin of ``avgpool2d_backward``: each input gets ``dout / (KH*KW)``."""
     (N, C, H, W), dtype, (KH, KW), (SH, SW), (PH, PW) = cache
     dx_pad = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dtype)
     H_out, W_out = dout.shape[2:]
@@ -119,7 +121,7 @@ def global_avgpool2d_forward_naive(x: np.ndarray) -> tuple[np.ndarray, tuple]:
 
 
 def global_avgpool2d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Loop twin of ``global_avgpool2d_backward``. dout ``(N, C)`` -> ``(N, C, H, W)``."""
+    """Loop twin of ``global_avgpool2d_backward``: ``(N, C)`` -> ``(N, C, H, W)``."""
     (N, C, H, W), dtype = cache
     dx = np.zeros((N, C, H, W), dtype=dtype)
     for n in range(N):
@@ -130,8 +132,9 @@ def global_avgpool2d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarra
     return dx
 
 
-def maxpool1d_forward_naive(x: np.ndarray, pool: int, stride: int,
-                            padding: int = 0) -> tuple[np.ndarray, tuple]:
+def maxpool1d_forward_naive(
+    x: np.ndarray, pool: int, stride: int, padding: int = 0
+) -> tuple[np.ndarray, tuple]:
     """Loop twin of ``maxpool1d_forward``. x ``(N, C, L)`` -> ``(N, C, L_out)``."""
     N, C, L = x.shape
     x_pad = np.full((N, C, L + 2 * padding), -np.inf, dtype=x.dtype)
@@ -161,8 +164,9 @@ def maxpool1d_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return dx_pad[:, :, padding : padding + L]
 
 
-def avgpool1d_forward_naive(x: np.ndarray, pool: int, stride: int,
-                            padding: int = 0) -> tuple[np.ndarray, tuple]:
+def avgpool1d_forward_naive(
+    x: np.ndarray, pool: int, stride: int, padding: int = 0
+) -> tuple[np.ndarray, tuple]:
     """Loop twin of ``avgpool1d_forward`` (zero padding counts in the mean)."""
     N, C, L = x.shape
     x_pad = np.zeros((N, C, L + 2 * padding), dtype=x.dtype)

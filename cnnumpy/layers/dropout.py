@@ -1,4 +1,4 @@
-"""Inverted dropout (Srivastava et al. 2014, with the scaling moved to training time)."""
+"""Inverted dropout (Srivastava et al. 2014, the scaling moved to training time)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from cnnumpy.layers.base import Layer
 class Dropout(Layer):
     """Zero each input with probability ``rate`` during training, identity at inference.
 
-    Training: ``y = x * m / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)`` drawn independently
-    for every element. Dividing by the keep probability ``1 - rate`` keeps the expectation
-    ``E[y] = x``, so inference needs no rescaling: ``y = x``. Backward applies the same mask:
-    ``dx = dout * m / (1 - rate)``.
+    Training: ``y = x * m / (1 - rate)`` with ``m ~ Bernoulli(1 - rate)`` drawn
+    independently for every element. Dividing by the keep probability ``1 - rate`` keeps
+    the expectation ``E[y] = x``, so inference needs no rescaling: ``y = x``. Backward
+    applies the same mask: ``dx = dout * m / (1 - rate)``.
 
-    The masks come from the layer's own generator ``self.rng`` (spawned from the global one,
-    see ``cnnumpy.seed``), or from ``seed`` when given.
+    The masks come from the layer's own generator ``self.rng`` (spawned from the global
+    one, see ``cnnumpy.seed``), or from ``seed`` when given.
 
     Args:
         rate: probability of dropping a unit, in ``[0, 1)``.
@@ -29,8 +29,9 @@ class Dropout(Layer):
         any ``(N, ...)`` -> same shape.
     """
 
-    def __init__(self, rate: float, *, seed: int | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, rate: float, *, seed: int | None = None, name: str | None = None
+    ) -> None:
         super().__init__(name=name)
         if isinstance(rate, bool) or not isinstance(rate, Real):
             raise TypeError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
@@ -63,7 +64,9 @@ class Dropout(Layer):
         if self._mask is None:
             return dout
         if dout.shape != self._mask.shape:
-            raise self._error(f"expected dout of shape {self._mask.shape}, got {dout.shape}")
+            raise self._error(
+                f"expected dout of shape {self._mask.shape}, got {dout.shape}"
+            )
         return dout * self._mask
 
     def get_config(self) -> dict[str, Any]:

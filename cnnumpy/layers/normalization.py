@@ -22,9 +22,9 @@ class BatchNorm(Layer):
         y = gamma * x_hat + beta
 
     Training uses the batch's ``mu`` and ``var`` and updates the running statistics,
-    ``running = (1 - momentum) * running + momentum * batch``, with the unbiased variance
-    ``var * m / (m - 1)`` for ``running_var`` (PyTorch's convention). Inference uses the running
-    statistics, which makes the layer a fixed affine map per channel.
+    ``running = (1 - momentum) * running + momentum * batch``, with the unbiased
+    variance ``var * m / (m - 1)`` for ``running_var`` (PyTorch's convention). Inference
+    uses the running statistics, which makes the layer a fixed affine map per channel.
 
     Backward, training mode (``mu`` and ``var`` depend on every x of the channel):
 
@@ -38,12 +38,13 @@ class BatchNorm(Layer):
         eps: added to the variance, > 0.
 
     Shape:
-        ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` -> same shape. ``gamma``, ``beta``,
-        ``running_mean``, ``running_var``: ``(C,)``.
+        ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` -> same shape. ``gamma``,
+        ``beta``, ``running_mean``, ``running_var``: ``(C,)``.
     """
 
-    def __init__(self, momentum: float = 0.1, eps: float = 1e-5,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None
+    ) -> None:
         super().__init__(name=name)
         for what, value in (("momentum", momentum), ("eps", eps)):
             if isinstance(value, bool) or not isinstance(value, Real):
@@ -80,7 +81,8 @@ class BatchNorm(Layer):
                 f"{input_shape}"
             )
         if self.built and (
-            len(input_shape) != len(self.input_shape) or input_shape[0] != self.input_shape[0]
+            len(input_shape) != len(self.input_shape)
+            or input_shape[0] != self.input_shape[0]
         ):
             raise self._error(
                 f"expected {self.input_shape[0]} channels in an example of rank "
@@ -89,7 +91,7 @@ class BatchNorm(Layer):
         return input_shape
 
     def _axes(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Reduction axes (all but the channel axis) and the broadcast shape ``(1, C, 1..)``."""
+        """Reduction axes (all but the channel), broadcast shape ``(1, C, 1, ...)``."""
         axes = (0, *range(2, x.ndim))
         return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
@@ -100,7 +102,8 @@ class BatchNorm(Layer):
         if training:
             if m < 2:
                 raise self._error(
-                    f"expected more than 1 value per channel in training, got input {x.shape}"
+                    "expected more than 1 value per channel in training, "
+                    f"got input {x.shape}"
                 )
             mean, var = x.mean(axis=axes), x.var(axis=axes)
             self._update_running(mean, var * (m / (m - 1)))

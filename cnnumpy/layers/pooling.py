@@ -1,16 +1,16 @@
 """Pooling layers: thin classes around ``cnnumpy.functional.pool``.
 
-A pooling layer has no parameters: it keeps the cache of its last forward pass (the argmax of
-each window for max pooling, the shapes for average pooling) and sends the gradient back through
-the matching functional backward. Output size (seed 001, 2.3.1; floor, PyTorch's
-``ceil_mode=False``):
+A pooling layer has no parameters: it keeps the cache of its last forward pass (the
+argmax of each window for max pooling, the shapes for average pooling) and sends the
+gradient back through the matching functional backward. Output size (seed 001, 2.3.1;
+floor, PyTorch's ``ceil_mode=False``):
 
     H_out = (H + 2P - KH) // S + 1
 
-``stride`` defaults to ``pool_size`` (non-overlapping windows); ``stride < pool_size`` gives
-overlapping windows such as AlexNet's 3x3 stride 2 (seed 003). Max pooling pads with ``-inf``;
-average pooling pads with zeros that count in the mean (``count_include_pad=True``). As in
-PyTorch, the padding may be at most half the window.
+``stride`` defaults to ``pool_size`` (non-overlapping windows); ``stride < pool_size``
+gives overlapping windows such as AlexNet's 3x3 stride 2 (seed 003). Max pooling pads
+with ``-inf``; average pooling pads with zeros that count in the mean
+(``count_include_pad=True``). As in PyTorch, the padding may be at most half the window.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from cnnumpy.layers.base import Layer, pair
 
 
 def _compact(value: tuple[int, ...]) -> int | list[int]:
-    """``(2, 2)`` -> ``2`` and ``(2, 3)`` -> ``[2, 3]``: what the config and repr show."""
+    """``(2, 2)`` -> ``2``, ``(2, 3)`` -> ``[2, 3]``: what the config and repr show."""
     return value[0] if len(set(value)) == 1 else list(value)
 
 
@@ -38,13 +38,15 @@ class _Pool(Layer):
         super().__init__(name=name)
         owner = type(self).__name__
         self.pool_size = self._tuple(pool_size, "pool_size", owner)
-        self.stride = self.pool_size if stride is None else self._tuple(stride, "stride", owner)
+        self.stride = (
+            self.pool_size if stride is None else self._tuple(stride, "stride", owner)
+        )
         self.padding = self._tuple(padding, "padding", owner)
         self._given_stride = stride
         if min(self.pool_size) < 1 or min(self.stride) < 1:
             raise ValueError(
-                f"{owner}: pool_size and stride must be >= 1, got pool_size={pool_size!r}, "
-                f"stride={stride!r}"
+                f"{owner}: pool_size and stride must be >= 1, got "
+                f"pool_size={pool_size!r}, stride={stride!r}"
             )
         if min(self.padding) < 0 or any(
             2 * p > k for p, k in zip(self.padding, self.pool_size, strict=True)
@@ -75,12 +77,12 @@ class _Pool(Layer):
         padded = tuple(s + 2 * p for s, p in zip(sizes, self.padding, strict=True))
         if any(k > s for k, s in zip(self.pool_size, padded, strict=True)):
             raise self._error(
-                f"pool window {self.pool_size} is larger than the padded input {padded} "
-                f"(input {tuple(input_shape)}, padding {self.padding})"
+                f"pool window {self.pool_size} is larger than the padded input "
+                f"{padded} (input {tuple(input_shape)}, padding {self.padding})"
             )
         out = tuple(
-            (s - k) // st + 1 for s, k, st in zip(padded, self.pool_size, self.stride,
-                                                  strict=True)
+            (s - k) // st + 1
+            for s, k, st in zip(padded, self.pool_size, self.stride, strict=True)
         )
         return (int(input_shape[0]), *out)
 
@@ -90,7 +92,8 @@ class _Pool(Layer):
         args = (self.pool_size, self.stride, self.padding)
         if self.ndim == 1:
             args = tuple(a[0] for a in args)
-        out, self._cache = type(self).forward_fn(x, *args)  # keep: argmax or shapes only
+        # keep only what backward needs: the argmax (max) or the shapes (average)
+        out, self._cache = type(self).forward_fn(x, *args)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -139,7 +142,7 @@ class MaxPool2D(_Pool):
 
 
 class AvgPool2D(_Pool):
-    """2-D average pooling: ``y[n, c, h, w] = mean_{i, j} x_pad[n, c, S*h + i, S*w + j]``.
+    """2-D average pooling: ``y[n, c, h, w] = mean_{i,j} x_pad[n, c, S*h+i, S*w+j]``.
 
     Zero padding counts in the mean (divisor ``KH * KW``, ``count_include_pad=True``).
 
@@ -173,7 +176,11 @@ class MaxPool1D(_Pool):
     backward_fn = staticmethod(P.maxpool1d_backward)
 
     def __init__(
-        self, pool_size: int, stride: int | None = None, padding: int = 0, *,
+        self,
+        pool_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        *,
         name: str | None = None,
     ) -> None:
         super().__init__(pool_size, stride, padding, name=name)
@@ -191,7 +198,11 @@ class AvgPool1D(_Pool):
     backward_fn = staticmethod(P.avgpool1d_backward)
 
     def __init__(
-        self, pool_size: int, stride: int | None = None, padding: int = 0, *,
+        self,
+        pool_size: int,
+        stride: int | None = None,
+        padding: int = 0,
+        *,
         name: str | None = None,
     ) -> None:
         super().__init__(pool_size, stride, padding, name=name)
@@ -214,7 +225,8 @@ class GlobalAvgPool2D(Layer):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 3:
             raise self._error(
-                f"expected input (N, C, H, W), got an example of shape {tuple(input_shape)}"
+                "expected input (N, C, H, W), got an example of shape "
+                f"{tuple(input_shape)}"
             )
         return (int(input_shape[0]),)
 

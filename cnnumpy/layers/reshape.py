@@ -1,4 +1,4 @@
-"""Flatten: the bridge between the convolutional part and the dense part of a network."""
+"""Flatten: the bridge between the convolutional and the dense part of a network."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from cnnumpy.layers.base import Layer
 class Flatten(Layer):
     """Lay each example out as one vector: ``y[n] = x[n].reshape(-1)``, row-major.
 
-    For ``(N, C, H, W)`` feature maps the feature ``c * H * W + h * W + w`` is ``x[n, c, h, w]``,
-    PyTorch's ``nn.Flatten`` order, so dense weights can be copied between the two. Backward
-    only reshapes the gradient back.
+    For ``(N, C, H, W)`` feature maps the feature ``c * H * W + h * W + w`` is
+    ``x[n, c, h, w]``, PyTorch's ``nn.Flatten`` order, so dense weights can be copied
+    between the two. Backward only reshapes the gradient back.
 
     Shape:
         ``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)``.
