@@ -307,3 +307,18 @@ def test_backward_before_forward():
         RuntimeError, match=r"MaxPool2D\(2\): backward called before forward"
     ):
         MaxPool2D(2).backward(np.zeros((1, 1, 1, 1)))
+
+
+def test_backward_checks_dout_shape():
+    layer = AvgPool2D(2)
+    layer.forward(np.zeros((2, 1, 4, 4)))
+    with pytest.raises(
+        ValueError, match=r"AvgPool2D\(2\): expected dout of shape \(2, 1, 2, 2\)"
+    ):
+        layer.backward(np.zeros((2, 1, 4, 4)))
+    layer = GlobalAvgPool2D()
+    layer.forward(np.zeros((2, 3, 4, 4)))
+    with pytest.raises(
+        ValueError, match=r"expected dout of shape \(2, 3\), got \(3,\)"
+    ):
+        layer.backward(np.zeros(3))

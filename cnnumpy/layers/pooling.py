@@ -94,11 +94,16 @@ class _Pool(Layer):
             args = tuple(a[0] for a in args)
         # keep only what backward needs: the argmax (max) or the shapes (average)
         out, self._cache = type(self).forward_fn(x, *args)
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
+        if dout.shape != self._out_shape:
+            raise self._error(
+                f"expected dout of shape {self._out_shape}, got {dout.shape}"
+            )
         if not self.need_input_grad:
             return None
         return type(self).backward_fn(dout, self._cache)
@@ -233,11 +238,16 @@ class GlobalAvgPool2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x, rank=4)
         out, self._cache = P.global_avgpool2d_forward(x)  # keep: the input shape only
+        self._out_shape = out.shape
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
+        if dout.shape != self._out_shape:
+            raise self._error(
+                f"expected dout of shape {self._out_shape}, got {dout.shape}"
+            )
         if not self.need_input_grad:
             return None
         return P.global_avgpool2d_backward(dout, self._cache)
