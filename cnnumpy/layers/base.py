@@ -50,7 +50,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYERS[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # private helper bases are not layers
+            LAYERS[cls.__name__] = cls
 
     # -- lifecycle -------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:
@@ -161,11 +162,16 @@ class Layer:
             value = config[pname]
             if p.default is inspect.Parameter.empty:
                 parts.append(repr(value))
-            elif p.default != value and not (
-                isinstance(value, list) and p.default is not None and list(p.default) == value
-            ):
+            elif not _same(p.default, value):
                 parts.append(f"{pname}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _same(default, value) -> bool:
+    """Whether a config value equals its default (a JSON list equals the same tuple)."""
+    if isinstance(default, (tuple, list)) and isinstance(value, (tuple, list)):
+        return list(default) == list(value)
+    return default == value
 
 
 def pair(value: int | tuple[int, int] | list[int], what: str, owner: str) -> tuple[int, int]:
