@@ -2,8 +2,9 @@
 
 Shuffling draws one permutation of the indices per epoch and takes each batch with fancy
 indexing (``x[idx]``): only the batch is copied, never the whole data set. The generator
-drives both the permutation and the augmentation, so saving ``state`` before an epoch and
-restoring it replays that epoch exactly (the same batches, the same crops and flips).
+drives both the permutation and the augmentation, so saving ``state`` before an epoch
+and restoring it replays that epoch exactly (the same batches, the same crops and
+flips).
 """
 
 from __future__ import annotations
@@ -54,10 +55,16 @@ class BatchIterator:
                 f"BatchIterator: x and y must hold as many examples, got {len(x)} "
                 f"and {len(y)}"
             )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-            raise TypeError(f"BatchIterator: batch_size must be an int, got {batch_size!r}")
+        if isinstance(batch_size, bool) or not isinstance(
+            batch_size, (int, np.integer)
+        ):
+            raise TypeError(
+                f"BatchIterator: batch_size must be an int, got {batch_size!r}"
+            )
         if batch_size < 1:
-            raise ValueError(f"BatchIterator: expected batch_size >= 1, got {batch_size}")
+            raise ValueError(
+                f"BatchIterator: expected batch_size >= 1, got {batch_size}"
+            )
         if augment is not None and not callable(augment):
             raise TypeError(f"BatchIterator: augment must be callable, got {augment!r}")
         self.x, self.y = x, y
@@ -88,7 +95,7 @@ class BatchIterator:
 
     @property
     def state(self) -> dict[str, Any]:
-        """The generator's state (``rng.bit_generator.state``), to save with a checkpoint."""
+        """The generator's ``bit_generator.state``, to save with a checkpoint."""
         return self.rng.bit_generator.state
 
     @state.setter
@@ -105,12 +112,13 @@ def train_val_split(
     """Hold out a random ``fraction`` of the examples for validation.
 
     Returns:
-        ``(x_train, y_train, x_val, y_val)``; ``round(N * fraction)`` validation examples,
-        at least one in each part.
+        ``(x_train, y_train, x_val, y_val)``; ``round(N * fraction)`` validation
+        examples, at least one in each part.
     """
     if len(x) != len(y):
         raise ValueError(
-            f"train_val_split: x and y must hold as many examples, got {len(x)} and {len(y)}"
+            "train_val_split: x and y must hold as many examples, "
+            f"got {len(x)} and {len(y)}"
         )
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"train_val_split: expected 0 < fraction < 1, got {fraction}")

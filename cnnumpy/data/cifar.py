@@ -1,15 +1,15 @@
 """The CIFAR-10 "python version": pickled batches, read without trusting the pickles.
 
-The archive ``cifar-10-python.tar.gz`` holds ``cifar-10-batches-py/`` with ``data_batch_1``
-.. ``data_batch_5``, ``test_batch`` and ``batches.meta``. Each batch is a Python 2 pickle of
-a dict ``{b"data": uint8 (10000, 3072), b"labels": [int, ...], ...}``; a row of ``data`` is
-one 32x32 image stored as three planes R | G | B of 1024 bytes, so ``data.reshape(N, 3, 32,
-32)`` is already ``(N, C, H, W)``.
+The archive ``cifar-10-python.tar.gz`` holds ``cifar-10-batches-py/`` with
+``data_batch_1`` .. ``data_batch_5``, ``test_batch`` and ``batches.meta``. Each batch is
+a Python 2 pickle of a dict ``{b"data": uint8 (10000, 3072), b"labels": [int, ...],
+...}``; a row of ``data`` is one 32x32 image stored as three planes R | G | B of 1024
+bytes, so ``data.reshape(N, 3, 32, 32)`` is already ``(N, C, H, W)``.
 
 A pickle can run any code while it loads, so ``pickle.load`` is never used:
-``RestrictedUnpickler`` admits only the few callables that rebuild a NumPy array and refuses
-every other global with ``UnsafePickleError``. Reading from the tar.gz streams the expected
-members into memory; nothing is extracted to disk.
+``RestrictedUnpickler`` admits only the few callables that rebuild a NumPy array and
+refuses every other global with ``UnsafePickleError``. Reading from the tar.gz streams
+the expected members into memory; nothing is extracted to disk.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if factory is None:
             raise UnsafePickleError(
                 f"refusing to load {module}.{name}: a CIFAR-10 batch only needs "
-                "NumPy array reconstruction (the file is corrupt or not a CIFAR-10 batch)"
+                "NumPy array reconstruction (the file is corrupt or not a CIFAR-10 "
+                "batch)"
             )
         return factory()
 
@@ -88,8 +89,10 @@ def _key(entry: dict, name: str):
     raise DatasetError(f"missing key {name!r}")
 
 
-def parse_batch(data: bytes, what: str = "CIFAR-10 batch") -> tuple[np.ndarray, np.ndarray]:
-    """Decode one batch into images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``."""
+def parse_batch(
+    data: bytes, what: str = "CIFAR-10 batch"
+) -> tuple[np.ndarray, np.ndarray]:
+    """One batch as images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``."""
     entry = safe_loads(data, what)
     if not isinstance(entry, dict):
         raise DatasetError(f"{what}: expected a dict, got {type(entry).__name__}")
@@ -119,7 +122,9 @@ def parse_meta(data: bytes, what: str = META) -> tuple[str, ...]:
         names = _key(entry, "label_names") if isinstance(entry, dict) else None
     except DatasetError:
         names = None
-    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+    if not isinstance(names, list) or not all(
+        isinstance(n, (bytes, str)) for n in names
+    ):
         raise DatasetError(f"{what}: expected a dict with a list b'label_names'")
     return tuple(n.decode("ascii") if isinstance(n, bytes) else n for n in names)
 
@@ -139,11 +144,11 @@ def find_source(path: Path) -> Path | None:
 def read_members(
     source: Path, names: tuple[str, ...], optional: tuple[str, ...] = ()
 ) -> dict[str, bytes]:
-    """The bytes of the named batch files, from a tar.gz or a ``cifar-10-batches-py`` dir.
+    """The bytes of the named batch files, from the tar.gz or the batch folder.
 
-    Only members called ``cifar-10-batches-py/<name>`` that are regular files are read, in
-    one pass over the archive; a missing one of ``names`` raises ``DatasetError``, a missing
-    one of ``optional`` is left out.
+    Only members called ``cifar-10-batches-py/<name>`` that are regular files are read,
+    in one pass over the archive; a missing one of ``names`` raises ``DatasetError``, a
+    missing one of ``optional`` is left out.
     """
     if source.is_dir():
         present = [n for n in optional if (source / n).is_file()]

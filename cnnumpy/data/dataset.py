@@ -39,8 +39,8 @@ class Dataset:
         source: where the arrays came from (the files read, or the package and file that
             shipped them).
         checksum_ok: True when the files matched the official checksums, False when they
-            did not (they were still loaded, and a ``ChecksumWarning`` was issued), None when
-            no official checksum is known.
+            did not (they were still loaded, and a ``ChecksumWarning`` was issued),
+            None when no official checksum is known.
 
     Shape:
         - x: ``(N, C, H, W)``: ``(N, 1, 28, 28)`` for the MNISTs, ``(N, 3, 32, 32)`` for

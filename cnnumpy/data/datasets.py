@@ -1,8 +1,8 @@
 """Loaders for MNIST, Fashion-MNIST and CIFAR-10.
 
 Each returns a ``Dataset`` (``x`` of shape ``(N, C, H, W)``, ``y`` int64 class ids,
-``class_names``, ``source``, ``checksum_ok``). Where the files are searched, and in which
-order, is described in ``cnnumpy.data.sources``.
+``class_names``, ``source``, ``checksum_ok``). Where the files are searched, and in
+which order, is described in ``cnnumpy.data.sources``.
 
 Local files whose checksum differs from the official release still load when their
 structure is valid (a ``ChecksumWarning`` is issued and ``checksum_ok`` is False); a
@@ -150,7 +150,7 @@ def load_fashion_mnist(
     dtype: str | np.dtype = "uint8",
     download: bool = True,
 ) -> Dataset:
-    """Fashion-MNIST (Xiao et al., 2017): Zalando article images, MNIST's format and sizes.
+    """Fashion-MNIST (Xiao et al., 2017): Zalando article images in MNIST's format.
 
     Arguments, return value and errors as ``load_mnist``; besides the usual places, the
     Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``) is
@@ -172,7 +172,10 @@ def _find_cifar(spec: CifarSpec, path, download: bool, caller: str) -> Path:
         target = cache_dir() / cifar.ARCHIVE
         try:
             return download_file(
-                spec.urls, target, md5=spec.archive_md5, timeout=sources.DOWNLOAD_TIMEOUT
+                spec.urls,
+                target,
+                md5=spec.archive_md5,
+                timeout=sources.DOWNLOAD_TIMEOUT,
             )
         except DownloadError as exc:
             tried.append(f"download into {target}: {exc}")
@@ -190,14 +193,14 @@ def load_cifar10(
 ) -> Dataset:
     """CIFAR-10 (Krizhevsky, 2009): 32x32 colour images of 10 classes, 50,000 + 10,000.
 
-    Reads the official "python version": ``cifar-10-python.tar.gz`` (streamed, nothing is
-    extracted) or the extracted ``cifar-10-batches-py/`` folder. The pickled batches are
-    read with a restricted unpickler that refuses anything but array reconstruction.
+    Reads the official "python version": ``cifar-10-python.tar.gz`` (streamed, nothing
+    is extracted) or the extracted ``cifar-10-batches-py/`` folder. The pickled batches
+    are read with a restricted unpickler that refuses anything but array reconstruction.
 
     Args:
         split: ``"train"`` (``data_batch_1..5``) or ``"test"`` (``test_batch``).
-        path: the archive, the batch folder, or a folder holding either; when given, only
-            it is searched.
+        path: the archive, the batch folder, or a folder holding either; when
+            given, only it is searched.
         dtype: ``"uint8"`` (0..255) or ``"float32"``/``"float64"`` (scaled to [0, 1]).
         download: fetch the archive into the cache when no local copy is found.
 

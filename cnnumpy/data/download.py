@@ -1,9 +1,9 @@
 """Downloading a file safely: mirrors, timeout, progress bar, checksum, atomic move.
 
 The file is written to a temporary name in the destination folder, flushed to disk with
-``fsync``, verified, and only then renamed over the destination with ``os.replace`` (atomic
-on POSIX and Windows). On any failure the temporary file is deleted, so the cache never
-holds a partial or unverified file.
+``fsync``, verified, and only then renamed over the destination with ``os.replace``
+(atomic on POSIX and Windows). On any failure the temporary file is deleted, so the
+cache never holds a partial or unverified file.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def _as_set(md5: str | Sequence[str] | None) -> set[str]:
 
 
 def file_md5(path: str | os.PathLike, gunzip: bool = False) -> str:
-    """The md5 of a file's bytes, or of its decompressed content with ``gunzip=True``."""
+    """The md5 of a file's bytes (of its decompressed content if ``gunzip``)."""
     digest = hashlib.md5(usedforsecurity=False)
     opener = gzip.open if gunzip else open
     with opener(path, "rb") as stream:
@@ -69,7 +69,7 @@ def _progress_bar(total: int | None, label: str, enabled: bool):
 
 
 def _fetch(url: str, out, timeout: float, progress: bool, label: str) -> None:
-    """Stream ``url`` into the open file ``out``; raise if fewer bytes than announced."""
+    """Stream ``url`` into the open file ``out``; raise if bytes are missing."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
@@ -132,9 +132,9 @@ def download(
 ) -> Path:
     """Download the first URL that works to ``dest``, verified, atomically.
 
-    The file is accepted when its md5 is one of ``md5`` or, for a gzip file, when the md5 of
-    its decompressed content is one of ``gunzip_md5`` (MNIST mirrors wrap identical IDX
-    files in different .gz bytes). At least one checksum must be given.
+    The file is accepted when its md5 is one of ``md5`` or, for a gzip file, when the
+    md5 of its decompressed content is one of ``gunzip_md5`` (MNIST mirrors wrap
+    identical IDX files in different .gz bytes). At least one checksum must be given.
 
     Args:
         urls: one URL or mirrors to try in order.
@@ -149,7 +149,8 @@ def download(
 
     Raises:
         DownloadError: every URL failed (network error, incomplete transfer or checksum
-            mismatch); the message lists each URL with its error. No file is left behind.
+            mismatch); the message lists each URL with its error. No file is
+            left behind.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     md5s, gunzip_md5s = _as_set(md5), _as_set(gunzip_md5)
@@ -167,7 +168,8 @@ def download(
         except (DatasetError, *NETWORK_ERRORS) as exc:
             failures.append(f"  - {url}: {_describe(exc)}")
     raise DownloadError(
-        f"could not download {dest.name}; every location failed:\n" + "\n".join(failures)
+        f"could not download {dest.name}; every location failed:\n"
+        + "\n".join(failures)
     )
 
 

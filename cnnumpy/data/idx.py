@@ -6,9 +6,9 @@ An IDX file is a big-endian header followed by the array, row-major::
     dims    = NDIM x uint32            (N, then 28, 28 for images)
     payload = prod(dims) values
 
-so MNIST images start with the magic number 0x00000803 (uint8, 3 dimensions) and labels with
-0x00000801 (uint8, 1 dimension). Every field is checked against the file length before a
-single value is read.
+so MNIST images start with the magic number 0x00000803 (uint8, 3 dimensions) and labels
+with 0x00000801 (uint8, 1 dimension). Every field is checked against the file length
+before a single value is read.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def read_maybe_gzip(path: str | os.PathLike, max_bytes: int = MAX_RAW_BYTES) -> 
     """The content of ``path``, decompressed when it starts with the gzip signature.
 
     Raises:
-        DatasetError: unreadable file, corrupt or truncated gzip stream, or content larger
-            than ``max_bytes``.
+        DatasetError: unreadable file, corrupt or truncated gzip stream, or
+            content larger than ``max_bytes``.
     """
     try:
         with open(path, "rb") as raw:
@@ -99,8 +99,8 @@ def read_idx_pair(
     """Read an images file and its labels file.
 
     Returns:
-        ``(images, labels, md5s)``: images uint8 ``(N, H, W)``, labels uint8 ``(N,)``, and
-        the md5 of each file's decompressed content keyed by path.
+        ``(images, labels, md5s)``: images uint8 ``(N, H, W)``, labels uint8 ``(N,)``,
+        and the md5 of each file's decompressed content keyed by path.
     """
     images_raw = read_maybe_gzip(images_path)
     labels_raw = read_maybe_gzip(labels_path)

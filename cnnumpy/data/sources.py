@@ -3,20 +3,22 @@
 Every loader looks for its files in this order and uses the first place that has them:
 
 1. ``path=`` given by the caller: only that place is searched (the folder itself or its
-   data set subfolder, e.g. ``path/mnist``; for CIFAR-10 also the archive or batch folder
-   itself); nothing is downloaded.
+   data set subfolder, e.g. ``path/mnist``; for CIFAR-10 also the archive or batch
+   folder itself); nothing is downloaded.
 2. ``$CNNUMPY_DATA``: a data root laid out as below.
-3. The user cache ``$XDG_CACHE_HOME/cnnumpy`` (default ``~/.cache/cnnumpy``), same layout.
+3. The user cache ``$XDG_CACHE_HOME/cnnumpy`` (default ``~/.cache/cnnumpy``), same
+   layout.
 4. System folders: ``/usr/share/datasets/fashion-mnist`` (Debian's
    ``dataset-fashion-mnist``) for Fashion-MNIST.
 5. A download from the official locations into the cache, when ``download=True``.
 
 A data root (``$CNNUMPY_DATA`` or the cache) looks like::
 
-    mnist/            train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
-                      t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz  (or raw, no .gz)
-    fashion-mnist/    the same four names
-    cifar-10-python.tar.gz        or the extracted   cifar-10-batches-py/
+    mnist/          train-images-idx3-ubyte.gz  train-labels-idx1-ubyte.gz
+                    t10k-images-idx3-ubyte.gz   t10k-labels-idx1-ubyte.gz
+                    (each also accepted raw, without .gz)
+    fashion-mnist/  the same four names
+    cifar-10-python.tar.gz   or the extracted   cifar-10-batches-py/
 """
 
 from __future__ import annotations
@@ -123,8 +125,16 @@ FASHION_MNIST = IdxSpec(
     ),
     sizes={"train": 60000, "test": 10000},
     class_names=(
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ),
     system_dirs=("/usr/share/datasets/fashion-mnist",),
 )
@@ -145,8 +155,16 @@ CIFAR10 = CifarSpec(
     urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
     sizes={"train": 50000, "test": 10000},
     class_names=(
-        "airplane", "automobile", "bird", "cat", "deer",
-        "dog", "frog", "horse", "ship", "truck",
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
     ),
 )
 
@@ -182,10 +200,10 @@ def not_found_message(
     caller: str, what: str, tried: list[str], download: bool, explicit: bool
 ) -> str:
     """The error text listing every place tried and how to fix it."""
-    lines = [f"{caller}: could not find {what}. Tried:"]
-    lines += [f"  - {t}" for t in tried]
     if not explicit and not os.environ.get(ENV_VAR):
-        lines.append(f"  - ${ENV_VAR}: not set")
+        tried = [f"${ENV_VAR}: not set", *tried]
+    lines = [f"{caller}: could not find {what}. Tried:"]
+    lines += ["  - " + t.replace("\n", "\n    ") for t in tried]
     if explicit:
         fix = (
             "pass path= pointing at the files or their folder, or leave path=None to "
@@ -195,8 +213,11 @@ def not_found_message(
         fix = (
             f"set {ENV_VAR} to a data root holding them (layout in "
             "cnnumpy.data.sources), pass path= pointing at them, or "
-            + ("check the network: the downloads above failed" if download
-               else f"allow download=True to fetch them into {cache_dir()}")
+            + (
+                "check the network: the downloads above failed"
+                if download
+                else f"allow download=True to fetch them into {cache_dir()}"
+            )
         )
     lines.append(f"Fix: {fix}.")
     return "\n".join(lines)

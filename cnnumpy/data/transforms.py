@@ -1,8 +1,9 @@
 """Preprocessing and augmentation of image batches ``(N, C, H, W)``.
 
-All randomness comes from a ``numpy.random.Generator`` (``rng``: a Generator, an int seed,
-or None for one spawned from ``cnnumpy``'s global generator), and every random transform is
-vectorised over the batch: one draw per example, no Python loop. Inputs are never modified.
+All randomness comes from a ``numpy.random.Generator`` (``rng``: a Generator, an int
+seed, or None for one spawned from ``cnnumpy``'s global generator), and every random
+transform is vectorised over the batch: one draw per example, no Python loop. Inputs are
+never modified.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def _check_images(x: np.ndarray, caller: str) -> np.ndarray:
 
 
 def to_float(x: np.ndarray, dtype: str | np.dtype = np.float32) -> np.ndarray:
-    """Images as floats in [0, 1]: uint8 values are divided by 255, floats are only cast.
+    """Images as floats in [0, 1]: uint8 divided by 255, floats only cast.
 
     Args:
         x: uint8 images (0..255) or float images already in [0, 1].
@@ -42,8 +43,8 @@ def normalize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """``(x - mean) / std`` per channel (axis 1), after ``to_float`` for uint8 input.
 
     Shape:
-        x: ``(N, C, ...)``; mean, std: ``(C,)``. The result has x's shape, float32 (or x's
-        float dtype).
+        x: ``(N, C, ...)``; mean, std: ``(C,)``. The result has x's shape, float32
+        (or x's float dtype).
     """
     x = to_float(x) if np.asarray(x).dtype == np.uint8 else np.asarray(x)
     if x.ndim < 2 or np.shape(mean) != (x.shape[1],) or np.shape(std) != (x.shape[1],):
@@ -63,17 +64,18 @@ def standardize(
     """Zero mean, unit variance per channel, with statistics of the training split only.
 
     ``mean_c`` and ``std_c`` are computed over every example and pixel of channel ``c``
-    of ``x_train`` (in float64, after scaling uint8 to [0, 1]) and applied to both splits,
-    so that no information from the test split leaks into training.
+    of ``x_train`` (in float64, after scaling uint8 to [0, 1]) and applied to both
+    splits, so that no information from the test split leaks into training.
 
     Args:
         x_train: ``(N, C, ...)`` uint8 or float images.
-        x_test: optional ``(M, C, ...)`` images, transformed with the training statistics.
+        x_test: optional ``(M, C, ...)`` images, transformed with the training
+            statistics.
         eps: added to ``std`` so that a constant channel does not divide by zero.
 
     Returns:
-        ``(x_train_std, x_test_std or None, (mean, std))``, ``mean`` and ``std`` of shape
-        ``(C,)``, float32 arrays (or the input's float dtype).
+        ``(x_train_std, x_test_std or None, (mean, std))``, ``mean`` and ``std`` of
+        shape ``(C,)``, float32 arrays (or the input's float dtype).
     """
     x_train = to_float(x_train) if np.asarray(x_train).dtype == np.uint8 else x_train
     x_train = np.asarray(x_train)
@@ -95,7 +97,9 @@ def one_hot(y: np.ndarray, num_classes: int, dtype: str | np.dtype = np.float32)
     """Class ids ``(N,)`` to one-hot rows ``(N, num_classes)``."""
     y = np.asarray(y)
     if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
-        raise ValueError(f"one_hot: expected integer labels (N,), got {y.shape} {y.dtype}")
+        raise ValueError(
+            f"one_hot: expected integer labels (N,), got {y.shape} {y.dtype}"
+        )
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(
             f"one_hot: labels must lie in [0, {num_classes - 1}], "
@@ -113,13 +117,18 @@ def random_crop(
     the original size (the CIFAR-10 augmentation of He et al., 2016).
 
     Each example gets its own offsets ``(dy, dx)`` drawn uniformly in ``[0, 2P]``; the
-    windows are gathered in one fancy-indexing step from a strided view of the padded batch.
+    windows are gathered in one fancy-indexing step from a strided view of the
+    padded batch.
 
     Shape:
         x: ``(N, C, H, W)``; the result has the same shape and dtype.
     """
     x = _check_images(x, "random_crop")
-    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+    if (
+        isinstance(padding, bool)
+        or not isinstance(padding, (int, np.integer))
+        or padding < 0
+    ):
         raise ValueError(f"random_crop: expected padding >= 0 (int), got {padding!r}")
     rng = as_rng(rng)
     N, _, H, W = x.shape
@@ -152,7 +161,7 @@ def random_flip(
 
 
 def cifar_augment(x: np.ndarray, rng: np.random.Generator | int | None = None):
-    """The standard CIFAR-10 augmentation: ``random_crop(padding=4)`` then ``random_flip``.
+    """The usual CIFAR-10 augmentation: ``random_crop(padding=4)``, ``random_flip``.
 
     Has the ``augment(x_batch, rng)`` signature that ``BatchIterator`` expects.
     """
