@@ -29,6 +29,8 @@ class Dropout(Layer):
         any ``(N, ...)`` -> same shape.
     """
 
+    adds_neurons = False  # same neurons as the layer before (model summary)
+
     def __init__(
         self, rate: float, *, seed: int | None = None, name: str | None = None
     ) -> None:

@@ -42,6 +42,8 @@ class BatchNorm(Layer):
         ``beta``, ``running_mean``, ``running_var``: ``(C,)``.
     """
 
+    adds_neurons = False  # same neurons as the layer before (model summary)
+
     def __init__(
         self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None
     ) -> None:

@@ -20,6 +20,8 @@ class Flatten(Layer):
         ``(N, d1, d2, ...)`` -> ``(N, d1 * d2 * ...)``.
     """
 
+    adds_neurons = False  # same neurons as the layer before (model summary)
+
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self._x_shape: tuple[int, ...] | None = None
