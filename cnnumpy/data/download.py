@@ -180,4 +180,6 @@ def _describe(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         return f"network error: {exc.reason}"
+    if isinstance(exc, DatasetError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,227 @@
+"""Downloads from a local HTTP server on 127.0.0.1: verified, atomic, no partial file.
+
+The server (``http.server`` in a thread, port 0) serves fixed bytes per path and can
+misbehave on purpose: 404, a body shorter than its Content-Length, or a stall.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import http.server
+import socket
+import threading
+import time
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from test_data import (  # the fixtures are shared with test_data.py
+    cifar_members,
+    isolated,  # noqa: F401
+    small_specs,  # noqa: F401
+    write_cifar_tar,
+    write_mnist_split,
+)
+
+from cnnumpy.data import (
+    DatasetError,
+    DownloadError,
+    download,
+    load_cifar10,
+    load_mnist,
+    sources,
+)
+
+PAYLOAD = gzip.compress(b"cnnumpy test payload " * 5000, mtime=0)
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+RAW_MD5 = hashlib.md5(gzip.decompress(PAYLOAD)).hexdigest()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    routes: ClassVar[dict] = {}
+    hits: ClassVar[list] = []
+
+    def do_GET(self):
+        self.hits.append(self.path)
+        mode, body = self.routes.get(self.path, ("404", b""))
+        if mode == "404":
+            self.send_error(404, "Not Found")
+            return
+        if mode == "stall":
+            time.sleep(1.5)  # longer than the client's timeout; bounded
+            return
+        self.send_response(200)
+        declared = len(body) * 2 if mode == "cut" else len(body)
+        self.send_header("Content-Length", str(declared))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if mode == "cut" else body)
+        self.wfile.flush()
+        if mode == "cut":
+            self.close_connection = True
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+
+@pytest.fixture
+def server():
+    """Base URL of a local server; set ``server.routes[path] = (mode, body)``."""
+    Handler.routes, Handler.hits = {}, []
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield type(
+        "Server", (), {"url": base, "routes": Handler.routes, "hits": Handler.hits}
+    )
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_success_lands_in_place_with_the_right_checksum(server, tmp_path):
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    dest = download(
+        [server.url + "/f.gz"],
+        tmp_path / "c" / "f.gz",
+        md5=MD5,
+        timeout=5,
+        progress=False,
+    )
+    assert dest == tmp_path / "c" / "f.gz"
+    assert hashlib.md5(dest.read_bytes()).hexdigest() == MD5
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["f.gz"]
+
+
+def test_decompressed_checksum_accepts_another_gzip_wrapper(server, tmp_path):
+    rewrapped = gzip.compress(gzip.decompress(PAYLOAD), compresslevel=1, mtime=123)
+    server.routes["/f.gz"] = ("ok", rewrapped)
+    dest = download(
+        server.url + "/f.gz",
+        tmp_path / "f.gz",
+        md5=MD5,
+        gunzip_md5=RAW_MD5,
+        timeout=5,
+        progress=True,
+    )
+    assert dest.read_bytes() == rewrapped
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    with pytest.raises(DownloadError, match="f.gz: checksum mismatch: got md5 " + MD5):
+        download(
+            [server.url + "/f.gz"],
+            tmp_path / "f.gz",
+            md5="0" * 32,
+            gunzip_md5="1" * 32,
+            timeout=5,
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_connection_cut_mid_file_leaves_nothing(server, tmp_path):
+    server.routes["/f.gz"] = ("cut", PAYLOAD)
+    with pytest.raises(DownloadError, match="connection closed early"):
+        download(
+            [server.url + "/f.gz"],
+            tmp_path / "f.gz",
+            md5=MD5,
+            timeout=5,
+            progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_timeout_is_reported(server, tmp_path):
+    server.routes["/slow"] = ("stall", b"")
+    with pytest.raises(DownloadError, match="slow: .*timed out"):
+        download(
+            [server.url + "/slow"], tmp_path / "f", md5=MD5, timeout=0.3, progress=False
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mirrors_are_tried_in_order_and_every_failure_is_listed(server, tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/f.gz"
+    server.routes["/good.gz"] = ("ok", PAYLOAD)
+    urls = [dead, server.url + "/missing.gz", server.url + "/good.gz"]
+    dest = download(urls, tmp_path / "f.gz", md5=MD5, timeout=5, progress=False)
+    assert dest.exists() and server.hits == ["/missing.gz", "/good.gz"]
+    with pytest.raises(DownloadError) as info:
+        download(urls[:2], tmp_path / "g.gz", md5=MD5, timeout=5, progress=False)
+    text = str(info.value)
+    assert f"{dead}: network error" in text
+    assert f"{server.url}/missing.gz: HTTP 404" in text
+    assert not (tmp_path / "g.gz").exists()
+
+
+def test_download_needs_a_checksum(tmp_path):
+    with pytest.raises(ValueError, match="download: expected md5= or gunzip_md5="):
+        download("http://127.0.0.1:9/f", tmp_path / "f")
+
+
+@pytest.mark.usefixtures("small_specs", "isolated")
+def test_load_mnist_downloads_into_the_cache_once(server, tmp_path, monkeypatch):
+    images, labels, raw_md5 = write_mnist_split(tmp_path / "served", "test")
+    for stem in raw_md5:
+        data = (tmp_path / "served" / (stem + ".gz")).read_bytes()
+        server.routes[f"/mnist/{stem}.gz"] = ("ok", data)
+    spec = dataclasses.replace(
+        sources.MNIST, mirrors=(server.url + "/mnist/",), raw_md5=raw_md5
+    )
+    monkeypatch.setattr(sources, "MNIST", spec)
+    monkeypatch.setattr(sources, "DOWNLOAD_TIMEOUT", 5.0)
+    ds = load_mnist("test")
+    cache = tmp_path / "xdg" / "cnnumpy" / "mnist"
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ]
+    assert ds.checksum_ok is True and ds.source.startswith(str(cache))
+    np.testing.assert_array_equal(ds.x[:, 0], images)
+    np.testing.assert_array_equal(ds.y, labels)
+    hits = len(server.hits)
+    load_mnist("test")
+    assert len(server.hits) == hits  # the second call reads the cache
+
+
+@pytest.mark.usefixtures("small_specs", "isolated")
+def test_load_mnist_failed_download_explains_and_leaves_nothing(
+    server, tmp_path, monkeypatch
+):
+    write_mnist_split(tmp_path / "served", "test")
+    name = "t10k-images-idx3-ubyte.gz"
+    server.routes[f"/mnist/{name}"] = ("ok", (tmp_path / "served" / name).read_bytes())
+    spec = dataclasses.replace(sources.MNIST, mirrors=(server.url + "/mnist/",))
+    monkeypatch.setattr(sources, "MNIST", spec)  # official md5s: the bytes differ
+    with pytest.raises(DatasetError) as info:
+        load_mnist("test")
+    text = str(info.value)
+    assert "download into" in text and "checksum mismatch" in text
+    assert "$CNNUMPY_DATA: not set" in text and "check the network" in text
+    cache = tmp_path / "xdg" / "cnnumpy" / "mnist"
+    assert list(cache.iterdir()) == []
+
+
+@pytest.mark.usefixtures("small_specs", "isolated")
+def test_load_cifar10_download_must_match(server, tmp_path, monkeypatch):
+    write_cifar_tar(tmp_path / "served.tar.gz", cifar_members())
+    archive = (tmp_path / "served.tar.gz").read_bytes()
+    server.routes["/cifar.tar.gz"] = ("ok", archive)
+    spec = dataclasses.replace(sources.CIFAR10, urls=(server.url + "/cifar.tar.gz",))
+    monkeypatch.setattr(sources, "CIFAR10", spec)  # official md5: refused
+    with pytest.raises(DatasetError, match="checksum mismatch"):
+        load_cifar10("test")
+    cache = tmp_path / "xdg" / "cnnumpy"
+    assert list(cache.iterdir()) == []
+    good = dataclasses.replace(spec, archive_md5=hashlib.md5(archive).hexdigest())
+    monkeypatch.setattr(sources, "CIFAR10", good)
+    with pytest.warns(UserWarning, match="differ from the official release"):
+        ds = load_cifar10("test")  # batch md5s are not the official ones
+    assert ds.x.shape == (4, 3, 32, 32) and ds.source == str(
+        cache / "cifar-10-python.tar.gz"
+    )
