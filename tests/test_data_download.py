@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import http.server
 import socket
+import sys
 import threading
 import time
 from typing import ClassVar
@@ -225,3 +226,10 @@ def test_load_cifar10_download_must_match(server, tmp_path, monkeypatch):
     assert ds.x.shape == (4, 3, 32, 32) and ds.source == str(
         cache / "cifar-10-python.tar.gz"
     )
+
+
+def test_without_tqdm_the_download_has_no_bar(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails: no bar
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    download(server.url + "/f.gz", tmp_path / "f.gz", md5=MD5, timeout=5)
+    assert (tmp_path / "f.gz").exists() and capsys.readouterr().err == ""

@@ -77,16 +77,21 @@ def _download_idx(spec: IdxSpec, target: Path, stem: str) -> Path:
 
 
 def _checksum_status(
-    title: str, source: str, md5s: dict[str, str], official: dict[str, str]
+    title: str,
+    source: str,
+    md5s: dict[str, str],
+    official: dict[str, str],
+    stacklevel: int = 3,
 ) -> bool:
-    """True when every file (keyed by its official name) matches; else warn."""
+    """True when every file (keyed by its official name) matches; else warn the user
+    (``stacklevel`` counts the frames up to the public loader's caller)."""
     bad = [name for name, md5 in md5s.items() if official.get(name) != md5]
     if bad:
         warnings.warn(
             f"{title}: {', '.join(bad)} in {source} differ from the official release "
             "(md5); loaded anyway since the structure is valid",
             ChecksumWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
     return not bad
 
@@ -112,7 +117,9 @@ def _load_idx_dataset(spec: IdxSpec, split, path, dtype, download, caller) -> Da
     _check_size(spec, split, len(images), source)
     y = check_labels(labels, len(spec.class_names), os.fspath(labels_path))
     by_stem = {_stem(name): md5 for name, md5 in md5s.items()}
-    checksum_ok = _checksum_status(spec.title, source, by_stem, spec.raw_md5)
+    checksum_ok = _checksum_status(
+        spec.title, source, by_stem, spec.raw_md5, stacklevel=4
+    )
     x = convert_images(images.reshape(-1, 1, 28, 28), dtype)
     if x.dtype == np.uint8:
         x = x.copy()  # own, writable memory instead of a view on the file bytes
