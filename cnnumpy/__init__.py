@@ -2,6 +2,7 @@
 
 from cnnumpy import (
     callbacks,
+    data,
     functional,
     initializers,
     io,
@@ -23,6 +24,7 @@ __all__ = [
     "Sequential",
     "__version__",
     "callbacks",
+    "data",
     "functional",
     "initializers",
     "io",

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 
-try:  # optional dependency
-    from tqdm.auto import tqdm as _tqdm
-except ImportError:  # pragma: no cover - exercised only without tqdm
-    _tqdm = None
+
+def _tqdm_class():
+    """tqdm's bar class, or None when tqdm is not installed (imported on first use only)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - exercised only without tqdm
+        return None
+    return tqdm
 
 
 class ProgressBar:
@@ -19,8 +23,9 @@ class ProgressBar:
 
     def __init__(self, total: int, description: str, enabled: bool = True) -> None:
         self._bar = None
-        if enabled and _tqdm is not None:
-            self._bar = _tqdm(total=total, desc=description, unit="img", leave=False,
+        tqdm = _tqdm_class() if enabled else None
+        if tqdm is not None:
+            self._bar = tqdm(total=total, desc=description, unit="img", leave=False,
                               file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
 
     def update(self, n: int, logs: dict | None = None) -> None:
