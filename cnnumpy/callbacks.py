@@ -268,6 +268,8 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self.model.stop_now or not math.isfinite(logs.get("loss", 0.0)):
+            return  # a diverged epoch (TerminateOnNaN): keep the last good file
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
             better = value < self.best if self.mode == "min" else value > self.best

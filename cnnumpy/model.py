@@ -221,10 +221,10 @@ class Sequential:
         backup = Backup(resume_from, self, callbacks) if resume_from is not None else None
         first_epoch = backup.restore() if backup is not None else 0
         for cb in callbacks:
-            cb.on_train_begin()
+            cb.on_train_begin({})
         for epoch in range(first_epoch, epochs):
             for cb in callbacks:
-                cb.on_epoch_begin(epoch)
+                cb.on_epoch_begin(epoch, {})
             logs = self._train_epoch(x, y, batch_size, shuffle, augment, callbacks,
                                      epoch, epochs, verbose)
             if validation_data is not None and not self.stop_now:
@@ -240,7 +240,7 @@ class Sequential:
             if self.stop_training:
                 break
         for cb in callbacks:
-            cb.on_train_end()
+            cb.on_train_end({})
         return history
 
     def _train_epoch(self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs,
@@ -256,7 +256,7 @@ class Sequential:
             if augment is not None:
                 xb = augment(xb, self._fit_rng)
             for cb in callbacks:
-                cb.on_batch_begin(batch)
+                cb.on_batch_begin(batch, {})
             loss, out = self._step(xb, y[idx])
             totals["loss"] += loss * len(idx)
             scores = self.loss.to_probabilities(out) if self.metrics else None

@@ -216,3 +216,28 @@ def test_fuzz_truncated_and_corrupted_files_always_raise_cleanly(tmp_path):
         with pytest.raises(ModelFileError):
             load_model(path)
         assert time.perf_counter() - start < 1.0, f"offset {offset} took too long"
+
+
+def test_terminate_on_nan_keeps_the_last_good_checkpoints(tmp_path):
+    from cnnumpy.callbacks import LambdaCallback, ModelCheckpoint, TerminateOnNaN
+
+    x, y = data()
+    model = model_with_everything()
+    model.compile(optimizer=SGD(lr=0.01), loss="cross_entropy")
+
+    def explode(epoch, logs):  # from epoch 2 on, the learning rate makes the run diverge
+        if epoch == 2:
+            model.optimizer.lr = 1e38
+
+    checkpoint = ModelCheckpoint(tmp_path / "last.safetensors", monitor="loss")
+    with np.errstate(all="ignore"):
+        history = model.fit(x * 1e3, y, epochs=6, batch_size=8, verbose=0, seed=0,
+                            resume_from=tmp_path / "backup",
+                            callbacks=[LambdaCallback(on_epoch_begin=explode), TerminateOnNaN(),
+                                       checkpoint])
+    # epochs 0 and 1 completed; epoch 2 diverged, was cut short and logged with its NaN loss
+    assert history.epoch == [0, 1, 2] and not np.isfinite(history["loss"][2])
+    for path in (tmp_path / "last.safetensors", tmp_path / "backup" / "checkpoint.safetensors"):
+        good = load_model(path)
+        assert all(np.isfinite(v).all() for layer in good.layers for v in layer.params.values())
+        assert len(good.history.epoch) == 2
