@@ -1,0 +1,114 @@
+"""PyTorch twins of cnnumpy networks, for the benchmarks.
+
+``torch_twin(model)`` builds an ``nn.Sequential`` with one torch module per cnnumpy
+layer, in the same order, and loads the cnnumpy weights through
+``cnnumpy.io.to_torch_state_dict`` (the interop convention), so that both networks
+start from exactly the same parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnumpy.io import to_torch_state_dict
+
+
+def _conv(layer, channels: int) -> nn.Module:
+    F, C, KH, KW = layer.params["W"].shape
+    padding = layer.padding
+    if padding == "same" and max(layer.stride) > 1:
+        raise NotImplementedError("torch has no 'same' padding with a stride > 1")
+    if isinstance(padding, list):
+        padding = tuple(padding)
+    if layer.padding_mode != "zeros":
+        raise NotImplementedError("the benchmark twins use zero padding only")
+    return nn.Conv2d(
+        C, F, (KH, KW), stride=layer.stride, padding=padding, bias=layer.use_bias
+    )
+
+
+def _module(layer, in_shape: tuple[int, ...]) -> nn.Module:
+    """The torch module that computes what ``layer`` computes on ``in_shape``."""
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        return _conv(layer, in_shape[0])
+    if kind == "Dense":
+        W = layer.params["W"]
+        return nn.Linear(W.shape[0], W.shape[1], bias=layer.use_bias)
+    if kind in ("MaxPool2D", "AvgPool2D"):
+        cls = nn.MaxPool2d if kind == "MaxPool2D" else nn.AvgPool2d
+        return cls(layer.pool_size, stride=layer.stride, padding=layer.padding)
+    if kind == "BatchNorm":
+        cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(in_shape)]
+        return cls(in_shape[0], eps=layer.eps, momentum=layer.momentum)
+    simple = {
+        "ReLU": lambda: nn.ReLU(),
+        "Tanh": lambda: nn.Tanh(),
+        "Sigmoid": lambda: nn.Sigmoid(),
+        "LeakyReLU": lambda: nn.LeakyReLU(layer.alpha),
+        "Flatten": lambda: nn.Flatten(),
+        "Dropout": lambda: nn.Dropout(layer.rate),
+    }
+    if kind not in simple:
+        raise NotImplementedError(f"no torch twin for {layer!r}")
+    return simple[kind]()
+
+
+def torch_twin(model) -> nn.Sequential:
+    """An ``nn.Sequential`` computing ``model`` with ``model``'s current weights."""
+    modules, shape = [], model.input_shape
+    for layer in model.layers:
+        modules.append(_module(layer, shape))
+        shape = layer.output_shape(shape)
+    net = nn.Sequential(*modules)
+    state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(model).items()}
+    net.load_state_dict(state)
+    return net.to(torch.float32 if model.dtype == np.float32 else torch.float64)
+
+
+def set_dropout(model, net: nn.Sequential, rate: float | None) -> list[float]:
+    """Set every dropout rate of both networks (None: restore from the saved list)."""
+    saved = []
+    for layer, module in zip(model.layers, net):
+        if type(layer).__name__ == "Dropout":
+            saved.append(layer.rate)
+            layer.rate = module.p = float(rate)
+    return saved
+
+
+def compare_one_step(model, net: nn.Sequential, x: np.ndarray, y: np.ndarray) -> dict:
+    """Loss and every parameter gradient of one training batch, in both frameworks.
+
+    Dropout is switched off for the comparison (the masks come from different
+    generators). Nothing is updated: only forward and backward run.
+
+    Returns:
+        ``{"loss": (ours, torch), "max_rel_grad_err": float}``.
+    """
+    saved = set_dropout(model, net, 0.0)
+    try:
+        out = model.forward(x, training=True)
+        loss = float(model.loss(out, y))
+        model.backward(model.loss.backward())
+        net.train()
+        net.zero_grad()
+        t_loss = nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y))
+        t_loss.backward()
+    finally:
+        for layer, module in zip(model.layers, net):
+            if type(layer).__name__ == "Dropout":
+                layer.rate = module.p = saved.pop(0)
+    worst = 0.0
+    for layer, module in zip(model.layers, net):
+        for key, grad in layer.grads.items():
+            torch_name = _TORCH_NAME[key]
+            g_torch = getattr(module, torch_name).grad.numpy()
+            g_ours = grad.T if type(layer).__name__ == "Dense" and key == "W" else grad
+            scale = max(float(np.abs(g_torch).max()), 1e-12)
+            worst = max(worst, float(np.abs(g_ours - g_torch).max()) / scale)
+    return {"loss": (loss, float(t_loss.detach())), "max_rel_grad_err": worst}
+
+
+_TORCH_NAME = {"W": "weight", "b": "bias", "gamma": "weight", "beta": "bias"}
