@@ -1,19 +1,41 @@
-"""Shared fixtures. With CNNUMPY_REQUIRE_TORCH=1 (CI), a missing PyTorch is an error, not a skip."""
+"""Shared fixtures and the CI guard for the PyTorch reference tests.
+
+With CNNUMPY_REQUIRE_TORCH=1 (set by .ci/run), a missing PyTorch is an error, not a skip, and
+the run fails unless PyTorch-marked tests actually ran and passed.
+"""
 
 import os
 
 import numpy as np
 import pytest
 
+REQUIRE_TORCH = os.environ.get("CNNUMPY_REQUIRE_TORCH") == "1"
+_torch_passed = 0
+
 
 def pytest_configure(config):
-    if os.environ.get("CNNUMPY_REQUIRE_TORCH") == "1":
+    if REQUIRE_TORCH:
         try:
             import torch  # noqa: F401
         except ImportError as exc:  # pragma: no cover - CI guard
             raise pytest.UsageError(
                 f"CNNUMPY_REQUIRE_TORCH=1 but torch cannot be imported: {exc}"
             ) from exc
+
+
+def pytest_runtest_logreport(report):
+    global _torch_passed
+    if report.when == "call" and report.passed and "torch" in report.keywords:
+        _torch_passed += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"PyTorch reference tests passed: {_torch_passed}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if REQUIRE_TORCH and _torch_passed == 0 and exitstatus == 0:
+        session.exitstatus = 1
 
 
 @pytest.fixture
