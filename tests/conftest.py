@@ -23,6 +23,14 @@ def pytest_configure(config):
             ) from exc
 
 
+def pytest_collection_modifyitems(items):
+    """Every test in a module that imports torch counts as a PyTorch reference test."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and getattr(module, "torch", None) is not None:
+            item.add_marker(pytest.mark.torch)
+
+
 def pytest_runtest_logreport(report):
     global _torch_passed
     if report.when == "call" and report.passed and "torch" in report.keywords:
