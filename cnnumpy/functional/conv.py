@@ -30,12 +30,18 @@ import numpy as np
 
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
+    SCRATCH,
+    WORKERS,
     Pads,
+    Workspace,
+    chunk_bounds,
     col2im,
-    im2col,
+    fill_columns,
     normalize_pads,
     pad2d,
     pad2d_backward,
+    pad_into,
+    parallel_chunks,
 )
 
 
@@ -120,6 +126,15 @@ def resolve_padding(
     return normalize_pads(padding)
 
 
+def _weights_matrix(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """``[W | b]``: the kernels as rows ``(F, C*KH*KW)``, plus the bias column."""
+    F = w.shape[0]
+    w_mat = w.reshape(F, -1)
+    if b is None:
+        return w_mat
+    return np.concatenate([w_mat, b.reshape(F, 1).astype(w.dtype)], axis=1)
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -127,8 +142,9 @@ def conv2d_forward(
     stride: int | tuple[int, int] = 1,
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, tuple]:
-    """2-D cross-correlation: pad, im2col (one copy), one GEMM, bias.
+    """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
     Args:
         x: input ``(N, C, H, W)``.
@@ -137,29 +153,96 @@ def conv2d_forward(
         stride: ``S`` or ``(SH, SW)``.
         padding: see :func:`resolve_padding`.
         padding_mode: ``"zeros"``, ``"reflect"`` or ``"replicate"``.
+        workspace: a layer's own :class:`Workspace`; the padded input then goes to a
+            reused buffer (border zeroed once) instead of a fresh allocation.
 
     Returns:
         out ``(N, F, H_out, W_out)`` with ``H_out = (H + top + bottom - KH) // SH + 1``,
-        and the cache for :func:`conv2d_backward` (the im2col matrix, not ``x``).
+        and the cache for :func:`conv2d_backward` (the padded input, not the columns:
+        backward rebuilds them chunk by chunk, which costs one copy and saves the
+        ``KH*KW``-times-larger column matrix of the whole batch).
     """
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
     pads = resolve_padding(padding, (KH, KW), (SH, SW), (H, W))
-    xp = pad2d(x, pads, padding_mode)
-    x_cols = im2col(xp, (KH, KW), (SH, SW))  # (C*KH*KW, N*Ho*Wo), the one big copy
+    if workspace is not None and padding_mode == "zeros" and any(sum(pads, ())):
+        xp = workspace.padded("xp", x, pads)
+    else:
+        xp = pad2d(x, pads, padding_mode)
     H_out = conv_output_size(xp.shape[2], KH, SH)
     W_out = conv_output_size(xp.shape[3], KW, SW)
-    out_cols = w.reshape(F, C * KH * KW) @ x_cols  # (F, N*Ho*Wo): ONE GEMM
-    # Back to (N, F, Ho, Wo); the bias rides along the copy the transpose needs anyway.
-    out = np.empty((N, F, H_out, W_out), dtype=out_cols.dtype)
-    out_view = out_cols.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)
-    if b is None:
-        out[...] = out_view
-    else:
-        np.add(out_view, b.reshape(F, 1, 1), out=out)
-    cache = (x.shape, xp.shape, x_cols, w, b is not None, (SH, SW), pads, padding_mode)
+    w_ext = _weights_matrix(w, b)  # (F, C*KH*KW [+1]): the bias rides in the GEMM
+    out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
+
+    def work(lo: int, hi: int, k: int) -> None:
+        cols = fill_columns(xp[lo:hi], (KH, KW), (SH, SW), b is not None, f"cols{k}")
+        res = SCRATCH.get(f"out{k}", (F, hi - lo, H_out, W_out), x.dtype)
+        np.matmul(w_ext, cols, out=res.reshape(F, -1))  # ONE GEMM per chunk
+        # (F, n, Ho, Wo) -> (N, F, Ho, Wo): inner runs are whole maps (Ho*Wo floats)
+        out[lo:hi] = res.transpose(1, 0, 2, 3)
+
+    per_image = w_ext.shape[1] * H_out * W_out * x.dtype.itemsize
+    parallel_chunks(work, chunk_bounds(N, per_image))
+    cache = (x.shape, xp, w, b is not None, (SH, SW), pads, padding_mode)
     return out, cache
+
+
+def _full_conv_applies(cache: tuple) -> bool:
+    """dx as a full convolution needs stride 1, zero padding and pads < kernel."""
+    _x_shape, _xp, w, _has_bias, stride, pads, mode = cache
+    KH, KW = w.shape[2:]
+    (top, bottom), (left, right) = pads
+    return (
+        stride == (1, 1)
+        and mode == "zeros"
+        and max(top, bottom) < KH
+        and max(left, right) < KW
+    )
+
+
+def _dx_full_convolution(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """``dx`` as the notes write it: the full convolution of ``dout`` with the kernels
+    rotated by 180 degrees (seed 002), stride 1, zero padding.
+
+    ``dx[n, c] = sum_f corr(pad(dout[n, f]), rot180(w[f, c]))`` where ``dout`` is
+    padded by ``KH - 1 - top`` above and ``KH - 1 - bottom`` below (likewise for the
+    width), which yields exactly the ``H x W`` input positions (the input padding is
+    cropped for free). It is the forward kernel again: im2col of a chunk of the padded
+    gradient, one GEMM with ``(C, F*KH*KW)`` rotated weights. Unlike col2im it never
+    scatter-adds ``KH*KW`` blocks with short inner runs.
+    """
+    x_shape, _xp, w, _has_bias, _stride, pads, _mode = cache
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    (top, bottom), (left, right) = pads
+    gpads = ((KH - 1 - top, KH - 1 - bottom), (KW - 1 - left, KW - 1 - right))
+    w_rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, F * KH * KW)
+    Ho, Wo = dout.shape[2:]
+    Hg, Wg = H + KH - 1, W + KW - 1
+    dx = np.empty(x_shape, dtype=dout.dtype)
+
+    def work(lo: int, hi: int, k: int) -> None:
+        gp = SCRATCH.get(f"gpad{k}", (hi - lo, F, Hg, Wg), dout.dtype)
+        pad_into(gp, dout[lo:hi], gpads)
+        cols = fill_columns(gp, (KH, KW), (1, 1), role=f"cols{k}")
+        res = SCRATCH.get(f"dx{k}", (C, hi - lo, H, W), dout.dtype)
+        np.matmul(w_rot, cols, out=res.reshape(C, -1))
+        dx[lo:hi] = res.transpose(1, 0, 2, 3)
+
+    parallel_chunks(work, chunk_bounds(N, F * KH * KW * H * W * dout.dtype.itemsize))
+    return dx
+
+
+def _dx_col2im(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """General ``dx`` (any stride, reflect/replicate padding): one GEMM to the
+    columns' gradient, then col2im's scatter-add and the padding's backward."""
+    _x_shape, xp, w, _has_bias, stride, pads, padding_mode = cache
+    F, C, KH, KW = w.shape
+    dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
+    dx_cols = w.reshape(F, C * KH * KW).T @ dout_mat  # (C*KH*KW, N*Ho*Wo)
+    dxp = col2im(dx_cols, xp.shape, (KH, KW), stride)
+    return np.ascontiguousarray(pad2d_backward(dxp, pads, padding_mode))
 
 
 def conv2d_backward(
@@ -169,27 +252,46 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`conv2d_forward`.
 
+    ``dw = G @ x_cols.T`` chunk by chunk (the columns are rebuilt from the cached
+    padded input into the shared scratch buffer), with ``db`` as the last column of
+    the same GEMM; ``dx`` by :func:`_dx_full_convolution` when it applies, else by
+    col2im.
+
     Args:
         dout: ``dL/dout`` ``(N, F, H_out, W_out)``.
         cache: from the forward pass.
         need_dx: False skips ``dx`` (the first layer of a model needs no input
-            gradient), saving one GEMM and the col2im.
+            gradient), saving one GEMM and its copies.
 
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
     """
-    _x_shape, xp_shape, x_cols, w, has_bias, stride, pads, padding_mode = cache
+    _x_shape, xp, w, has_bias, stride, _pads, _mode = cache
     F, C, KH, KW = w.shape
-    db = dout.sum(axis=(0, 2, 3)) if has_bias else None
-    # (F, N*Ho*Wo): one copy whose inner runs are whole output maps (Ho*Wo floats).
-    dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
-    dw = (dout_mat @ x_cols.T).reshape(w.shape)  # one GEMM, batch folded into K
+    Ho, Wo = dout.shape[2:]
+    rows = C * KH * KW + int(has_bias)
+
+    def work(lo: int, hi: int, k: int) -> np.ndarray:
+        cols = fill_columns(xp[lo:hi], (KH, KW), stride, has_bias, f"cols{k}")
+        g = SCRATCH.get(f"g{k}", (F, hi - lo, Ho, Wo), dout.dtype)
+        g[...] = dout[lo:hi].transpose(1, 0, 2, 3)  # (F, n*Ho*Wo), in cache
+        part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
+        if lo == k_first[k]:
+            np.matmul(g.reshape(F, -1), cols.T, out=part)  # batch folded into K
+        else:
+            part += g.reshape(F, -1) @ cols.T
+        return part
+
+    bounds = chunk_bounds(dout.shape[0], rows * Ho * Wo * dout.dtype.itemsize)
+    k_first = [lo for lo, _ in bounds[:WORKERS]]
+    dw_ext = sum(parallel_chunks(work, bounds))
+    dw = dw_ext[:, : C * KH * KW].reshape(w.shape)
+    db = dw_ext[:, -1].copy() if has_bias else None
     if not need_dx:
         return None, dw, db
-    dx_cols = w.reshape(F, C * KH * KW).T @ dout_mat  # (C*KH*KW, N*Ho*Wo), one GEMM
-    dxp = col2im(dx_cols, xp_shape, (KH, KW), stride)
-    dx = np.ascontiguousarray(pad2d_backward(dxp, pads, padding_mode))
-    return dx, dw, db
+    if _full_conv_applies(cache):
+        return _dx_full_convolution(dout, cache), dw, db
+    return _dx_col2im(dout, cache), dw, db
 
 
 def resolve_padding_1d(
@@ -215,6 +317,7 @@ def conv1d_forward(
     stride: int = 1,
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
+    workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """1-D cross-correlation, ``out[n, f, i] = b[f] + sum_{c,u} w[f,c,u] x[n,c,i*S+u]``.
 
@@ -230,7 +333,8 @@ def conv1d_forward(
     """
     pads = resolve_padding_1d(padding, w.shape[2], int(stride), x.shape[2])
     out, cache = conv2d_forward(
-        x[:, :, None, :], w[:, :, None, :], b, (1, int(stride)), pads, padding_mode
+        x[:, :, None, :], w[:, :, None, :], b, (1, int(stride)), pads, padding_mode,
+        workspace,
     )
     return out[:, :, 0, :], cache
 

@@ -34,6 +34,7 @@ from cnnumpy.functional.conv import (
     resolve_padding,
     resolve_padding_1d,
 )
+from cnnumpy.functional.im2col import Workspace
 from cnnumpy.layers.base import Layer
 
 
@@ -100,6 +101,8 @@ class _Conv(Layer):
         self.bias_initializer = bias_initializer
         self._cache: tuple | None = None
         self._out_shape: tuple[int, ...] | None = None
+        # the padded input lives in a buffer reused pass after pass (see Workspace)
+        self._workspace = Workspace()
 
     # -- argument checks -------------------------------------------------------------
     def _ints(self, value, what: str, owner: str) -> tuple[int, ...]:
@@ -209,7 +212,7 @@ class _Conv(Layer):
         super().build(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Correlate ``x`` with every filter; keeps the im2col matrix for backward."""
+        """Correlate ``x`` with every filter; keeps the padded input for backward."""
         if (
             self.built
             and isinstance(x, np.ndarray)
@@ -223,11 +226,13 @@ class _Conv(Layer):
         if self.rank == 1:
             pads = pads[0]
             out, self._cache = conv1d_forward(
-                x, self.params["W"], b, self.stride[0], pads, self.padding_mode
+                x, self.params["W"], b, self.stride[0], pads, self.padding_mode,
+                self._workspace,
             )
         else:
             out, self._cache = conv2d_forward(
-                x, self.params["W"], b, self.stride, pads, self.padding_mode
+                x, self.params["W"], b, self.stride, pads, self.padding_mode,
+                self._workspace,
             )
         self._out_shape = out.shape
         return out
