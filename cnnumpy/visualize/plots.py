@@ -154,6 +154,7 @@ def maps_png(x: np.ndarray, maps: dict[str, np.ndarray], title: str = "") -> byt
 def curves_png(history: dict[str, list[float]]) -> bytes:
     """Loss (left) and accuracy (right) per epoch, train and val: 1000 x 400 pixels."""
     fig = _figure(10.0, 4.0)
+    from matplotlib.ticker import MaxNLocator
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     for i, metric in enumerate(("loss", "accuracy")):
         ax = fig.add_subplot(1, 2, i + 1)
@@ -163,6 +164,7 @@ def curves_png(history: dict[str, list[float]]) -> bytes:
                 epochs = np.arange(1, len(values) + 1)
                 ax.plot(epochs, values, style, markersize=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(metric, fontsize=10)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
