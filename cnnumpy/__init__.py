@@ -11,6 +11,7 @@ from cnnumpy import (
     metrics,
     optimizers,
     schedules,
+    visualize,
     zoo,
 )
 from cnnumpy.io import ModelFileError, load_model
@@ -35,5 +36,6 @@ __all__ = [
     "optimizers",
     "schedules",
     "seed",
+    "visualize",
     "zoo",
 ]

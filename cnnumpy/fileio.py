@@ -28,6 +28,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600 files; keep the usual mode
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
@@ -48,6 +49,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         f.write(text)
+
+
+def _mode_for(path: Path) -> int:
+    """The existing file's mode, or what a plain ``open`` would give (0666 less the umask)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync_directory(directory: Path) -> None:
