@@ -98,24 +98,37 @@ class BatchNorm(Layer):
         return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Fused: one pass per step, in the input's dtype, temporaries reused in place.
+
+        ``x_hat`` is built in the one array that ``x - mu`` allocates; the variance is
+        ``einsum('ncl,ncl->c')`` of that array (no squared copy); the output is the
+        only other allocation.
+        """
         x = self._prepare_input(x)
         axes, bshape = self._axes(x)
         m = x.size // x.shape[1]
+        dt = x.dtype.type
         if training:
             if m < 2:
                 raise self._error(
                     "expected more than 1 value per channel in training, "
                     f"got input {x.shape}"
                 )
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            self._update_running(mean, var * (m / (m - 1)))
+            mean = x.sum(axis=axes) / dt(m)
+            x_hat = x - mean.reshape(bshape)
+            flat = x_hat.reshape(x.shape[0], x.shape[1], -1)
+            var = np.einsum("ncl,ncl->c", flat, flat) / dt(m)
+            self._update_running(mean, var * dt(m / (m - 1)))
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype, copy=False)
-        x_hat = (x - mean.reshape(bshape)) * inv_std.reshape(bshape)
+            x_hat = x - mean.reshape(bshape)
+        inv_std = (1.0 / np.sqrt(var + dt(self.eps))).astype(self.dtype, copy=False)
+        x_hat *= inv_std.reshape(bshape)
         gamma, beta = self.params["gamma"], self.params["beta"]
         self._cache = (x_hat, inv_std, training, m)  # keep: x_hat and 1/std only
-        return gamma.reshape(bshape) * x_hat + beta.reshape(bshape)
+        out = x_hat * gamma.reshape(bshape)
+        out += beta.reshape(bshape)
+        return out
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
         mom = self.momentum
@@ -125,6 +138,7 @@ class BatchNorm(Layer):
             running += mom * batch
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
+        """Fused: the reductions, then ``dx`` built in ONE array by in-place steps."""
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
         x_hat, inv_std, training, m = self._cache
@@ -132,17 +146,25 @@ class BatchNorm(Layer):
             raise self._error(f"expected dout of shape {x_hat.shape}, got {dout.shape}")
         dout = dout.astype(self.dtype, copy=False)
         axes, bshape = self._axes(dout)
+        N, C = dout.shape[:2]
         dbeta = dout.sum(axis=axes)
-        dgamma = (dout * x_hat).sum(axis=axes)
+        dgamma = np.einsum(
+            "ncl,ncl->c", dout.reshape(N, C, -1), x_hat.reshape(N, C, -1)
+        )
         self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
         if not self.need_input_grad:
             return None
         scale = (self.params["gamma"] * inv_std).reshape(bshape)
         if not training:
             return dout * scale
-        # d/dx of (x - mu) / std through mu and var too (the batch statistics).
-        centred = m * dout - dbeta.reshape(bshape) - x_hat * dgamma.reshape(bshape)
-        return scale / m * centred
+        # d/dx of (x - mu) / std through mu and var too (the batch statistics):
+        # dx = scale * (dout - dbeta/m - x_hat * dgamma/m)
+        dt = dout.dtype.type
+        dx = x_hat * (dgamma / dt(m)).reshape(bshape)
+        dx += (dbeta / dt(m)).reshape(bshape)
+        np.subtract(dout, dx, out=dx)
+        dx *= scale
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "eps": self.eps, "name": self.name}
