@@ -7,7 +7,7 @@ backpropagated to the pixels) and Grad-CAM; then the training curves, the confus
 matrix, the most confident mistakes, and the HTML report that gathers it all.
 
     CNNUMPY_DATA=/work/shared/data python examples/what_the_network_sees.py \\
-        --out runs/what_the_network_sees --epochs 2 --train-size 6000
+        --out runs/what_the_network_sees --epochs 2 --train-size 12000
 
 MNIST is found by ``cnnumpy.data.load_mnist`` (``$CNNUMPY_DATA``, the cache, or a
 verified download).
@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/what_the_network_sees", type=Path)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--train-size", type=int, default=6000)
+    parser.add_argument("--train-size", type=int, default=12000)
     parser.add_argument("--digits", type=int, default=4, help="test digits to explain")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -58,7 +58,9 @@ def train(args):
     seed(args.seed)
     model = lenet5()
     model.compile(
-        optimizer=optimizers.Adam(lr=1e-3), loss="cross_entropy", metrics=["accuracy"]
+        optimizer=optimizers.SGD(lr=0.05, momentum=0.9),
+        loss="cross_entropy",
+        metrics=["accuracy"],
     )
     start = time.perf_counter()
     history = model.fit(
