@@ -63,7 +63,9 @@ def torch_twin(model) -> nn.Sequential:
         modules.append(_module(layer, shape))
         shape = layer.output_shape(shape)
     net = nn.Sequential(*modules)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(model).items()}
+    state = {
+        k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(model).items()
+    }
     net.load_state_dict(state)
     return net.to(torch.float32 if model.dtype == np.float32 else torch.float64)
 
@@ -71,7 +73,7 @@ def torch_twin(model) -> nn.Sequential:
 def set_dropout(model, net: nn.Sequential, rate: float | None) -> list[float]:
     """Set every dropout rate of both networks (None: restore from the saved list)."""
     saved = []
-    for layer, module in zip(model.layers, net):
+    for layer, module in zip(model.layers, net, strict=False):
         if type(layer).__name__ == "Dropout":
             saved.append(layer.rate)
             layer.rate = module.p = float(rate)
@@ -94,14 +96,16 @@ def compare_one_step(model, net: nn.Sequential, x: np.ndarray, y: np.ndarray) ->
         model.backward(model.loss.backward())
         net.train()
         net.zero_grad()
-        t_loss = nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(y))
+        t_loss = nn.functional.cross_entropy(
+            net(torch.from_numpy(x)), torch.from_numpy(y)
+        )
         t_loss.backward()
     finally:
-        for layer, module in zip(model.layers, net):
+        for layer, module in zip(model.layers, net, strict=False):
             if type(layer).__name__ == "Dropout":
                 layer.rate = module.p = saved.pop(0)
     worst = 0.0
-    for layer, module in zip(model.layers, net):
+    for layer, module in zip(model.layers, net, strict=False):
         for key, grad in layer.grads.items():
             torch_name = _TORCH_NAME[key]
             g_torch = getattr(module, torch_name).grad.numpy()

@@ -41,8 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 NETS = ("lenet5", "melpy_mnist", "seed_cifar", "vgg_cifar")
-INPUTS = {"lenet5": (1, 28, 28), "melpy_mnist": (1, 28, 28),
-          "seed_cifar": (3, 32, 32), "vgg_cifar": (3, 32, 32)}
+INPUTS = {
+    "lenet5": (1, 28, 28),
+    "melpy_mnist": (1, 28, 28),
+    "seed_cifar": (3, 32, 32),
+    "vgg_cifar": (3, 32, 32),
+}
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -51,29 +55,54 @@ def environment() -> dict:
     import threadpoolctl
     import torch
 
-    blas = [{k: info.get(k) for k in ("internal_api", "num_threads", "architecture",
-                                      "version", "threading_layer")}
-            for info in threadpoolctl.threadpool_info()]
-    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                          "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    return {"numpy": np.__version__, "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "threadpools": blas, "env": env}
+    blas = [
+        {
+            k: info.get(k)
+            for k in (
+                "internal_api",
+                "num_threads",
+                "architecture",
+                "version",
+                "threading_layer",
+            )
+        }
+        for info in threadpoolctl.threadpool_info()
+    ]
+    env = {
+        k: os.environ.get(k)
+        for k in (
+            "OPENBLAS_CORETYPE",
+            "OPENBLAS_L2_SIZE",
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+        )
+    }
+    return {
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "threadpools": blas,
+        "env": env,
+    }
 
 
 def build_pair(name: str, seed: int = 0):
     """The compiled cnnumpy model, its torch twin and the twin's SGD optimiser."""
     import torch
+    from torch_twin import torch_twin
 
     import cnnumpy
     from cnnumpy import zoo
-    from torch_twin import torch_twin
 
     cnnumpy.seed(seed)
     torch.manual_seed(seed)
     model = zoo.get(name)
-    model.compile(optimizer=cnnumpy.optimizers.SGD(lr=LR, momentum=MOMENTUM),
-                  loss="cross_entropy", metrics=[])
+    model.compile(
+        optimizer=cnnumpy.optimizers.SGD(lr=LR, momentum=MOMENTUM),
+        loss="cross_entropy",
+        metrics=[],
+    )
     net = torch_twin(model)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     return model, net, opt
@@ -139,7 +168,10 @@ def check_agreement(name: str) -> dict:
     x, y = batch_data(name, 16)
     result = compare_one_step(model, net, x, y)
     ours, theirs = result["loss"]
-    if abs(ours - theirs) > 1e-4 * max(1.0, abs(theirs)) or result["max_rel_grad_err"] > 1e-3:
+    if (
+        abs(ours - theirs) > 1e-4 * max(1.0, abs(theirs))
+        or result["max_rel_grad_err"] > 1e-3
+    ):
         raise SystemExit(f"{name}: cnnumpy and torch disagree: {result}")
     return result
 
@@ -148,23 +180,34 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
     rows = []
     for name in nets:
         agreement = check_agreement(name)
-        print(f"{name}: one step agrees with torch (loss {agreement['loss'][0]:.6f} vs "
-              f"{agreement['loss'][1]:.6f}, max rel. grad error "
-              f"{agreement['max_rel_grad_err']:.1e})", flush=True)
+        print(
+            f"{name}: one step agrees with torch (loss {agreement['loss'][0]:.6f} vs "
+            f"{agreement['loss'][1]:.6f}, max rel. grad error "
+            f"{agreement['max_rel_grad_err']:.1e})",
+            flush=True,
+        )
         for mode, sizes in (("train", batches), ("predict", [256])):
             for batch in sizes:
                 model, net, opt = build_pair(name)
                 x, y = batch_data(name, batch)
                 fns = step_functions(model, net, opt, x, y)[mode == "predict"]
                 ours, theirs = alternate(fns, batch, repeats, min_time)
-                row = {"net": name, "mode": mode, "batch": batch,
-                       "cnnumpy_img_s": statistics.median(ours),
-                       "torch_img_s": statistics.median(theirs)}
+                row = {
+                    "net": name,
+                    "mode": mode,
+                    "batch": batch,
+                    "cnnumpy_img_s": statistics.median(ours),
+                    "torch_img_s": statistics.median(theirs),
+                }
                 row["ratio"] = row["cnnumpy_img_s"] / row["torch_img_s"]
                 rows.append(row)
-                print(f"  {mode:7s} batch {batch:4d}: cnnumpy {row['cnnumpy_img_s']:9.0f} "
-                      f"img/s  torch {row['torch_img_s']:9.0f} img/s  ratio "
-                      f"{row['ratio']:.2f}", flush=True)
+                print(
+                    f"  {mode:7s} batch {batch:4d}: "
+                    f"cnnumpy {row['cnnumpy_img_s']:9.0f} "
+                    f"img/s  torch {row['torch_img_s']:9.0f} img/s  ratio "
+                    f"{row['ratio']:.2f}",
+                    flush=True,
+                )
                 print("JSON " + json.dumps(row), flush=True)
     return rows
 
@@ -173,11 +216,13 @@ def print_table(rows: list[dict]) -> None:
     print("\n| net | mode | batch | cnnumpy img/s | PyTorch img/s | ratio |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['net']} | {r['mode']} | {r['batch']} | {r['cnnumpy_img_s']:.0f} | "
-              f"{r['torch_img_s']:.0f} | {r['ratio']:.2f} |")
+        print(
+            f"| {r['net']} | {r['mode']} | {r['batch']} | {r['cnnumpy_img_s']:.0f} | "
+            f"{r['torch_img_s']:.0f} | {r['ratio']:.2f} |"
+        )
 
 
-# -- memory, in a fresh process per framework ---------------------------------------------
+# -- memory, in a fresh process per framework -----------------------------------
 def _rss_kib(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -194,8 +239,11 @@ def memory_child(framework: str, name: str, batch: int, steps: int = 3) -> dict:
     x, y = batch_data(name, batch)
     if framework == "cnnumpy":
         model = zoo.get(name)
-        model.compile(optimizer=cnnumpy.optimizers.SGD(lr=LR, momentum=MOMENTUM),
-                      loss="cross_entropy", metrics=[])
+        model.compile(
+            optimizer=cnnumpy.optimizers.SGD(lr=LR, momentum=MOMENTUM),
+            loss="cross_entropy",
+            metrics=[],
+        )
 
         def step():
             model.train_on_batch(x, y)
@@ -207,9 +255,14 @@ def memory_child(framework: str, name: str, batch: int, steps: int = 3) -> dict:
     for _ in range(steps):
         step()
     peak = _rss_kib("VmHWM")
-    return {"framework": framework, "net": name, "batch": batch,
-            "rss_before_mib": before / 1024, "peak_mib": peak / 1024,
-            "step_peak_mib": (peak - before) / 1024}
+    return {
+        "framework": framework,
+        "net": name,
+        "batch": batch,
+        "rss_before_mib": before / 1024,
+        "peak_mib": peak / 1024,
+        "step_peak_mib": (peak - before) / 1024,
+    }
 
 
 def measure_memory(framework: str, name: str, batch: int) -> dict:
@@ -225,21 +278,29 @@ def run_scaling(nets, repeats, min_time, png: str | None) -> list[dict]:
         for batch in sizes:
             model, net, opt = build_pair(name)
             x, y = batch_data(name, batch)
-            ours, theirs = alternate(step_functions(model, net, opt, x, y)[0],
-                                     batch, repeats, min_time)
+            ours, theirs = alternate(
+                step_functions(model, net, opt, x, y)[0], batch, repeats, min_time
+            )
             mem = {fw: measure_memory(fw, name, batch) for fw in ("cnnumpy", "torch")}
-            row = {"net": name, "batch": batch,
-                   "cnnumpy_ms_per_image": 1e3 / statistics.median(ours),
-                   "torch_ms_per_image": 1e3 / statistics.median(theirs),
-                   "cnnumpy_step_peak_mib": mem["cnnumpy"]["step_peak_mib"],
-                   "torch_step_peak_mib": mem["torch"]["step_peak_mib"],
-                   "cnnumpy_peak_rss_mib": mem["cnnumpy"]["peak_mib"],
-                   "torch_peak_rss_mib": mem["torch"]["peak_mib"]}
+            row = {
+                "net": name,
+                "batch": batch,
+                "cnnumpy_ms_per_image": 1e3 / statistics.median(ours),
+                "torch_ms_per_image": 1e3 / statistics.median(theirs),
+                "cnnumpy_step_peak_mib": mem["cnnumpy"]["step_peak_mib"],
+                "torch_step_peak_mib": mem["torch"]["step_peak_mib"],
+                "cnnumpy_peak_rss_mib": mem["cnnumpy"]["peak_mib"],
+                "torch_peak_rss_mib": mem["torch"]["peak_mib"],
+            }
             rows.append(row)
-            print(f"{name} batch {batch:4d}: ms/image cnnumpy "
-                  f"{row['cnnumpy_ms_per_image']:.3f} torch {row['torch_ms_per_image']:.3f}"
-                  f"  step peak MiB cnnumpy {row['cnnumpy_step_peak_mib']:.1f} torch "
-                  f"{row['torch_step_peak_mib']:.1f}", flush=True)
+            print(
+                f"{name} batch {batch:4d}: ms/image cnnumpy "
+                f"{row['cnnumpy_ms_per_image']:.3f} "
+                f"torch {row['torch_ms_per_image']:.3f}"
+                f"  step peak MiB cnnumpy {row['cnnumpy_step_peak_mib']:.1f} torch "
+                f"{row['torch_step_peak_mib']:.1f}",
+                flush=True,
+            )
             print("JSON " + json.dumps(row), flush=True)
     if png:
         plot_scaling(rows, png)
@@ -247,7 +308,7 @@ def run_scaling(nets, repeats, min_time, png: str | None) -> list[dict]:
 
 
 def plot_scaling(rows: list[dict], png: str) -> None:
-    """Time per image and step peak memory against the batch size, written atomically."""
+    """Time per image and step peak memory against the batch size (atomic PNG)."""
     import io
 
     import matplotlib
@@ -259,16 +320,25 @@ def plot_scaling(rows: list[dict], png: str) -> None:
 
     nets = sorted({r["net"] for r in rows})
     fig, axes = plt.subplots(len(nets), 2, figsize=(10, 3.6 * len(nets)), squeeze=False)
-    for (ax_t, ax_m), name in zip(axes, nets):
+    for (ax_t, ax_m), name in zip(axes, nets, strict=False):
         mine = [r for r in rows if r["net"] == name]
         b = [r["batch"] for r in mine]
         for fw, style in (("cnnumpy", "o-"), ("torch", "s--")):
             ax_t.plot(b, [r[f"{fw}_ms_per_image"] for r in mine], style, label=fw)
             ax_m.plot(b, [r[f"{fw}_step_peak_mib"] for r in mine], style, label=fw)
-        ax_t.set(xscale="log", yscale="log", xlabel="batch", ylabel="ms / image",
-                 title=f"{name}: training time per image")
-        ax_m.set(xscale="log", xlabel="batch", ylabel="MiB",
-                 title=f"{name}: peak memory of a training step")
+        ax_t.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch",
+            ylabel="ms / image",
+            title=f"{name}: training time per image",
+        )
+        ax_m.set(
+            xscale="log",
+            xlabel="batch",
+            ylabel="MiB",
+            title=f"{name}: peak memory of a training step",
+        )
         for ax in (ax_t, ax_m):
             ax.grid(True, which="both", alpha=0.3)
             ax.legend()
@@ -285,11 +355,18 @@ def main(argv=None) -> None:
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--min-time", type=float, default=0.5,
-                        help="seconds per measurement (several calls)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=0.5,
+        help="seconds per measurement (several calls)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 repeats of ~0.2 s")
-    parser.add_argument("--scaling", action="store_true",
-                        help="time per image for batch 1..512 and peak memory")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="time per image for batch 1..512 and peak memory",
+    )
     parser.add_argument("--png", default="benchmarks/scaling.png")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -123,7 +123,7 @@ def _scatter_windows(dwin: np.ndarray, g: dict, dtype) -> np.ndarray:
 
 
 def _tile_offsets(g: dict):
-    """``(k, i, j)`` for every offset of a tiling window, row-major (``k = i*KW + j``)."""
+    """``(k, i, j)`` for each offset of a tiling window, row-major, ``k = i*KW + j``."""
     return [(i * g["KW"] + j, i, j) for i in range(g["KH"]) for j in range(g["KW"])]
 
 
@@ -163,7 +163,7 @@ def _maxpool_tiles_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
     dv = _tile_view(dx, g)
     taken = np.zeros(out.shape, dtype=bool)  # windows whose maximum was found
     hit = np.empty(out.shape, dtype=bool)
-    for k, i, j in _tile_offsets(g):
+    for _k, i, j in _tile_offsets(g):
         np.equal(v[:, :, :, i, :, j], out, out=hit)
         np.greater(hit, taken, out=hit)  # hit and not taken
         np.multiply(dout, hit, out=dv[:, :, :, i, :, j])

@@ -226,12 +226,22 @@ class _Conv(Layer):
         if self.rank == 1:
             pads = pads[0]
             out, self._cache = conv1d_forward(
-                x, self.params["W"], b, self.stride[0], pads, self.padding_mode,
+                x,
+                self.params["W"],
+                b,
+                self.stride[0],
+                pads,
+                self.padding_mode,
                 self._workspace,
             )
         else:
             out, self._cache = conv2d_forward(
-                x, self.params["W"], b, self.stride, pads, self.padding_mode,
+                x,
+                self.params["W"],
+                b,
+                self.stride,
+                pads,
+                self.padding_mode,
                 self._workspace,
             )
         self._out_shape = out.shape

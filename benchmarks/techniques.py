@@ -1,0 +1,39 @@
+"""The technique lab (seed 000 part III, seed 001 Table 1): every way the notes compute
+dense, convolution and pooling layers, checked equal and timed side by side.
+
+    .venv/bin/python benchmarks/techniques.py                 # default small sizes
+    .venv/bin/python benchmarks/techniques.py --layers conv --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cnnumpy.functional.techniques import format_table, run_lab  # noqa: E402
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=["dense", "conv", "pool"],
+        choices=["dense", "conv", "pool"],
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="one JSON line per row")
+    args = parser.parse_args(argv)
+    rows = run_lab(args.layers, repeats=args.repeats)
+    print(format_table(rows))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
