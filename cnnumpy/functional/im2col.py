@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -229,17 +230,18 @@ class Workspace:
     """
 
     def __init__(self) -> None:
-        self._flat: dict[tuple[str, np.dtype], np.ndarray] = {}
+        self._flat: dict[tuple[str, np.dtype, int], np.ndarray] = {}
         self._padded: dict[str, np.ndarray] = {}
 
     def get(self, role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         """An uninitialised C-contiguous array of ``shape``, reused across calls."""
-        dtype = np.dtype(dtype)
+        # keyed by thread too: two user threads running kernels never share scratch
+        key = (role, np.dtype(dtype), threading.get_ident())
         size = int(np.prod(shape, dtype=np.int64))
-        buf = self._flat.get((role, dtype))
+        buf = self._flat.get(key)
         if buf is None or buf.size < size:
             buf = np.empty(size, dtype=dtype)
-            self._flat[(role, dtype)] = buf
+            self._flat[key] = buf
         return buf[:size].reshape(shape)
 
     def padded(self, role: str, x: np.ndarray, pads: Pads) -> np.ndarray:

@@ -1,0 +1,84 @@
+"""Reused buffers and chunking of the fast kernels never change the numbers."""
+
+import numpy as np
+import pytest
+
+import cnnumpy.functional.im2col as im2col_module
+from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
+from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+from cnnumpy.functional.im2col import Workspace, chunk_bounds, pad_into
+from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
+from cnnumpy.layers import Conv2D
+
+
+def test_workspace_reuses_and_grows():
+    ws = Workspace()
+    a = ws.get("r", (2, 3), np.float32)
+    b = ws.get("r", (3, 2), np.float32)
+    assert np.shares_memory(a, b) and b.shape == (3, 2)
+    c = ws.get("r", (4, 4), np.float32)
+    assert c.shape == (4, 4) and c.flags.c_contiguous
+    assert not np.shares_memory(ws.get("r", (2,), np.float64), c)
+
+
+def test_padded_buffer_keeps_a_zero_border():
+    ws = Workspace()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
+        xp = ws.padded("xp", x, ((1, 2), (0, 1)))
+        np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1))))
+
+
+def test_pad_into_overwrites_garbage():
+    dst = np.full((1, 1, 5, 6), 7.0)
+    src = np.arange(6.0).reshape(1, 1, 2, 3)
+    pad_into(dst, src, ((1, 2), (2, 1)))
+    np.testing.assert_array_equal(dst, np.pad(src, ((0, 0), (0, 0), (1, 2), (2, 1))))
+
+
+def test_chunk_bounds_cover_everything_once():
+    bounds = chunk_bounds(10, 10**9)
+    assert [i for lo, hi in bounds for i in range(lo, hi)] == list(range(10))
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 10**9])
+@pytest.mark.parametrize("padding, stride", [(1, 1), (0, 1), ("same", 1), (1, 2)])
+def test_conv_chunking_matches_naive(monkeypatch, chunk_bytes, padding, stride):
+    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 2, 6, 6))
+    w = rng.standard_normal((3, 2, 2 if padding == "same" else 3, 3))
+    b = rng.standard_normal(3)
+    out, cache = conv2d_forward(x, w, b, stride, padding, workspace=Workspace())
+    out_n, cache_n = conv2d_forward_naive(x, w, b, stride, padding)
+    np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(
+        conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_n), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_layer_forward_twice_uses_the_latest_input():
+    layer = Conv2D(2, 3, padding=1)
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.standard_normal((2, 2, 2, 5, 5), dtype=np.float32)
+    layer.forward(x1, training=True)
+    out = layer.forward(x2, training=True)
+    layer.backward(np.ones_like(out))
+    dw_twice = layer.grads["W"].copy()
+    fresh = Conv2D(2, 3, padding=1)
+    fresh.build((2, 5, 5))
+    fresh.params["W"][...] = layer.params["W"]
+    fresh.backward(np.ones_like(fresh.forward(x2, training=True)))
+    np.testing.assert_allclose(dw_twice, fresh.grads["W"], rtol=1e-6)
+
+
+def test_maxpool_fast_path_ties_like_torch():
+    x = np.array([[[[1.0, 1.0, 2.0, 0.0], [1.0, 1.0, 2.0, 2.0]]]], dtype=np.float32)
+    out, cache = maxpool2d_forward(x, 2, 2)
+    dx = maxpool2d_backward(np.array([[[[5.0, 7.0]]]], dtype=np.float32), cache)
+    np.testing.assert_array_equal(out, [[[[1.0, 2.0]]]])
+    np.testing.assert_array_equal(dx, [[[[5.0, 0.0, 7.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
+    assert dx.dtype == np.float32
