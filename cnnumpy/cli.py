@@ -27,6 +27,7 @@ from cnnumpy.cli_tools import METHODS
 from cnnumpy.runs import UsageError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+LAB_LAYERS = ("dense", "conv", "pool")
 
 
 class _ArgumentError(UsageError):
@@ -207,10 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="which data sets are available locally, where")
     p.set_defaults(func=datasets)
     p = sub.add_parser(
-        "bench", help="the technique lab (naive loops vs vectorised)", add_help=False
+        "bench", help="the technique lab: the notes' loops vs vectorised kernels"
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=bench)
+    p.add_argument("--layers", nargs="+", choices=LAB_LAYERS, default=list(LAB_LAYERS))
+    p.add_argument("--repeats", type=positive_int, default=3, help="best of N runs")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--json", action="store_true", help="also one JSON line per row")
+    p.set_defaults(func=_lazy("cnnumpy.cli_tools", "bench"))
     return parser
 
 
@@ -247,28 +251,6 @@ def datasets(args) -> int:
             searched = "; ".join(tried)
             print(f"  {name:14} not found locally ({hint}); searched: {searched}")
     return 0
-
-
-def bench(args) -> int:
-    """Hand over to the technique lab when ``cnnumpy.functional.techniques`` exists."""
-    try:
-        found = importlib.util.find_spec("cnnumpy.functional.techniques") is not None
-    except ImportError:
-        found = False
-    if not found:
-        raise UsageError(
-            "bench: the technique lab (cnnumpy.functional.techniques) is "
-            "not available in this version"
-        )
-    lab = importlib.import_module("cnnumpy.functional.techniques")
-    if hasattr(lab, "main"):
-        return int(lab.main(args.rest) or 0)
-    if hasattr(lab, "run_lab") and not args.rest:
-        result = lab.run_lab()
-        if result is not None:
-            print(result)
-        return 0
-    raise UsageError("bench: cnnumpy.functional.techniques has no main(argv) entry")
 
 
 def _one_line(exc: BaseException) -> str:

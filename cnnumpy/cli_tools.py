@@ -4,6 +4,7 @@ training run (metrics, curves, confusion matrix, report)."""
 from __future__ import annotations
 
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -244,3 +245,29 @@ def _draw(vis, method: str, model, x, label, out: Path, tag) -> list[Path]:
     else:
         vis.grad_cam(model, x, label, save=path)
     return [path]
+
+
+# -- bench -----------------------------------------------------------------------------
+def bench(args) -> int:
+    """The technique lab (``cnnumpy.functional.techniques``): time and compare."""
+    import json
+
+    try:
+        from cnnumpy.functional.techniques import format_table, run_lab
+    except ImportError:
+        raise UsageError(
+            "bench: the technique lab (cnnumpy.functional.techniques) is not "
+            "available in this version"
+        ) from None
+    dtype = np.dtype(args.dtype)
+    rtol = 1e-6 if dtype == np.float64 else 1e-3  # float32 sums round differently
+    try:
+        rows = run_lab(args.layers, repeats=args.repeats, dtype=dtype, rtol=rtol)
+    except AssertionError as exc:
+        print(f"cnnumpy bench: techniques disagree: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(rows))
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    return 0

@@ -262,6 +262,12 @@ def test_datasets_lists_the_data_root(data_dir, monkeypatch, capsys):
     assert code == 0 and f"found: {data_dir / 'mnist'}" in stdout
 
 
+def test_bench_runs_the_technique_lab(capsys):
+    code, stdout, _ = run(["bench", "--layers", "pool", "--repeats", "1"], capsys)
+    assert code == 0
+    assert "| pool | loops |" in stdout and "| pool | fast |" in stdout
+
+
 # -- mistakes: one line on stderr, exit code 2 -----------------------------------------
 @pytest.mark.parametrize(
     "argv, message",
