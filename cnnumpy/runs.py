@@ -76,7 +76,8 @@ def load_split(name: str, split: str, data_dir: str | None) -> Dataset:
 def _sample_split(split: str) -> Dataset:
     full = data.load_mnist_sample()
     order = np.random.default_rng(SAMPLE_SEED).permutation(len(full))
-    index = np.sort(order[:SAMPLE_TEST] if split == "test" else order[SAMPLE_TEST:])
+    # not sorted back: the file is ordered by class, and --limit takes the first N
+    index = order[:SAMPLE_TEST] if split == "test" else order[SAMPLE_TEST:]
     source = f"{full.source}, {split} part ({len(index)} digits, fixed shuffle)"
     return Dataset(
         full.x[index],

