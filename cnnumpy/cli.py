@@ -93,19 +93,32 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a zoo model and write a run folder")
     _add_model_option(p)
     _add_data_options(p, dataset_required=True)
-    p.add_argument("--epochs", type=positive_int, default=5)
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    p.add_argument(
+        "--epochs", type=positive_int, default=5, help="default: %(default)s"
+    )
+    p.add_argument(
+        "--batch-size", type=positive_int, default=64, help="default: %(default)s"
+    )
+    p.add_argument(
+        "--optimizer", choices=OPTIMIZERS, default="sgd", help="default: %(default)s"
+    )
     p.add_argument(
         "--lr",
         type=positive_float,
         help="learning rate (default: 0.05 for sgd, 0.001 otherwise)",
     )
-    p.add_argument("--momentum", type=fraction, default=0.9, help="SGD only")
+    p.add_argument(
+        "--momentum", type=fraction, default=0.9, help="SGD only; default: %(default)s"
+    )
     p.add_argument(
         "--weight-decay", type=natural_float, help="L2 (AdamW: decoupled) weight decay"
     )
-    p.add_argument("--schedule", choices=("none", "cosine", "step"), default="none")
+    p.add_argument(
+        "--schedule",
+        choices=("none", "cosine", "step"),
+        default="none",
+        help="learning rate per epoch: cosine annealing, or /10 every epochs/3",
+    )
     p.add_argument(
         "--augment",
         action="store_true",
@@ -121,10 +134,16 @@ def _train_parser(sub) -> None:
         "--val-split",
         type=fraction,
         default=0.1,
-        help="fraction of the training images held out for validation",
+        help="fraction of the training images held out for validation "
+        "(default: %(default)s)",
     )
-    p.add_argument("--seed", type=natural_int, default=0)
-    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--seed", type=natural_int, default=0, help="default: %(default)s")
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="default: %(default)s",
+    )
     p.add_argument("--out", required=True, metavar="RUN", help="the run folder")
     p.add_argument(
         "--resume",
