@@ -37,6 +37,8 @@ from numpy.lib.stride_tricks import as_strided
 # images); they build it for a few images at a time, small enough to stay in the
 # processor's cache between the copy that fills it and the GEMM that reads it.
 CHUNK_BYTES = 4 * 2**20
+# Below this much scratch in all, a kernel runs on the calling thread alone.
+PARALLEL_BYTES = 2**18
 
 PADDING_MODES = ("zeros", "reflect", "replicate")
 _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge"}
@@ -311,9 +313,11 @@ def pad_into(dst: np.ndarray, src: np.ndarray, pads: Pads) -> np.ndarray:
 
 def chunk_bounds(n: int, bytes_per_item: int) -> list[tuple[int, int]]:
     """Split ``range(n)`` into chunks of about :data:`CHUNK_BYTES` of scratch each,
-    and at least as many chunks as there are workers (so that every core has work)."""
+    and, unless the whole job is below :data:`PARALLEL_BYTES`, at least as many
+    chunks as there are workers (so that every core has work)."""
     step = max(1, min(n, CHUNK_BYTES // max(bytes_per_item, 1)))
-    step = max(1, min(step, -(-n // WORKERS)))
+    if n * bytes_per_item >= PARALLEL_BYTES:  # tiny jobs: threads cost more than gain
+        step = max(1, min(step, -(-n // WORKERS)))
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 

@@ -33,7 +33,7 @@ from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
 
 DEFAULT_SIZES = {
     "dense": {"N": 8, "I": 256, "J": 64},
-    "conv": {"N": 2, "C": 3, "H": 12, "F": 4, "K": 3, "P": 1},
+    "conv": {"N": 4, "C": 3, "H": 16, "F": 8, "K": 3, "P": 1},
     "pool": {"N": 4, "C": 4, "H": 16},
 }
 
