@@ -287,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:  # e.g. `cnnumpy evaluate RUN | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes
+        return 1
     except KeyboardInterrupt:
         print(
             "cnnumpy: interrupted (a training run continues with --resume)",
