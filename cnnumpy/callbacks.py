@@ -78,7 +78,9 @@ def _monitor_mode(monitor: str, mode: str) -> str:
 def _monitored(logs: dict | None, monitor: str, owner: str) -> float:
     if not logs or monitor not in logs:
         available = sorted(logs or {})
-        raise ValueError(f"{owner}: metric {monitor!r} is not in the logs; available: {available}")
+        raise ValueError(
+            f"{owner}: metric {monitor!r} is not in the logs; available: {available}"
+        )
     return float(logs[monitor])
 
 
@@ -88,8 +90,14 @@ class EarlyStopping(Callback):
     With ``restore_best_weights`` the model gets back the weights of its best epoch at the end.
     """
 
-    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto",
-                 restore_best_weights=True) -> None:
+    def __init__(
+        self,
+        monitor="val_loss",
+        patience=5,
+        min_delta=0.0,
+        mode="auto",
+        restore_best_weights=True,
+    ) -> None:
         if patience < 0:
             raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
         self.monitor = monitor
@@ -138,7 +146,9 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule) -> None:
         if not callable(schedule):
-            raise TypeError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+            raise TypeError(
+                f"LearningRateScheduler: schedule must be callable, got {schedule!r}"
+            )
         self.schedule = schedule
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -148,14 +158,26 @@ class LearningRateScheduler(Callback):
 class ReduceLROnPlateau(Callback):
     """Divide the learning rate by 1/factor (10 by default, as AlexNet did) on a plateau."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=3, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0) -> None:
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=3,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+    ) -> None:
         from cnnumpy.schedules import ReduceOnPlateau
 
         self.monitor = monitor
         self.plateau = ReduceOnPlateau(
-            factor=factor, patience=patience, mode=_monitor_mode(monitor, mode),
-            min_delta=min_delta, cooldown=cooldown, min_lr=min_lr,
+            factor=factor,
+            patience=patience,
+            mode=_monitor_mode(monitor, mode),
+            min_delta=min_delta,
+            cooldown=cooldown,
+            min_lr=min_lr,
         )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -229,7 +251,10 @@ class Backup:
         self.model._fit_rng = generator_from_state(state["fit_rng"])
         history = self.callbacks[0]
         if self.model.history is not history and self.model.history is not None:
-            history.epoch, history.history = self.model.history.epoch, self.model.history.history
+            history.epoch, history.history = (
+                self.model.history.epoch,
+                self.model.history.history,
+            )
         self.model.history = history
         for key, cb in self._stateful():
             if key in state.get("callbacks", {}):
@@ -240,8 +265,11 @@ class Backup:
         from cnnumpy.io import save_model
         from cnnumpy.rng import generator_state
 
-        state = {"epoch": epoch, "fit_rng": generator_state(self.model._fit_rng),
-                 "callbacks": {key: cb.state_dict() for key, cb in self._stateful()}}
+        state = {
+            "epoch": epoch,
+            "fit_rng": generator_state(self.model._fit_rng),
+            "callbacks": {key: cb.state_dict() for key, cb in self._stateful()},
+        }
         save_model(self.model, self.path, training_state=state)
 
     def _stateful(self):
@@ -258,7 +286,9 @@ class ModelCheckpoint(Callback):
     file survives a crash during a save.
     """
 
-    def __init__(self, path, monitor="val_loss", save_best_only=False, mode="auto") -> None:
+    def __init__(
+        self, path, monitor="val_loss", save_best_only=False, mode="auto"
+    ) -> None:
         self.path = str(path)
         self.monitor = monitor
         self.save_best_only = save_best_only

@@ -24,7 +24,9 @@ Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of the given cnnumpy layout."""
     if len(shape) < 2:
-        raise ValueError(f"compute_fans: expected a weight of rank >= 2, got shape {shape}")
+        raise ValueError(
+            f"compute_fans: expected a weight of rank >= 2, got shape {shape}"
+        )
     if len(shape) == 2:  # Dense: (in_features, units)
         return int(shape[0]), int(shape[1])
     receptive = int(np.prod(shape[2:]))  # Conv: (F, C, *kernel)

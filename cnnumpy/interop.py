@@ -22,8 +22,12 @@ _MAPPING = {
     "Dense": {"W": ("weight", True), "b": ("bias", False)},
     "Conv2D": {"W": ("weight", False), "b": ("bias", False)},
     "Conv1D": {"W": ("weight", False), "b": ("bias", False)},
-    "BatchNorm": {"gamma": ("weight", False), "beta": ("bias", False),
-                  "running_mean": ("running_mean", False), "running_var": ("running_var", False)},
+    "BatchNorm": {
+        "gamma": ("weight", False),
+        "beta": ("bias", False),
+        "running_mean": ("running_mean", False),
+        "running_var": ("running_var", False),
+    },
 }
 
 
@@ -50,7 +54,9 @@ def to_torch_state_dict(model, prefix: str = "") -> dict[str, np.ndarray]:
         value = store[key]
         sd[name] = np.ascontiguousarray(value.T if transpose else value).copy()
         if type(layer).__name__ == "BatchNorm":
-            sd[f"{name.rsplit('.', 1)[0]}.num_batches_tracked"] = np.array(0, dtype=np.int64)
+            sd[f"{name.rsplit('.', 1)[0]}.num_batches_tracked"] = np.array(
+                0, dtype=np.int64
+            )
     return sd
 
 
@@ -60,7 +66,9 @@ def _as_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
-def from_torch_state_dict(model, state_dict: dict, prefix: str = "", strict: bool = True) -> None:
+def from_torch_state_dict(
+    model, state_dict: dict, prefix: str = "", strict: bool = True
+) -> None:
     """Copy a torch ``nn.Sequential`` twin's state_dict into ``model`` (all-or-nothing).
 
     Raises:
@@ -73,8 +81,10 @@ def from_torch_state_dict(model, state_dict: dict, prefix: str = "", strict: boo
         value = _as_numpy(state_dict[name])
         value = value.T if transpose else value
         if value.shape != store[key].shape:
-            raise ValueError(f"from_torch_state_dict: {name} has shape {value.shape}, "
-                             f"expected {store[key].shape}{' after transposing' if transpose else ''}")
+            raise ValueError(
+                f"from_torch_state_dict: {name} has shape {value.shape}, "
+                f"expected {store[key].shape}{' after transposing' if transpose else ''}"
+            )
         updates.append((store, key, value))
         used.add(name)
     ignored = {k for k in state_dict if k.endswith("num_batches_tracked")}

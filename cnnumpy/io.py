@@ -18,30 +18,49 @@ from cnnumpy.fileio import atomic_write_bytes
 from cnnumpy.interop import from_torch_state_dict, to_torch_state_dict
 from cnnumpy.safefile import ModelFileError, _read, dump_bytes, load_bytes
 
-__all__ = ["ModelFileError", "from_torch_state_dict", "load_model", "load_weights",
-           "restore_checkpoint", "save_model", "save_weights", "to_torch_state_dict"]
+__all__ = [
+    "ModelFileError",
+    "from_torch_state_dict",
+    "load_model",
+    "load_weights",
+    "restore_checkpoint",
+    "save_model",
+    "save_weights",
+    "to_torch_state_dict",
+]
 
 
 # -- model level -------------------------------------------------------------------------------------
-def _model_payload(model, include_optimizer: bool = True, training_state: dict | None = None):
+def _model_payload(
+    model, include_optimizer: bool = True, training_state: dict | None = None
+):
     from cnnumpy import __version__
     from cnnumpy.rng import generator_state
 
     if model.input_shape is None:
-        raise ValueError("save: the model is not built; pass input_shape= to Sequential")
+        raise ValueError(
+            "save: the model is not built; pass input_shape= to Sequential"
+        )
     tensors, layers = {}, []
     for i, layer in enumerate(model.layers):
         for key, value in {**layer.params, **layer.state}.items():
             tensors[f"layers.{i}.{key}"] = value
-        entry = {"class": type(layer).__name__, "config": layer.get_config(),
-                 "name": layer.name}
+        entry = {
+            "class": type(layer).__name__,
+            "config": layer.get_config(),
+            "name": layer.name,
+        }
         if layer._rng is not None:
             entry["rng"] = generator_state(layer._rng)
         layers.append(entry)
     meta = {
         "cnnumpy_version": __version__,
-        "model": {"name": model.name, "input_shape": list(model.input_shape),
-                  "dtype": np.dtype(model.dtype).name, "layers": layers},
+        "model": {
+            "name": model.name,
+            "input_shape": list(model.input_shape),
+            "dtype": np.dtype(model.dtype).name,
+            "layers": layers,
+        },
     }
     if model.loss is not None:
         meta["compile"] = {"loss": model.loss.name, "metrics": list(model.metrics)}
@@ -52,19 +71,26 @@ def _model_payload(model, include_optimizer: bool = True, training_state: dict |
             slots[slot] = sorted(arrays)
             for name, value in arrays.items():
                 tensors[f"optimizer.{slot}.{name}"] = value
-        meta["optimizer"] = {"class": type(model.optimizer).__name__,
-                             "config": model.optimizer.get_config(),
-                             "iterations": int(state["iterations"]), "lr": float(state["lr"]),
-                             "slots": slots}
+        meta["optimizer"] = {
+            "class": type(model.optimizer).__name__,
+            "config": model.optimizer.get_config(),
+            "iterations": int(state["iterations"]),
+            "lr": float(state["lr"]),
+            "slots": slots,
+        }
     if model.history is not None:
-        meta["history"] = {"epoch": list(model.history.epoch), "history": model.history.history}
+        meta["history"] = {
+            "epoch": list(model.history.epoch),
+            "history": model.history.history,
+        }
     if training_state is not None:
         meta["training"] = training_state
     return tensors, meta
 
 
-def save_model(model, path, include_optimizer: bool = True,
-               training_state: dict | None = None) -> None:
+def save_model(
+    model, path, include_optimizer: bool = True, training_state: dict | None = None
+) -> None:
     """Write the whole model (architecture, weights, optimiser, history) to one file atomically."""
     tensors, meta = _model_payload(model, include_optimizer, training_state)
     atomic_write_bytes(path, dump_bytes(tensors, meta))
@@ -82,21 +108,27 @@ def _layers_from_meta(meta: dict, where: str) -> list:
             raise ModelFileError(f"{where}: layer {i} has a corrupted config")
         cls = LAYERS.get(entry.get("class"))
         if cls is None:
-            raise ModelFileError(f"{where}: unknown layer type {entry.get('class')!r} "
-                                 f"(layer {i}); known: {', '.join(sorted(LAYERS))}")
+            raise ModelFileError(
+                f"{where}: unknown layer type {entry.get('class')!r} "
+                f"(layer {i}); known: {', '.join(sorted(LAYERS))}"
+            )
         try:
             layer = cls.from_config(entry["config"])
         except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{where}: layer {i} ({entry['class']}) has an invalid "
-                                 f"config: {exc}") from None
+            raise ModelFileError(
+                f"{where}: layer {i} ({entry['class']}) has an invalid config: {exc}"
+            ) from None
         layer.name = entry.get("name")
         layers.append(layer)
     return layers
 
 
 def _expected_tensors(model) -> dict[str, tuple]:
-    return {f"layers.{i}.{k}": v.shape for i, layer in enumerate(model.layers)
-            for k, v in {**layer.params, **layer.state}.items()}
+    return {
+        f"layers.{i}.{k}": v.shape
+        for i, layer in enumerate(model.layers)
+        for k, v in {**layer.params, **layer.state}.items()
+    }
 
 
 def _check_weights(model, tensors: dict, where: str) -> None:
@@ -104,14 +136,20 @@ def _check_weights(model, tensors: dict, where: str) -> None:
     present = {k for k in tensors if k.startswith("layers.")}
     missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
     if missing or extra:
-        raise ModelFileError(f"{where}: the weights do not match the architecture "
-                             f"(missing: {missing[:5]}, unexpected: {extra[:5]})")
+        raise ModelFileError(
+            f"{where}: the weights do not match the architecture "
+            f"(missing: {missing[:5]}, unexpected: {extra[:5]})"
+        )
     for name, shape in expected.items():
         if tensors[name].shape != shape:
-            raise ModelFileError(f"{where}: weight {name} has shape {tensors[name].shape}, "
-                                 f"the architecture expects {shape}")
+            raise ModelFileError(
+                f"{where}: weight {name} has shape {tensors[name].shape}, "
+                f"the architecture expects {shape}"
+            )
         if not np.issubdtype(tensors[name].dtype, np.floating):
-            raise ModelFileError(f"{where}: weight {name} has dtype {tensors[name].dtype}")
+            raise ModelFileError(
+                f"{where}: weight {name} has dtype {tensors[name].dtype}"
+            )
 
 
 def _assign_weights(model, tensors: dict) -> None:
@@ -131,13 +169,17 @@ def _optimizer_from_meta(meta: dict, tensors: dict, where: str):
     try:
         cls = optimizers.OPTIMIZERS[spec["class"].lower()]
         optimizer = cls(**spec["config"])
-        slots = {slot: {name: tensors[f"optimizer.{slot}.{name}"] for name in names}
-                 for slot, names in spec["slots"].items()}
-        optimizer.load_state_dict({"iterations": spec["iterations"], "lr": spec["lr"],
-                                   "slots": slots})
+        slots = {
+            slot: {name: tensors[f"optimizer.{slot}.{name}"] for name in names}
+            for slot, names in spec["slots"].items()
+        }
+        optimizer.load_state_dict(
+            {"iterations": spec["iterations"], "lr": spec["lr"], "slots": slots}
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ModelFileError(f"{where}: invalid optimiser state ({exc.__class__.__name__}: "
-                             f"{exc})") from None
+        raise ModelFileError(
+            f"{where}: invalid optimiser state ({exc.__class__.__name__}: {exc})"
+        ) from None
     return optimizer
 
 
@@ -161,11 +203,13 @@ def _layer_rngs(meta: dict, n_layers: int, where: str) -> list:
         try:
             rngs.append(None if state is None else generator_from_state(state))
         except (TypeError, ValueError, KeyError) as exc:
-            raise ModelFileError(f"{where}: corrupted random generator state ({exc})") from None
+            raise ModelFileError(
+                f"{where}: corrupted random generator state ({exc})"
+            ) from None
     return rngs
 
 
-def load_model(path) -> "Sequential":  # noqa: F821
+def load_model(path) -> Sequential:  # noqa: F821
     """Rebuild a model saved by ``save_model``: architecture, weights, optimiser, history.
 
     Raises:
@@ -189,7 +233,9 @@ def load_model(path) -> "Sequential":  # noqa: F821
             model.astype(dtype)
             model.build(input_shape)
     except (TypeError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{where}: the architecture cannot be built: {exc}") from None
+        raise ModelFileError(
+            f"{where}: the architecture cannot be built: {exc}"
+        ) from None
     _check_weights(model, tensors, where)
     optimizer = _optimizer_from_meta(meta, tensors, where)
     rngs = _layer_rngs(meta, len(layers), where)
@@ -201,7 +247,9 @@ def load_model(path) -> "Sequential":  # noqa: F821
     if isinstance(compiled, dict):
         try:
             model.loss = losses.get(compiled["loss"])
-            model.metrics = {m: metrics_module.get(m) for m in compiled.get("metrics", [])}
+            model.metrics = {
+                m: metrics_module.get(m) for m in compiled.get("metrics", [])
+            }
         except (KeyError, ValueError, TypeError) as exc:
             raise ModelFileError(f"{where}: invalid compile settings: {exc}") from None
     model.optimizer = optimizer
@@ -211,8 +259,11 @@ def load_model(path) -> "Sequential":  # noqa: F821
 
 def save_weights(model, path) -> None:
     """Write only the weights (and BatchNorm statistics) of ``model``, atomically."""
-    tensors = {f"layers.{i}.{k}": v for i, layer in enumerate(model.layers)
-               for k, v in {**layer.params, **layer.state}.items()}
+    tensors = {
+        f"layers.{i}.{k}": v
+        for i, layer in enumerate(model.layers)
+        for k, v in {**layer.params, **layer.state}.items()
+    }
     atomic_write_bytes(path, dump_bytes(tensors, {"kind": "weights"}))
 
 
@@ -231,11 +282,18 @@ def restore_checkpoint(model, path) -> dict | None:
     """
     where = f"restore_checkpoint({str(path)!r})"
     tensors, meta = load_bytes(_read(path, where), where)
-    saved = [(e.get("class"), e.get("config")) for e in meta.get("model", {}).get("layers", [])]
-    mine = [(type(layer).__name__, json.loads(json.dumps(layer.get_config())))
-            for layer in model.layers]
+    saved = [
+        (e.get("class"), e.get("config"))
+        for e in meta.get("model", {}).get("layers", [])
+    ]
+    mine = [
+        (type(layer).__name__, json.loads(json.dumps(layer.get_config())))
+        for layer in model.layers
+    ]
     if saved != mine:
-        raise ModelFileError(f"{where}: the checkpoint's architecture differs from the model's")
+        raise ModelFileError(
+            f"{where}: the checkpoint's architecture differs from the model's"
+        )
     _check_weights(model, tensors, where)
     optimizer = _optimizer_from_meta(meta, tensors, where)
     rngs = _layer_rngs(meta, len(model.layers), where)

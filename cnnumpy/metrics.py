@@ -82,4 +82,6 @@ def get(name: str):
     if isinstance(name, str) and name.startswith("top") and name[3:].isdigit():
         k = int(name[3:])
         return lambda y_true, y_pred: top_k_accuracy(y_true, y_pred, k)
-    raise ValueError(f"unknown metric {name!r}; expected 'accuracy' or 'top<k>' (e.g. 'top5')")
+    raise ValueError(
+        f"unknown metric {name!r}; expected 'accuracy' or 'top<k>' (e.g. 'top5')"
+    )

@@ -32,8 +32,12 @@ class Sequential:
         name: an optional name shown by ``summary``.
     """
 
-    def __init__(self, layers: list[Layer] | None = None,
-                 input_shape: tuple[int, ...] | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        layers: list[Layer] | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        name: str | None = None,
+    ) -> None:
         self.layers: list[Layer] = []
         self.name = name
         self.input_shape: tuple[int, ...] | None = None
@@ -52,7 +56,9 @@ class Sequential:
     # -- structure -----------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a cnnumpy Layer, got {type(layer).__name__}")
+            raise TypeError(
+                f"Sequential.add: expected a cnnumpy Layer, got {type(layer).__name__}"
+            )
         self.layers.append(layer)
         if self.input_shape is not None:
             shape = self.output_shape_at(len(self.layers) - 2)
@@ -85,7 +91,9 @@ class Sequential:
     def _require_built(self, x: np.ndarray | None = None) -> None:
         if self.input_shape is None:
             if x is None:
-                raise ValueError("Sequential: the model is not built; pass input_shape=")
+                raise ValueError(
+                    "Sequential: the model is not built; pass input_shape="
+                )
             self.build(x.shape[1:])
 
     def astype(self, dtype) -> Sequential:
@@ -102,19 +110,25 @@ class Sequential:
 
     def get_weights(self) -> list[dict[str, np.ndarray]]:
         """Copies of every layer's params and state, in layer order."""
-        return [{k: v.copy() for k, v in {**layer.params, **layer.state}.items()}
-                for layer in self.layers]
+        return [
+            {k: v.copy() for k, v in {**layer.params, **layer.state}.items()}
+            for layer in self.layers
+        ]
 
     def set_weights(self, weights: list[dict[str, np.ndarray]]) -> None:
         """Copy weights from ``get_weights`` back in place (shapes must match)."""
         if len(weights) != len(self.layers):
-            raise ValueError(f"set_weights: expected {len(self.layers)} layers, got {len(weights)}")
+            raise ValueError(
+                f"set_weights: expected {len(self.layers)} layers, got {len(weights)}"
+            )
         for layer, saved in zip(self.layers, weights):
             for store in (layer.params, layer.state):
                 for key, value in store.items():
                     if saved[key].shape != value.shape:
-                        raise ValueError(f"set_weights: {layer!r} {key} must have shape "
-                                         f"{value.shape}, got {saved[key].shape}")
+                        raise ValueError(
+                            f"set_weights: {layer!r} {key} must have shape "
+                            f"{value.shape}, got {saved[key].shape}"
+                        )
                     value[...] = saved[key]
 
     def save(self, path, include_optimizer: bool = True) -> None:
@@ -147,7 +161,9 @@ class Sequential:
         return dout
 
     # -- training ------------------------------------------------------------------------------
-    def compile(self, optimizer="sgd", loss="cross_entropy", metrics=("accuracy",)) -> None:
+    def compile(
+        self, optimizer="sgd", loss="cross_entropy", metrics=("accuracy",)
+    ) -> None:
         """Choose the optimiser (name or object), the loss (name or object) and the metrics."""
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
@@ -155,7 +171,9 @@ class Sequential:
 
     def _require_compiled(self, where: str) -> None:
         if self.loss is None or self.optimizer is None:
-            raise ValueError(f"{where}: call model.compile(optimizer=..., loss=...) first")
+            raise ValueError(
+                f"{where}: call model.compile(optimizer=..., loss=...) first"
+            )
 
     def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
         out = self.forward(xb, training=True)
@@ -177,10 +195,21 @@ class Sequential:
             y = check_targets(y, len(x), self.output_shape, self.loss.name, where)
         return x, y
 
-    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
-            validation_data=None, validation_split: float = 0.0, callbacks=None,
-            verbose: int = 1, seed: int | np.random.Generator | None = None,
-            augment=None, resume_from=None) -> History:
+    def fit(
+        self,
+        x,
+        y,
+        epochs: int = 1,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        validation_data=None,
+        validation_split: float = 0.0,
+        callbacks=None,
+        verbose: int = 1,
+        seed: int | np.random.Generator | None = None,
+        augment=None,
+        resume_from=None,
+    ) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
 
         Args:
@@ -203,13 +232,19 @@ class Sequential:
         x, y = self._check_data(x, y, "fit")
         if validation_split > 0:
             if validation_data is not None:
-                raise ValueError("fit: give validation_data or validation_split, not both")
+                raise ValueError(
+                    "fit: give validation_data or validation_split, not both"
+                )
             split = len(x) - max(1, int(round(len(x) * validation_split)))
             if split < 1:
-                raise ValueError(f"fit: validation_split={validation_split} leaves no training data")
+                raise ValueError(
+                    f"fit: validation_split={validation_split} leaves no training data"
+                )
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         if validation_data is not None:
-            validation_data = self._check_data(*validation_data, "fit (validation_data)")
+            validation_data = self._check_data(
+                *validation_data, "fit (validation_data)"
+            )
         self._fit_rng = as_rng(seed)
         history = History()
         callbacks = [history, *(callbacks or [])]
@@ -218,15 +253,18 @@ class Sequential:
                 raise TypeError(f"fit: callbacks must be Callback objects, got {cb!r}")
             cb.set_model(self)
         self.history, self.stop_training, self.stop_now = history, False, False
-        backup = Backup(resume_from, self, callbacks) if resume_from is not None else None
+        backup = (
+            Backup(resume_from, self, callbacks) if resume_from is not None else None
+        )
         first_epoch = backup.restore() if backup is not None else 0
         for cb in callbacks:
             cb.on_train_begin({})
         for epoch in range(first_epoch, epochs):
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
-            logs = self._train_epoch(x, y, batch_size, shuffle, augment, callbacks,
-                                     epoch, epochs, verbose)
+            logs = self._train_epoch(
+                x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
+            )
             if validation_data is not None and not self.stop_now:
                 val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -243,15 +281,16 @@ class Sequential:
             cb.on_train_end({})
         return history
 
-    def _train_epoch(self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs,
-                     verbose) -> dict:
+    def _train_epoch(
+        self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
+    ) -> dict:
         n = len(x)
         order = self._fit_rng.permutation(n) if shuffle else np.arange(n)
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         seen, start = 0, time.perf_counter()
         bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose == 1)
         for batch, lo in enumerate(range(0, n, batch_size)):
-            idx = order[lo:lo + batch_size]
+            idx = order[lo : lo + batch_size]
             xb = x[idx].astype(self.dtype, copy=False)
             if augment is not None:
                 xb = augment(xb, self._fit_rng)
@@ -282,11 +321,11 @@ class Sequential:
         _check_batch_size(batch_size, "predict")
         out = None
         for lo in range(0, len(x), batch_size):
-            raw = self.forward(x[lo:lo + batch_size].astype(self.dtype, copy=False))
+            raw = self.forward(x[lo : lo + batch_size].astype(self.dtype, copy=False))
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
                 out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
-            out[lo:lo + len(scores)] = scores
+            out[lo : lo + len(scores)] = scores
         return out
 
     def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
@@ -296,7 +335,10 @@ class Sequential:
         _check_batch_size(batch_size, "evaluate")
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         for lo in range(0, len(x), batch_size):
-            xb, yb = x[lo:lo + batch_size].astype(self.dtype, copy=False), y[lo:lo + batch_size]
+            xb, yb = (
+                x[lo : lo + batch_size].astype(self.dtype, copy=False),
+                y[lo : lo + batch_size],
+            )
             raw = self.forward(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
             scores = self.loss.to_probabilities(raw)
@@ -310,17 +352,28 @@ class Sequential:
 
 
 def _check_batch_size(batch_size, where: str) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"{where}: batch_size must be a positive integer, got {batch_size!r}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"{where}: batch_size must be a positive integer, got {batch_size!r}"
+        )
 
 
 def _check_fit_args(epochs, batch_size, validation_split) -> None:
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+    if (
+        isinstance(epochs, bool)
+        or not isinstance(epochs, (int, np.integer))
+        or epochs < 0
+    ):
         raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
     _check_batch_size(batch_size, "fit")
     if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
+        raise ValueError(
+            f"fit: validation_split must be in [0, 1), got {validation_split!r}"
+        )
 
 
 def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:

@@ -25,14 +25,23 @@ class ProgressBar:
         self._bar = None
         tqdm = _tqdm_class() if enabled else None
         if tqdm is not None:
-            self._bar = tqdm(total=total, desc=description, unit="img", leave=False,
-                              file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
+            self._bar = tqdm(
+                total=total,
+                desc=description,
+                unit="img",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                mininterval=0.2,
+            )
 
     def update(self, n: int, logs: dict | None = None) -> None:
         if self._bar is None:
             return
         if logs:
-            self._bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+            self._bar.set_postfix(
+                {k: f"{v:.4f}" for k, v in logs.items()}, refresh=False
+            )
         self._bar.update(n)
 
     def close(self) -> None:

@@ -38,7 +38,9 @@ def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator
         return seed_or_rng
     if isinstance(seed_or_rng, (int, np.integer)) and not isinstance(seed_or_rng, bool):
         return np.random.default_rng(int(seed_or_rng))
-    raise TypeError(f"expected a seed (int), a numpy Generator or None, got {seed_or_rng!r}")
+    raise TypeError(
+        f"expected a seed (int), a numpy Generator or None, got {seed_or_rng!r}"
+    )
 
 
 class isolated:
@@ -65,12 +67,15 @@ def generator_state(rng: np.random.Generator) -> dict:
     return rng.bit_generator.state
 
 
-def generator_from_state(state: dict, allowed=("PCG64", "PCG64DXSM", "Philox", "SFC64",
-                                                "MT19937")) -> np.random.Generator:
+def generator_from_state(
+    state: dict, allowed=("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+) -> np.random.Generator:
     """A generator restored from ``generator_state`` (only NumPy's own bit generators)."""
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name not in allowed:
-        raise ValueError(f"unknown random bit generator {name!r}; expected one of {allowed}")
+        raise ValueError(
+            f"unknown random bit generator {name!r}; expected one of {allowed}"
+        )
     bit_generator = getattr(np.random, name)()
     bit_generator.state = state
     return np.random.Generator(bit_generator)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 FORMAT = "cnnumpy"
 FORMAT_VERSION = 1
 _MAX_HEADER = 100_000_000
@@ -54,7 +53,9 @@ def dump_bytes(tensors: dict[str, np.ndarray], meta: dict) -> bytes:
     """Serialise tensors and a JSON-able metadata dict to safetensors bytes."""
     from safetensors.numpy import save
 
-    tensors = {k: np.asarray(v, order="C") for k, v in tensors.items()}  # keeps 0-d arrays
+    tensors = {
+        k: np.asarray(v, order="C") for k, v in tensors.items()
+    }  # keeps 0-d arrays
     metadata = {key: json.dumps(value) for key, value in meta.items()}
     metadata.update(format=FORMAT, format_version=str(FORMAT_VERSION))
     metadata["sha256"] = _digest(tensors, metadata)
@@ -64,15 +65,21 @@ def dump_bytes(tensors: dict[str, np.ndarray], meta: dict) -> bytes:
 def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
     """Check the safetensors header by hand; returns (tensor specs, metadata strings)."""
     if len(data) < 8:
-        raise ModelFileError(f"{where}: not a cnnumpy model file (only {len(data)} bytes)")
+        raise ModelFileError(
+            f"{where}: not a cnnumpy model file (only {len(data)} bytes)"
+        )
     n = int.from_bytes(data[:8], "little")
     if n < 2 or n > _MAX_HEADER or 8 + n > len(data):
-        raise ModelFileError(f"{where}: truncated or not a safetensors file "
-                             f"(header of {n} bytes in a file of {len(data)} bytes)")
+        raise ModelFileError(
+            f"{where}: truncated or not a safetensors file "
+            f"(header of {n} bytes in a file of {len(data)} bytes)"
+        )
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{where}: corrupted header ({exc.__class__.__name__})") from None
+        raise ModelFileError(
+            f"{where}: corrupted header ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{where}: corrupted header (not a JSON object)")
     meta = header.pop("__metadata__", None)
@@ -87,33 +94,47 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
 
 def _check_version(version, where: str) -> None:
     if not isinstance(version, str) or not version.isdigit():
-        raise ModelFileError(f"{where}: corrupted metadata (format_version {version!r})")
+        raise ModelFileError(
+            f"{where}: corrupted metadata (format_version {version!r})"
+        )
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(
             f"{where}: file format version {version} is newer than this cnnumpy supports "
-            f"({FORMAT_VERSION}); upgrade cnnumpy to load it")
+            f"({FORMAT_VERSION}); upgrade cnnumpy to load it"
+        )
 
 
 def _check_specs(specs: dict, data_len: int, where: str) -> None:
     spans = []
     for name, spec in specs.items():
-        ok = (isinstance(spec, dict) and spec.get("dtype") in _DTYPES
-              and isinstance(spec.get("shape"), list)
-              and all(isinstance(d, int) and d >= 0 for d in spec["shape"])
-              and isinstance(spec.get("data_offsets"), list) and len(spec["data_offsets"]) == 2
-              and all(isinstance(o, int) for o in spec["data_offsets"]))
+        ok = (
+            isinstance(spec, dict)
+            and spec.get("dtype") in _DTYPES
+            and isinstance(spec.get("shape"), list)
+            and all(isinstance(d, int) and d >= 0 for d in spec["shape"])
+            and isinstance(spec.get("data_offsets"), list)
+            and len(spec["data_offsets"]) == 2
+            and all(isinstance(o, int) for o in spec["data_offsets"])
+        )
         if not ok:
             raise ModelFileError(f"{where}: corrupted header entry for tensor {name!r}")
         start, end = spec["data_offsets"]
         nbytes = int(np.prod(spec["shape"])) * np.dtype(_DTYPES[spec["dtype"]]).itemsize
         if not 0 <= start <= end <= data_len or end - start != nbytes:
-            raise ModelFileError(f"{where}: tensor {name!r} lies outside the file or has the "
-                                 "wrong size (truncated or corrupted file)")
+            raise ModelFileError(
+                f"{where}: tensor {name!r} lies outside the file or has the "
+                "wrong size (truncated or corrupted file)"
+            )
         spans.append((start, end))
     spans.sort()
-    if spans and (spans[0][0] != 0 or spans[-1][1] != data_len or any(
-            a[1] != b[0] for a, b in zip(spans, spans[1:]))):
-        raise ModelFileError(f"{where}: tensor data do not tile the file (truncated or corrupted)")
+    if spans and (
+        spans[0][0] != 0
+        or spans[-1][1] != data_len
+        or any(a[1] != b[0] for a, b in zip(spans, spans[1:]))
+    ):
+        raise ModelFileError(
+            f"{where}: tensor data do not tile the file (truncated or corrupted)"
+        )
     if not spans and data_len != 0:
         raise ModelFileError(f"{where}: unexpected bytes after the header")
 
@@ -128,7 +149,7 @@ def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray],
     except Exception as exc:  # the header was checked; this is a last line of defence
         raise ModelFileError(f"{where}: unreadable tensor data ({exc})") from None
     header_n = int.from_bytes(data[:8], "little")
-    meta_strings = json.loads(data[8:8 + header_n].decode("utf-8"))["__metadata__"]
+    meta_strings = json.loads(data[8 : 8 + header_n].decode("utf-8"))["__metadata__"]
     if _digest(tensors, meta_strings) != meta_strings.get("sha256"):
         raise ModelFileError(f"{where}: checksum mismatch (the file is corrupted)")
     meta = {}

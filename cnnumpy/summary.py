@@ -15,7 +15,9 @@ import numpy as np
 def layer_rows(model) -> list[tuple[str, tuple[int, ...], int, int]]:
     """(layer repr, output shape, parameters, neurons) for every layer of a built model."""
     if model.input_shape is None:
-        raise ValueError("summary: the model is not built; pass input_shape= to Sequential")
+        raise ValueError(
+            "summary: the model is not built; pass input_shape= to Sequential"
+        )
     rows, shape = [], model.input_shape
     for layer in model.layers:
         shape = layer.output_shape(shape)
@@ -42,20 +44,38 @@ def totals(model) -> dict[str, float]:
 def summary_text(model) -> str:
     rows = layer_rows(model)
     header = ("Layer", "Output shape", "Params", "Neurons")
-    body = [(name, "(" + ", ".join(map(str, shape)) + ")", f"{p:,}", f"{n:,}" if n else "-")
-            for name, shape, p, n in rows]
+    body = [
+        (name, "(" + ", ".join(map(str, shape)) + ")", f"{p:,}", f"{n:,}" if n else "-")
+        for name, shape, p, n in rows
+    ]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(4)]
 
     def fmt(row):
-        return "  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                          row[2].rjust(widths[2]), row[3].rjust(widths[3])])
+        return "  ".join(
+            [
+                row[0].ljust(widths[0]),
+                row[1].ljust(widths[1]),
+                row[2].rjust(widths[2]),
+                row[3].rjust(widths[3]),
+            ]
+        )
 
     rule = "-" * len(fmt(header))
     t = totals(model)
-    title = f"Model: {model.name or 'Sequential'}   input (" + \
-        ", ".join(map(str, model.input_shape)) + f")   dtype {np.dtype(model.dtype).name}"
-    lines = [title, rule, fmt(header), rule, *map(fmt, body), rule,
-             f"Total parameters: {t['params']:,}  ({t['params_mb']:.1f} MB)",
-             f"Total neurons:    {t['neurons']:,}  ({t['activations_mb']:.1f} MB per example)",
-             f"Forward pass of one example: ~{t['forward_mb']:.1f} MB"]
+    title = (
+        f"Model: {model.name or 'Sequential'}   input ("
+        + ", ".join(map(str, model.input_shape))
+        + f")   dtype {np.dtype(model.dtype).name}"
+    )
+    lines = [
+        title,
+        rule,
+        fmt(header),
+        rule,
+        *map(fmt, body),
+        rule,
+        f"Total parameters: {t['params']:,}  ({t['params_mb']:.1f} MB)",
+        f"Total neurons:    {t['neurons']:,}  ({t['activations_mb']:.1f} MB per example)",
+        f"Forward pass of one example: ~{t['forward_mb']:.1f} MB",
+    ]
     return "\n".join(lines)

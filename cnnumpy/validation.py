@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def check_inputs(x, input_shape: tuple[int, ...] | None, where: str, arg: str = "x") -> np.ndarray:
+def check_inputs(
+    x, input_shape: tuple[int, ...] | None, where: str, arg: str = "x"
+) -> np.ndarray:
     """Return ``x`` as an array after checking type, dtype, rank, shape and finiteness.
 
     Integer images (uint8...) are accepted as they are and cast batch by batch later.
@@ -18,12 +20,17 @@ def check_inputs(x, input_shape: tuple[int, ...] | None, where: str, arg: str = 
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: {arg} must be a numpy array, got {type(x).__name__}")
     if x.dtype == object or not (
-        np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)
+        np.issubdtype(x.dtype, np.floating)
+        or np.issubdtype(x.dtype, np.integer)
         or x.dtype == np.bool_
     ):
-        raise TypeError(f"{where}: {arg} must hold numbers (float or integer), got dtype {x.dtype}")
+        raise TypeError(
+            f"{where}: {arg} must hold numbers (float or integer), got dtype {x.dtype}"
+        )
     if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"{where}: {arg} is empty (shape {x.shape}); expected at least one example")
+        raise ValueError(
+            f"{where}: {arg} is empty (shape {x.shape}); expected at least one example"
+        )
     if input_shape is not None:
         expected = (len(x), *input_shape)
         if x.shape != expected:
@@ -37,8 +44,9 @@ def check_inputs(x, input_shape: tuple[int, ...] | None, where: str, arg: str = 
     return x
 
 
-def check_targets(y, n: int, output_shape: tuple[int, ...], loss_name: str, where: str,
-                  arg: str = "y") -> np.ndarray:
+def check_targets(
+    y, n: int, output_shape: tuple[int, ...], loss_name: str, where: str, arg: str = "y"
+) -> np.ndarray:
     """Check labels or regression targets against the number of examples and the model output."""
     if isinstance(y, (list, tuple)):
         y = np.asarray(y)
@@ -50,7 +58,9 @@ def check_targets(y, n: int, output_shape: tuple[int, ...], loss_name: str, wher
         raise TypeError(f"{where}: {arg} must hold numbers, got dtype {y.dtype}")
     if y.ndim == 0 or len(y) != n:
         got = "a scalar" if y.ndim == 0 else f"{len(y)}"
-        raise ValueError(f"{where}: {arg} must have one entry per example ({n}), got {got}")
+        raise ValueError(
+            f"{where}: {arg} must have one entry per example ({n}), got {got}"
+        )
     if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
         raise ValueError(f"{where}: {arg} contains NaN or infinite values")
     if loss_name == "cross_entropy":
@@ -74,7 +84,9 @@ def check_targets(y, n: int, output_shape: tuple[int, ...], loss_name: str, wher
 def _check_class_ids(y: np.ndarray, num_classes: int, where: str, arg: str) -> None:
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(y == np.round(y)):
-            raise ValueError(f"{where}: {arg} class ids must be whole numbers, got {y[:5]}...")
+            raise ValueError(
+                f"{where}: {arg} class ids must be whole numbers, got {y[:5]}..."
+            )
     lo, hi = y.min(), y.max()
     if lo < 0 or hi >= num_classes:
         raise ValueError(

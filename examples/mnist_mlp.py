@@ -24,16 +24,27 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     args = parser.parse_args()
 
-    train, test = load_mnist("train", dtype="float32"), load_mnist("test", dtype="float32")
+    train, test = (
+        load_mnist("train", dtype="float32"),
+        load_mnist("test", dtype="float32"),
+    )
     print(f"data: {train.source}")
     # as in the notes: tanh outputs regressed with MSE onto one-hot targets
     t_train = np.eye(10, dtype=np.float32)[train.y]
     cnnumpy.seed(0)
     model = zoo.mnist_mlp()
     model.summary()
-    model.compile(optimizer=SGD(lr=args.lr, momentum=0.9), loss="mse", metrics=["accuracy"])
-    model.fit(train.x, t_train, epochs=args.epochs, batch_size=args.batch_size, seed=0,
-              validation_data=(test.x, np.eye(10, dtype=np.float32)[test.y]))
+    model.compile(
+        optimizer=SGD(lr=args.lr, momentum=0.9), loss="mse", metrics=["accuracy"]
+    )
+    model.fit(
+        train.x,
+        t_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=0,
+        validation_data=(test.x, np.eye(10, dtype=np.float32)[test.y]),
+    )
     accuracy = np.mean(model.predict(test.x).argmax(axis=1) == test.y)
     print(f"test accuracy: {accuracy:.4f}")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def numerical_gradient(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-6) -> np.ndarray:
+def numerical_gradient(
+    f, x: np.ndarray, dout: np.ndarray, h: float = 1e-6
+) -> np.ndarray:
     """d sum(dout * f()) / dx by centred differences; ``f`` reads ``x`` in place."""
     assert x.dtype == np.float64, "finite differences need float64"
     grad = np.zeros_like(x)
@@ -29,8 +31,14 @@ def numerical_gradient(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-6) -> n
 
 
 def check_layer_gradients(
-    layer, x: np.ndarray, *, training: bool = True, rtol: float = 1e-5, atol: float = 1e-7,
-    seed: int = 0, h: float = 1e-6,
+    layer,
+    x: np.ndarray,
+    *,
+    training: bool = True,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
+    seed: int = 0,
+    h: float = 1e-6,
 ) -> None:
     """Assert dx and every parameter gradient of ``layer`` match finite differences (float64).
 
@@ -56,4 +64,6 @@ def check_layer_gradients(
     for name, p in layer.params.items():
         num = numerical_gradient(run, p, dout, h)
         assert analytic[name].shape == p.shape, f"grad {name} has the wrong shape"
-        np.testing.assert_allclose(analytic[name], num, rtol=rtol, atol=atol, err_msg=name)
+        np.testing.assert_allclose(
+            analytic[name], num, rtol=rtol, atol=atol, err_msg=name
+        )

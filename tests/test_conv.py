@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from gradcheck import check_layer_gradients, numerical_gradient
 
 from cnnumpy.functional.conv import (
     conv1d_backward,
@@ -21,6 +20,7 @@ from cnnumpy.functional.conv_naive import (
 )
 from cnnumpy.functional.im2col import col2im, im2col, pad2d, pad2d_backward
 from cnnumpy.layers import Conv1D, Conv2D
+from gradcheck import check_layer_gradients, numerical_gradient
 
 # (kernel, stride, padding, padding_mode, (H, W), allow_uneven): all valid D-F-S combos.
 CASES_2D = [

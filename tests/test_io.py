@@ -19,9 +19,18 @@ from cnnumpy.safefile import dump_bytes
 def model_with_everything(seed=0):
     cnnumpy.seed(seed)
     model = cnnumpy.Sequential(
-        [Conv2D(4, 3, padding=1, use_bias=False), BatchNorm(), ReLU(), MaxPool2D(2), Flatten(),
-         Dropout(0.25), Dense(3)],
-        input_shape=(2, 6, 6), name="tiny")
+        [
+            Conv2D(4, 3, padding=1, use_bias=False),
+            BatchNorm(),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dropout(0.25),
+            Dense(3),
+        ],
+        input_shape=(2, 6, 6),
+        name="tiny",
+    )
     model.compile(optimizer=Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
     return model
 
@@ -45,13 +54,18 @@ def test_round_trip_keeps_predictions_optimizer_and_history(tmp_path):
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert [repr(a) for a in loaded.layers] == [repr(b) for b in model.layers]
-    np.testing.assert_array_equal(loaded.layers[1].state["running_var"],
-                                  model.layers[1].state["running_var"])
+    np.testing.assert_array_equal(
+        loaded.layers[1].state["running_var"], model.layers[1].state["running_var"]
+    )
     a, b = model.optimizer.state_dict(), loaded.optimizer.state_dict()
-    assert (a["iterations"], a["lr"]) == (b["iterations"], b["lr"]) and a["iterations"] == 6
+    assert (a["iterations"], a["lr"]) == (b["iterations"], b["lr"]) and a[
+        "iterations"
+    ] == 6
     for slot in a["slots"]:
         for name in a["slots"][slot]:
-            np.testing.assert_array_equal(a["slots"][slot][name], b["slots"][slot][name])
+            np.testing.assert_array_equal(
+                a["slots"][slot][name], b["slots"][slot][name]
+            )
     assert loaded.history.history == model.history.history
     assert loaded.loss.name == "cross_entropy" and list(loaded.metrics) == ["accuracy"]
 
@@ -86,9 +100,18 @@ def test_weights_only_round_trip_and_all_or_nothing(tmp_path):
     fresh = model_with_everything(seed=1)
     load_weights(fresh, tmp_path / "w.safetensors")
     np.testing.assert_array_equal(fresh.predict(x), model.predict(x))
-    other = cnnumpy.Sequential([Conv2D(4, 3, padding=1, use_bias=False), BatchNorm(), ReLU(),
-                                MaxPool2D(2), Flatten(), Dropout(0.25), Dense(5)],
-                               input_shape=(2, 6, 6))
+    other = cnnumpy.Sequential(
+        [
+            Conv2D(4, 3, padding=1, use_bias=False),
+            BatchNorm(),
+            ReLU(),
+            MaxPool2D(2),
+            Flatten(),
+            Dropout(0.25),
+            Dense(5),
+        ],
+        input_shape=(2, 6, 6),
+    )
     before = other.get_weights()
     with pytest.raises(ModelFileError, match=r"weight layers.6.W has shape \(36, 3\)"):
         load_weights(other, tmp_path / "w.safetensors")
@@ -98,13 +121,15 @@ def test_weights_only_round_trip_and_all_or_nothing(tmp_path):
 
 
 def test_file_is_plain_safetensors_with_json_metadata(tmp_path):
-    from safetensors.numpy import load_file
     from safetensors import safe_open
+    from safetensors.numpy import load_file
 
     _, path, _, _ = trained(tmp_path)
     tensors = load_file(path)
     assert tensors["layers.0.W"].shape == (4, 2, 3, 3)
-    assert "optimizer.0.W.m" in tensors or any(k.startswith("optimizer.") for k in tensors)
+    assert "optimizer.0.W.m" in tensors or any(
+        k.startswith("optimizer.") for k in tensors
+    )
     with safe_open(path, "np") as f:
         meta = f.metadata()
     spec = json.loads(meta["model"])
@@ -145,7 +170,11 @@ def test_inconsistent_files_are_refused(tmp_path):
     cases = [
         ({}, {"layers.0.W": None}, r"missing: \['layers.0.W'\]"),
         ({}, {"layers.9.W": np.zeros(2, np.float32)}, r"unexpected: \['layers.9.W'\]"),
-        ({}, {"layers.6.W": np.zeros((3, 3), np.float32)}, r"layers.6.W has shape \(3, 3\)"),
+        (
+            {},
+            {"layers.6.W": np.zeros((3, 3), np.float32)},
+            r"layers.6.W has shape \(3, 3\)",
+        ),
     ]
     for meta, tensors, message in cases:
         path.write_bytes(original)
@@ -165,8 +194,12 @@ def test_newer_format_and_foreign_files(tmp_path):
     from safetensors.numpy import save
 
     path = tmp_path / "x.safetensors"
-    path.write_bytes(save({"a": np.zeros(2, np.float32)}, metadata={"format": "cnnumpy",
-                                                                    "format_version": "7"}))
+    path.write_bytes(
+        save(
+            {"a": np.zeros(2, np.float32)},
+            metadata={"format": "cnnumpy", "format_version": "7"},
+        )
+    )
     with pytest.raises(ModelFileError, match="format version 7 is newer"):
         load_model(path)
     path.write_bytes(save({"a": np.zeros(2, np.float32)}))
@@ -225,19 +258,36 @@ def test_terminate_on_nan_keeps_the_last_good_checkpoints(tmp_path):
     model = model_with_everything()
     model.compile(optimizer=SGD(lr=0.01), loss="cross_entropy")
 
-    def explode(epoch, logs):  # from epoch 2 on, the learning rate makes the run diverge
+    def explode(
+        epoch, logs
+    ):  # from epoch 2 on, the learning rate makes the run diverge
         if epoch == 2:
             model.optimizer.lr = 1e38
 
     checkpoint = ModelCheckpoint(tmp_path / "last.safetensors", monitor="loss")
     with np.errstate(all="ignore"):
-        history = model.fit(x * 1e3, y, epochs=6, batch_size=8, verbose=0, seed=0,
-                            resume_from=tmp_path / "backup",
-                            callbacks=[LambdaCallback(on_epoch_begin=explode), TerminateOnNaN(),
-                                       checkpoint])
+        history = model.fit(
+            x * 1e3,
+            y,
+            epochs=6,
+            batch_size=8,
+            verbose=0,
+            seed=0,
+            resume_from=tmp_path / "backup",
+            callbacks=[
+                LambdaCallback(on_epoch_begin=explode),
+                TerminateOnNaN(),
+                checkpoint,
+            ],
+        )
     # epochs 0 and 1 completed; epoch 2 diverged, was cut short and logged with its NaN loss
     assert history.epoch == [0, 1, 2] and not np.isfinite(history["loss"][2])
-    for path in (tmp_path / "last.safetensors", tmp_path / "backup" / "checkpoint.safetensors"):
+    for path in (
+        tmp_path / "last.safetensors",
+        tmp_path / "backup" / "checkpoint.safetensors",
+    ):
         good = load_model(path)
-        assert all(np.isfinite(v).all() for layer in good.layers for v in layer.params.values())
+        assert all(
+            np.isfinite(v).all() for layer in good.layers for v in layer.params.values()
+        )
         assert len(good.history.epoch) == 2

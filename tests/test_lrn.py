@@ -37,5 +37,7 @@ def test_lrn_rejects_bad_arguments():
         LocalResponseNorm(0)
     with pytest.raises(ValueError, match="expected k > 0"):
         LocalResponseNorm(5, k=0)
-    with pytest.raises(ValueError, match=r"LocalResponseNorm\(\): expected input \(N, C, \.\.\.\)"):
+    with pytest.raises(
+        ValueError, match=r"LocalResponseNorm\(\): expected input \(N, C, \.\.\.\)"
+    ):
         LocalResponseNorm().forward(np.zeros((2, 3)))

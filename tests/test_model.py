@@ -31,7 +31,7 @@ def blobs(n=96, seed=0):
     y = rng.integers(0, 3, n)
     x = rng.normal(0, 0.3, (n, 1, 8, 8)).astype(np.float32)
     for k, (r, c) in enumerate([(0, 0), (0, 4), (4, 0)]):
-        x[y == k, 0, r:r + 4, c:c + 4] += 1.5
+        x[y == k, 0, r : r + 4, c : c + 4] += 1.5
     return x, y
 
 
@@ -40,9 +40,15 @@ def test_xor_network_of_seed_002():
     cnnumpy.seed(0)
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-    model = cnnumpy.Sequential([Dense(3, kernel_initializer="glorot_uniform"), Tanh(),
-                                Dense(1, kernel_initializer="glorot_uniform"), Tanh()],
-                               input_shape=(2,))
+    model = cnnumpy.Sequential(
+        [
+            Dense(3, kernel_initializer="glorot_uniform"),
+            Tanh(),
+            Dense(1, kernel_initializer="glorot_uniform"),
+            Tanh(),
+        ],
+        input_shape=(2,),
+    )
     model.compile(optimizer=SGD(lr=0.1), loss="mse", metrics=[])
     history = model.fit(x, y, epochs=1000, batch_size=1, verbose=0, seed=0)
     assert len(history["loss"]) == 1000 and history["loss"][-1] < history["loss"][0]
@@ -53,9 +59,22 @@ def test_fit_learns_and_reports_history():
     x, y = blobs()
     model = small_cnn()
     model.compile(optimizer=Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
-    history = model.fit(x[:64], y[:64], epochs=8, batch_size=16, verbose=0, seed=1,
-                        validation_data=(x[64:], y[64:]))
-    assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+    history = model.fit(
+        x[:64],
+        y[:64],
+        epochs=8,
+        batch_size=16,
+        verbose=0,
+        seed=1,
+        validation_data=(x[64:], y[64:]),
+    )
+    assert set(history.history) >= {
+        "loss",
+        "accuracy",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+    }
     assert history["loss"][-1] < history["loss"][0]
     assert history["val_accuracy"][-1] >= 0.9
     probs = model.predict(x[64:])
@@ -106,7 +125,9 @@ def test_float64_model():
     x, y = blobs(8)
     model.compile(optimizer="sgd", loss="cross_entropy")
     model.train_on_batch(x, y)
-    assert all(p.dtype == np.float64 for layer in model.layers for p in layer.params.values())
+    assert all(
+        p.dtype == np.float64 for layer in model.layers for p in layer.params.values()
+    )
     assert model.predict(x).dtype == np.float64
 
 
@@ -131,9 +152,20 @@ def test_early_stopping_restores_best_weights():
             seen["best"] = model.get_weights()
 
     stopper = EarlyStopping(monitor="val_loss", patience=2)
-    history = model.fit(x, y, epochs=8, batch_size=32, verbose=0, seed=0,
-                        callbacks=[LambdaCallback(on_epoch_end=inject), stopper])
-    assert len(history["loss"]) == 4 and stopper.stopped_epoch == 3 and stopper.best_epoch == 1
+    history = model.fit(
+        x,
+        y,
+        epochs=8,
+        batch_size=32,
+        verbose=0,
+        seed=0,
+        callbacks=[LambdaCallback(on_epoch_end=inject), stopper],
+    )
+    assert (
+        len(history["loss"]) == 4
+        and stopper.stopped_epoch == 3
+        and stopper.best_epoch == 1
+    )
     for a, b in zip(model.get_weights(), seen["best"]):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
@@ -145,8 +177,9 @@ def test_reduce_lr_on_plateau_divides_by_ten():
     model.compile(optimizer=SGD(lr=0.1), loss="cross_entropy")
     flat = LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(val_loss=1.0))
     plateau = ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.1, min_delta=0)
-    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0,
-                        callbacks=[flat, plateau])
+    history = model.fit(
+        x, y, epochs=5, batch_size=32, verbose=0, callbacks=[flat, plateau]
+    )
     # PyTorch's rule: reduce when the number of bad epochs exceeds the patience. Epoch 0 sets
     # the best, epochs 1 and 2 are bad (2 > 1): 0.1 -> 0.01 after epoch 2; then after epoch 4
     # -> 0.001. The history records the rate each epoch was trained with.
@@ -159,12 +192,22 @@ def test_schedule_and_csv_logger(tmp_path):
     model = small_cnn()
     model.compile(optimizer=SGD(lr=0.1), loss="cross_entropy")
     path = tmp_path / "log.csv"
-    model.fit(x, y, epochs=3, batch_size=16, verbose=0,
-              callbacks=[LearningRateScheduler(StepDecay(0.1, step_size=1, gamma=0.5)),
-                         CSVLogger(path)])
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        batch_size=16,
+        verbose=0,
+        callbacks=[
+            LearningRateScheduler(StepDecay(0.1, step_size=1, gamma=0.5)),
+            CSVLogger(path),
+        ],
+    )
     lines = path.read_text().strip().splitlines()
     assert lines[0].startswith("epoch,loss,accuracy")
-    lrs = [float(line.split(",")[lines[0].split(",").index("lr")]) for line in lines[1:]]
+    lrs = [
+        float(line.split(",")[lines[0].split(",").index("lr")]) for line in lines[1:]
+    ]
     np.testing.assert_allclose(lrs, [0.1, 0.05, 0.025])
 
 
@@ -174,7 +217,9 @@ def test_terminate_on_nan_stops_at_once():
     model.compile(optimizer=SGD(lr=1e30), loss="cross_entropy")
     stop = TerminateOnNaN()
     with np.errstate(all="ignore"):
-        history = model.fit(x * 1e10, y, epochs=5, batch_size=8, verbose=0, callbacks=[stop])
+        history = model.fit(
+            x * 1e10, y, epochs=5, batch_size=8, verbose=0, callbacks=[stop]
+        )
     assert stop.terminated_at is not None and len(history.epoch) == 1
 
 
@@ -183,15 +228,24 @@ def test_own_callback_sees_every_batch():
     model = small_cnn()
     model.compile(loss="cross_entropy")
     batches = []
-    model.fit(x, y, epochs=2, batch_size=16, verbose=0,
-              callbacks=[LambdaCallback(on_batch_end=lambda b, logs: batches.append(b))])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=16,
+        verbose=0,
+        callbacks=[LambdaCallback(on_batch_end=lambda b, logs: batches.append(b))],
+    )
     assert batches == [0, 1, 2, 0, 1, 2]
 
 
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (np.zeros((4, 1, 9, 8)), r"fit: x must have shape \(N, 1, 8, 8\) for this model, got \(4, 1, 9, 8\)"),
+        (
+            np.zeros((4, 1, 9, 8)),
+            r"fit: x must have shape \(N, 1, 8, 8\) for this model, got \(4, 1, 9, 8\)",
+        ),
         (np.zeros((4, 8, 8)), r"fit: x must have shape \(N, 1, 8, 8\)"),
         (np.zeros((0, 1, 8, 8)), "fit: x is empty"),
         (np.array([["a"] * 64] * 4).reshape(4, 1, 8, 8), "fit: x must hold numbers"),
@@ -208,10 +262,16 @@ def test_fit_rejects_bad_inputs(bad, message):
 @pytest.mark.parametrize(
     "labels, message",
     [
-        (np.array([0, 1, 3, 2]), r"fit: y class ids must lie in \[0, 2\] .* from 0 to 3"),
+        (
+            np.array([0, 1, 3, 2]),
+            r"fit: y class ids must lie in \[0, 2\] .* from 0 to 3",
+        ),
         (np.array([0, 1, -1, 2]), r"fit: y class ids must lie in \[0, 2\]"),
         (np.array([0, 1, 2]), r"fit: y must have one entry per example \(4\), got 3"),
-        (np.zeros((4, 5)), r"fit: y must be class ids \(N,\) or one-hot \(N, 3\), got shape \(4, 5\)"),
+        (
+            np.zeros((4, 5)),
+            r"fit: y must be class ids \(N,\) or one-hot \(N, 3\), got shape \(4, 5\)",
+        ),
         (np.array([0.5, 1, 2, 0]), "fit: y class ids must be whole numbers"),
     ],
 )
@@ -235,7 +295,9 @@ def test_other_boundary_errors():
         x = np.zeros((2, 1, 8, 8))
         x[0, 0, 0, 0] = np.inf
         model.train_on_batch(x, np.zeros(2, int))
-    with pytest.raises(ValueError, match="fit: batch_size must be a positive integer, got 0"):
+    with pytest.raises(
+        ValueError, match="fit: batch_size must be a positive integer, got 0"
+    ):
         model.fit(np.zeros((2, 1, 8, 8)), np.zeros(2, int), batch_size=0)
     with pytest.raises(TypeError, match="Sequential.add: expected a cnnumpy Layer"):
         model.add("relu")

@@ -32,9 +32,9 @@ Errata, pinned below:
 
 import numpy as np
 import pytest
-from gradcheck import numerical_gradient
 
 from cnnumpy.layers import Conv2D
+from gradcheck import numerical_gradient
 
 X0 = np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 9]])
 X1 = X0 + 0.5

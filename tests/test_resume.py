@@ -44,8 +44,13 @@ SCRIPT = textwrap.dedent("""
 
 def run(script, *args, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):

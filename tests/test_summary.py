@@ -18,19 +18,32 @@ def counts(layers, input_shape):
 def test_seed_003_counting_exercises():
     assert counts([Conv2D(10, 5)], (3, 32, 32))[0] == 760
     assert counts([Conv2D(6, 5, use_bias=False)], (1, 100, 100)) == (150, 55_296)
-    same = [Conv2D(3, 7, padding="same", use_bias=False),
-            Conv2D(5, 9, padding="same", use_bias=False),
-            Conv2D(4, 11, padding="same", use_bias=False)]
+    same = [
+        Conv2D(3, 7, padding="same", use_bias=False),
+        Conv2D(5, 9, padding="same", use_bias=False),
+        Conv2D(4, 11, padding="same", use_bias=False),
+    ]
     assert counts(same, (3, 32, 32)) == (441 + 1_215 + 2_420, 12_288)
-    valid = [Conv2D(3, 7, use_bias=False), Conv2D(5, 9, use_bias=False),
-             Conv2D(4, 11, use_bias=False)]
+    valid = [
+        Conv2D(3, 7, use_bias=False),
+        Conv2D(5, 9, use_bias=False),
+        Conv2D(4, 11, use_bias=False),
+    ]
     assert counts(valid, (3, 32, 32)) == (4_076, 2_028 + 1_620 + 256)
 
 
-@pytest.mark.parametrize("name, params", [
-    ("mnist_mlp", 84_060), ("lenet1", 3_246), ("lenet5", 44_426), ("lenet5_classic", 61_706),
-    ("seed_cifar", 22_466), ("melpy_mnist", 806_394), ("melpy_cifar", 544_122),
-])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("mnist_mlp", 84_060),
+        ("lenet1", 3_246),
+        ("lenet5", 44_426),
+        ("lenet5_classic", 61_706),
+        ("seed_cifar", 22_466),
+        ("melpy_mnist", 806_394),
+        ("melpy_cifar", 544_122),
+    ],
+)
 def test_zoo_parameter_counts(name, params):
     assert zoo.get(name).count_params() == params
 
@@ -55,9 +68,19 @@ def test_alexnet_and_vgg16_as_the_notes_count_them():
 def test_lenet5_count_matches_pytorch():
     nn = torch.nn
     twin = nn.Sequential(
-        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.Tanh(),
-        nn.AvgPool2d(2), nn.Flatten(), nn.Linear(256, 120), nn.Tanh(), nn.Linear(120, 84),
-        nn.Tanh(), nn.Linear(84, 10))
+        nn.Conv2d(1, 6, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.Tanh(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(256, 120),
+        nn.Tanh(),
+        nn.Linear(120, 84),
+        nn.Tanh(),
+        nn.Linear(84, 10),
+    )
     assert zoo.lenet5().count_params() == sum(p.numel() for p in twin.parameters())
 
 

@@ -333,7 +333,12 @@ def conv1d_forward(
     """
     pads = resolve_padding_1d(padding, w.shape[2], int(stride), x.shape[2])
     out, cache = conv2d_forward(
-        x[:, :, None, :], w[:, :, None, :], b, (1, int(stride)), pads, padding_mode,
+        x[:, :, None, :],
+        w[:, :, None, :],
+        b,
+        (1, int(stride)),
+        pads,
+        padding_mode,
         workspace,
     )
     return out[:, :, 0, :], cache

@@ -25,13 +25,13 @@ def channel_window_sum(v: np.ndarray, before: int, after: int) -> np.ndarray:
     pad = [(0, 0)] * v.ndim
     pad[1] = (before + 1, after)
     csum = np.cumsum(np.pad(v, pad), axis=1)
-    return csum[:, before + after + 1:] - csum[:, :C]
+    return csum[:, before + after + 1 :] - csum[:, :C]
 
 
 def lrn_forward(a: np.ndarray, size: int, alpha: float, beta: float, k: float):
     """Shapes: a (N, C, ...) -> y (N, C, ...)."""
     s = k + alpha / size * channel_window_sum(a * a, size // 2, (size - 1) // 2)
-    s_pow = s ** -beta
+    s_pow = s**-beta
     y = a * s_pow
     cache = (a, s, s_pow, size, alpha, beta)
     return y, cache

@@ -1,8 +1,12 @@
 """Layers: thin classes holding ``params`` and ``grads`` and calling ``cnnumpy.functional``."""
 
+from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnnumpy.layers.base import LAYERS, Layer
-
 from cnnumpy.layers.conv import Conv1D, Conv2D
+from cnnumpy.layers.dense import Dense
+from cnnumpy.layers.dropout import Dropout
+from cnnumpy.layers.lrn import LocalResponseNorm
+from cnnumpy.layers.normalization import BatchNorm
 from cnnumpy.layers.pooling import (
     AvgPool1D,
     AvgPool2D,
@@ -11,11 +15,6 @@ from cnnumpy.layers.pooling import (
     MaxPool2D,
 )
 from cnnumpy.layers.reshape import Flatten
-from cnnumpy.layers.dropout import Dropout
-from cnnumpy.layers.normalization import BatchNorm
-from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from cnnumpy.layers.dense import Dense
-from cnnumpy.layers.lrn import LocalResponseNorm
 
 __all__ = [
     "LAYERS",

@@ -57,7 +57,9 @@ class Layer:
     def build(self, input_shape: tuple[int, ...]) -> None:
         """Create the shape-dependent parameters. Subclasses create them, then call this."""
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.output_shape(self.input_shape)  # validates the shape, raising a clear error
+        self.output_shape(
+            self.input_shape
+        )  # validates the shape, raising a clear error
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.built = True
 
@@ -174,14 +176,18 @@ def _same(default, value) -> bool:
     return default == value
 
 
-def pair(value: int | tuple[int, int] | list[int], what: str, owner: str) -> tuple[int, int]:
+def pair(
+    value: int | tuple[int, int] | list[int], what: str, owner: str
+) -> tuple[int, int]:
     """Normalise an int or a pair of ints (kernel size, stride...) to a tuple of two ints."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value), int(value)
     if (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+        and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+        )
     ):
         return int(value[0]), int(value[1])
     raise TypeError(f"{owner}: {what} must be an int or a pair of ints, got {value!r}")

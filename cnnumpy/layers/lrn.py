@@ -20,23 +20,43 @@ class LocalResponseNorm(Layer):
 
     adds_neurons = False
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0,
-                 *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 5,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        k: float = 2.0,
+        *,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name=name)
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"LocalResponseNorm: size must be a positive integer, got {size!r}")
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or size < 1
+        ):
+            raise ValueError(
+                f"LocalResponseNorm: size must be a positive integer, got {size!r}"
+            )
         if k <= 0 or alpha < 0 or beta < 0:
             raise ValueError(
                 f"LocalResponseNorm: expected k > 0, alpha >= 0, beta >= 0, "
                 f"got k={k}, alpha={alpha}, beta={beta}"
             )
-        self.size, self.alpha, self.beta, self.k = int(size), float(alpha), float(beta), float(k)
+        self.size, self.alpha, self.beta, self.k = (
+            int(size),
+            float(alpha),
+            float(beta),
+            float(k),
+        )
         self._cache = None
 
     def output_shape(self, input_shape):
         if len(input_shape) < 2:
-            raise self._error(f"expected input (N, C, ...) with spatial axes, got (N, "
-                              f"{', '.join(map(str, input_shape))})")
+            raise self._error(
+                f"expected input (N, C, ...) with spatial axes, got (N, "
+                f"{', '.join(map(str, input_shape))})"
+            )
         return tuple(input_shape)
 
     def forward(self, x, training=False):

@@ -155,6 +155,7 @@ def curves_png(history: dict[str, list[float]]) -> bytes:
     """Loss (left) and accuracy (right) per epoch, train and val: 1000 x 400 pixels."""
     fig = _figure(10.0, 4.0)
     from matplotlib.ticker import MaxNLocator
+
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     for i, metric in enumerate(("loss", "accuracy")):
         ax = fig.add_subplot(1, 2, i + 1)
