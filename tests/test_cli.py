@@ -276,7 +276,9 @@ def test_datasets_lists_the_data_root(data_dir, monkeypatch, capsys):
 def test_bench_runs_the_technique_lab(capsys):
     code, stdout, _ = run(["bench", "--layers", "pool", "--repeats", "1"], capsys)
     assert code == 0
-    assert "| pool | loops |" in stdout and "| pool | fast |" in stdout
+    cells = [[c.strip() for c in line.split("|")[1:3]] for line in stdout.splitlines()]
+    assert ["pool", "loops"] in cells and ["pool", "fast"] in cells
+    assert "forward (s)" in stdout and "backward (s)" in stdout
 
 
 # -- mistakes: one line on stderr, exit code 2 -----------------------------------------
