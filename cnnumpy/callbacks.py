@@ -1,8 +1,9 @@
-"""Callbacks: code that ``fit`` calls at the start and end of training, epochs and batches.
+"""Callbacks: code ``fit`` calls at the start and end of training, epochs and batches.
 
-Write your own by subclassing ``Callback`` and overriding any ``on_*`` method, or pass functions to
-``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``. ``self.model`` is the model being
-trained; setting ``self.model.stop_training = True`` ends training after the current epoch.
+Write your own by subclassing ``Callback`` and overriding any ``on_*`` method, or pass
+functions to ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``. ``self.model`` is
+the model being trained; setting ``self.model.stop_training = True`` ends training after
+the current epoch.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from cnnumpy.fileio import atomic_write_text
 
 
 class Callback:
-    """Base class; every hook does nothing by default. ``logs`` is a dict of metric values."""
+    """Base class; every hook does nothing by default.
+
+    ``logs`` is a dict of metric values.
+    """
 
     model = None
 
@@ -49,7 +53,10 @@ class LambdaCallback(Callback):
 
 
 class History(Callback):
-    """Per-epoch metrics: ``history.history["loss"]`` is a list with one value per epoch."""
+    """Per-epoch metrics.
+
+    ``history.history["loss"]`` is a list with one value per epoch.
+    """
 
     def __init__(self) -> None:
         self.history: dict[str, list[float]] = {}
@@ -87,7 +94,8 @@ def _monitored(logs: dict | None, monitor: str, owner: str) -> float:
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
-    With ``restore_best_weights`` the model gets back the weights of its best epoch at the end.
+    With ``restore_best_weights`` the model gets back the weights of its best epoch at
+    the end.
     """
 
     def __init__(
@@ -133,7 +141,10 @@ class EarlyStopping(Callback):
             self.model.set_weights(self._best_weights)
 
     def state_dict(self) -> dict:
-        """Counters for resume (the best weights themselves are not kept across a restart)."""
+        """Counters for resume.
+
+        The best weights themselves are not kept across a restart.
+        """
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
 
     def load_state_dict(self, state: dict) -> None:
@@ -142,7 +153,10 @@ class EarlyStopping(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the optimiser's learning rate at the start of each epoch from ``schedule(epoch)``."""
+    """Set the optimiser's learning rate at the start of each epoch.
+
+    The rate is ``schedule(epoch)``.
+    """
 
     def __init__(self, schedule) -> None:
         if not callable(schedule):
@@ -156,7 +170,10 @@ class LearningRateScheduler(Callback):
 
 
 class ReduceLROnPlateau(Callback):
-    """Divide the learning rate by 1/factor (10 by default, as AlexNet did) on a plateau."""
+    """Divide the learning rate by 1/factor on a plateau.
+
+    1/factor is 10 by default, as AlexNet did.
+    """
 
     def __init__(
         self,
@@ -207,7 +224,10 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Write one CSV row of metrics per epoch; the file is rewritten atomically each epoch."""
+    """Write one CSV row of metrics per epoch.
+
+    The file is rewritten atomically each epoch.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -228,10 +248,10 @@ class CSVLogger(Callback):
 class Backup:
     """Backup and restore for ``fit(resume_from=DIR)`` (not a callback: fit drives it).
 
-    ``DIR/checkpoint.safetensors`` holds the model, optimiser, history, the epoch just finished,
-    the state of the shuffling/augmentation generator and of every callback that has
-    ``state_dict``. It is replaced atomically after each epoch, so a process killed at any moment
-    leaves the last completed epoch on disk.
+    ``DIR/checkpoint.safetensors`` holds the model, optimiser, history, the epoch just
+    finished, the state of the shuffling/augmentation generator and of every callback
+    that has ``state_dict``. It is replaced atomically after each epoch, so a process
+    killed at any moment leaves the last completed epoch on disk.
     """
 
     FILENAME = "checkpoint.safetensors"
@@ -279,11 +299,11 @@ class Backup:
 
 
 class ModelCheckpoint(Callback):
-    """Save the model after every epoch, or only when ``monitor`` improves (``save_best_only``).
+    """Save the model each epoch, or only if ``monitor`` improves (``save_best_only``).
 
     ``path`` may contain ``{epoch}`` (1-based) and any logged metric, e.g.
-    ``"ckpt/model-{epoch:02d}-{val_loss:.3f}.safetensors"``. Writes are atomic, so the previous
-    file survives a crash during a save.
+    ``"ckpt/model-{epoch:02d}-{val_loss:.3f}.safetensors"``. Writes are atomic, so the
+    previous file survives a crash during a save.
     """
 
     def __init__(

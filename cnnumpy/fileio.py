@@ -1,8 +1,9 @@
-"""Atomic file writes: a crash in the middle of a write never leaves a half-written file.
+"""Atomic file writes: a crash mid-write never leaves a half-written file.
 
-The bytes go to a temporary file in the destination's directory, are flushed and fsynced, then the
-temporary file is renamed over the destination (``os.replace`` is atomic on POSIX and Windows when
-both paths are on the same file system, which the same directory guarantees).
+The bytes go to a temporary file in the destination's directory, are flushed and
+fsynced, then the temporary file is renamed over the destination (``os.replace`` is
+atomic on POSIX and Windows when both paths are on the same file system, which the same
+directory guarantees).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import IO
 def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
     """Open a temporary file for writing; on success it replaces ``path`` atomically.
 
-    If the ``with`` block raises, the temporary file is removed and ``path`` is left untouched.
+    If the ``with`` block raises, the temporary file is removed and ``path`` is left
+    untouched.
     """
     if mode not in ("w", "wb", "wt"):
         raise ValueError(f"atomic_open: mode must be 'w', 'wt' or 'wb', got {mode!r}")
@@ -52,7 +54,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def _mode_for(path: Path) -> int:
-    """The existing file's mode, or what a plain ``open`` would give (0666 less the umask)."""
+    """The existing file's mode, or what a plain ``open`` would give.
+
+    A plain ``open`` gives 0666 less the umask.
+    """
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:

@@ -1,12 +1,14 @@
 """Weight initialisers.
 
-Each initialiser is a function ``init(shape, rng, dtype) -> np.ndarray``. The fans follow the
-parameter layouts of cnnumpy: a Dense weight is ``(in_features, units)``, a convolution weight is
-``(F, C, *kernel)`` so that ``fan_in = C * prod(kernel)`` and ``fan_out = F * prod(kernel)``.
+Each initialiser is a function ``init(shape, rng, dtype) -> np.ndarray``. The fans
+follow the parameter layouts of cnnumpy: a Dense weight is ``(in_features, units)``, a
+convolution weight is ``(F, C, *kernel)`` so that ``fan_in = C * prod(kernel)`` and
+``fan_out = F * prod(kernel)``.
 
-- He / Kaiming (He et al. 2015, "Delving Deep into Rectifiers"): Var(w) = 2 / fan_in, which keeps
-  the variance of ReLU activations constant from layer to layer.
-- Glorot / Xavier (Glorot & Bengio 2010): Var(w) = 2 / (fan_in + fan_out), for tanh and sigmoid.
+- He / Kaiming (He et al. 2015, "Delving Deep into Rectifiers"): Var(w) = 2 / fan_in,
+  which keeps the variance of ReLU activations constant from layer to layer.
+- Glorot / Xavier (Glorot & Bengio 2010): Var(w) = 2 / (fan_in + fan_out), for tanh and
+  sigmoid.
 - LeCun (LeCun et al. 1998, "Efficient BackProp"): Var(w) = 1 / fan_in.
 
 A uniform law on [-a, a] has variance a^2 / 3, hence ``a = sqrt(3 * var)``.

@@ -1,16 +1,19 @@
 """PyTorch interoperability without importing torch: state dicts of NumPy arrays.
 
-The convention is an ``nn.Sequential`` twin with one module per cnnumpy layer, in the same order
-(activations, pooling and Flatten included), so that cnnumpy layer ``i`` is torch module ``i``:
+The convention is an ``nn.Sequential`` twin with one module per cnnumpy layer, in the
+same order (activations, pooling and Flatten included), so that cnnumpy layer ``i`` is
+torch module ``i``:
 
 | cnnumpy               | torch state_dict entries                                     |
 |-----------------------|--------------------------------------------------------------|
 | Dense W (in, out), b  | ``i.weight`` (out, in) = W.T, ``i.bias``                     |
-| Conv2D / Conv1D W, b  | ``i.weight`` (same layout (F, C, KH, KW) / (F, C, K)), ``i.bias`` |
-| BatchNorm gamma, beta | ``i.weight``, ``i.bias``, ``i.running_mean``, ``i.running_var``, ``i.num_batches_tracked`` |
+| Conv2D / Conv1D W, b  | ``i.weight`` (same layout (F, C, KH, KW) / (F, C, K)),       |
+|                       | ``i.bias``                                                   |
+| BatchNorm gamma, beta | ``i.weight``, ``i.bias``, ``i.running_mean``,                |
+|                       | ``i.running_var``, ``i.num_batches_tracked``                 |
 
-torch tensors may be passed to ``from_torch_state_dict`` directly (they are converted with
-``.detach().cpu().numpy()``, found by duck typing), or as NumPy arrays.
+torch tensors may be passed to ``from_torch_state_dict`` directly (they are converted
+with ``.detach().cpu().numpy()``, found by duck typing), or as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -83,7 +86,8 @@ def from_torch_state_dict(
         if value.shape != store[key].shape:
             raise ValueError(
                 f"from_torch_state_dict: {name} has shape {value.shape}, "
-                f"expected {store[key].shape}{' after transposing' if transpose else ''}"
+                f"expected {store[key].shape}"
+                f"{' after transposing' if transpose else ''}"
             )
         updates.append((store, key, value))
         used.add(name)

@@ -1,11 +1,12 @@
 """Saving and loading models: safe, complete, atomic, readable by other tools.
 
-The file format (safetensors plus checked JSON metadata) is described in ``cnnumpy.safefile``.
-``save_model`` / ``load_model`` keep everything needed to predict and to continue training:
-architecture, weights, BatchNorm statistics, optimiser state, history and, for checkpoints, the
-training position and random generator states. ``save_weights`` / ``load_weights`` keep weights
-only. Loading never executes code, and never half-loads: every tensor and setting is checked
-before anything is written into a model.
+The file format (safetensors plus checked JSON metadata) is described in
+``cnnumpy.safefile``. ``save_model`` / ``load_model`` keep everything needed to predict
+and to continue training: architecture, weights, BatchNorm statistics, optimiser state,
+history and, for checkpoints, the training position and random generator states.
+``save_weights`` / ``load_weights`` keep weights only. Loading never executes code, and
+never half-loads: every tensor and setting is checked before anything is written into a
+model.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-# -- model level -------------------------------------------------------------------------------------
+# -- model level -----------------------------------------------------------------------
 def _model_payload(
     model, include_optimizer: bool = True, training_state: dict | None = None
 ):
@@ -91,7 +92,10 @@ def _model_payload(
 def save_model(
     model, path, include_optimizer: bool = True, training_state: dict | None = None
 ) -> None:
-    """Write the whole model (architecture, weights, optimiser, history) to one file atomically."""
+    """Write the whole model to one file atomically.
+
+    The file holds the architecture, weights, optimiser and history.
+    """
     tensors, meta = _model_payload(model, include_optimizer, training_state)
     atomic_write_bytes(path, dump_bytes(tensors, meta))
 
@@ -210,11 +214,11 @@ def _layer_rngs(meta: dict, n_layers: int, where: str) -> list:
 
 
 def load_model(path) -> Sequential:  # noqa: F821
-    """Rebuild a model saved by ``save_model``: architecture, weights, optimiser, history.
+    """Rebuild a model from ``save_model``: architecture, weights, optimiser, history.
 
     Raises:
-        ModelFileError: the file is truncated, corrupted, not a cnnumpy file, inconsistent, or
-            from a newer format version.
+        ModelFileError: the file is truncated, corrupted, not a cnnumpy file,
+            inconsistent, or from a newer format version.
     """
     from cnnumpy import losses
     from cnnumpy import metrics as metrics_module
@@ -240,7 +244,7 @@ def load_model(path) -> Sequential:  # noqa: F821
     optimizer = _optimizer_from_meta(meta, tensors, where)
     rngs = _layer_rngs(meta, len(layers), where)
     _assign_weights(model, tensors)
-    for layer, rng in zip(model.layers, rngs):
+    for layer, rng in zip(model.layers, rngs, strict=True):
         if rng is not None:
             layer.rng = rng
     compiled = meta.get("compile")
@@ -268,7 +272,10 @@ def save_weights(model, path) -> None:
 
 
 def load_weights(model, path) -> None:
-    """Copy weights from a file into ``model``; all-or-nothing, the shapes must match."""
+    """Copy weights from a file into ``model``; all-or-nothing.
+
+    The shapes must match.
+    """
     where = f"load_weights({str(path)!r})"
     tensors, _ = load_bytes(_read(path, where), where)
     _check_weights(model, tensors, where)
@@ -276,9 +283,13 @@ def load_weights(model, path) -> None:
 
 
 def restore_checkpoint(model, path) -> dict | None:
-    """Load a checkpoint of the same architecture into ``model``; returns its training state.
+    """Load a checkpoint of the same architecture into ``model``.
 
-    Weights, optimiser state, layer generators and history are all checked before any is set.
+    Weights, optimiser state, layer generators and history are all checked before any is
+    set.
+
+    Returns:
+        The checkpoint's training state.
     """
     where = f"restore_checkpoint({str(path)!r})"
     tensors, meta = load_bytes(_read(path, where), where)
@@ -298,7 +309,7 @@ def restore_checkpoint(model, path) -> dict | None:
     optimizer = _optimizer_from_meta(meta, tensors, where)
     rngs = _layer_rngs(meta, len(model.layers), where)
     _assign_weights(model, tensors)
-    for layer, rng in zip(model.layers, rngs):
+    for layer, rng in zip(model.layers, rngs, strict=True):
         if rng is not None:
             layer.rng = rng
     if optimizer is not None:

@@ -1,8 +1,8 @@
 """Classification metrics on predicted scores.
 
-``y_pred`` holds one row of scores (logits or probabilities) per example, shape (N, K); for a
-single-output binary classifier it may be (N,) or (N, 1), thresholded at 0.5 on probabilities.
-``y_true`` holds class ids (N,) or one-hot rows (N, K).
+``y_pred`` holds one row of scores (logits or probabilities) per example, shape (N, K);
+for a single-output binary classifier it may be (N,) or (N, 1), thresholded at 0.5 on
+probabilities. ``y_true`` holds class ids (N,) or one-hot rows (N, K).
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ def _class_ids(y_true: np.ndarray) -> np.ndarray:
 
 
 def predicted_classes(y_pred: np.ndarray) -> np.ndarray:
-    """Class ids from scores: argmax of (N, K), or probability >= 0.5 for (N,) / (N, 1)."""
+    """Class ids from scores.
+
+    The argmax of (N, K), or probability >= 0.5 for (N,) / (N, 1).
+    """
     y_pred = np.asarray(y_pred)
     if y_pred.ndim == 2 and y_pred.shape[1] > 1:
         return y_pred.argmax(axis=1)
@@ -66,7 +69,10 @@ def confusion_matrix(
 
 
 def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
-    """Recall of each class from a confusion matrix (NaN for a class with no example)."""
+    """Recall of each class from a confusion matrix.
+
+    A class with no example gets NaN.
+    """
     totals = matrix.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.diag(matrix) / totals

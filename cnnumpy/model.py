@@ -1,8 +1,8 @@
 """Sequential: layers composed into a network, trained by mini-batch gradient descent.
 
-One training step is the notes' loop (seed 002, ``Network.fit``; seed 000, ``train``): forward
-through every layer, loss, backward through every layer in reverse order, then one optimiser
-update of every parameter from its gradient.
+One training step is the notes' loop (seed 002, ``Network.fit``; seed 000, ``train``):
+forward through every layer, loss, backward through every layer in reverse order, then
+one optimiser update of every parameter from its gradient.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class Sequential:
 
     Args:
         layers: the layers, in order.
-        input_shape: shape of one example without the batch axis, e.g. ``(1, 28, 28)``; when
-            given the model is built at once, otherwise on the first batch.
+        input_shape: shape of one example without the batch axis, e.g. ``(1, 28, 28)``;
+            when given the model is built at once, otherwise on the first batch.
         name: an optional name shown by ``summary``.
     """
 
@@ -53,7 +53,7 @@ class Sequential:
         if input_shape is not None:
             self.build(input_shape)
 
-    # -- structure -----------------------------------------------------------------------------
+    # -- structure ---------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
         if not isinstance(layer, Layer):
             raise TypeError(
@@ -67,7 +67,7 @@ class Sequential:
             layer.astype(self.dtype)
 
     def build(self, input_shape: tuple[int, ...]) -> None:
-        """Build every layer from the shape of one input example (batch axis excluded)."""
+        """Build every layer from the shape of one example (batch axis excluded)."""
         shape = tuple(int(d) for d in input_shape)
         self.input_shape = shape
         for i, layer in enumerate(self.layers):
@@ -121,7 +121,7 @@ class Sequential:
             raise ValueError(
                 f"set_weights: expected {len(self.layers)} layers, got {len(weights)}"
             )
-        for layer, saved in zip(self.layers, weights):
+        for layer, saved in zip(self.layers, weights, strict=True):
             for store in (layer.params, layer.state):
                 for key, value in store.items():
                     if saved[key].shape != value.shape:
@@ -132,7 +132,10 @@ class Sequential:
                     value[...] = saved[key]
 
     def save(self, path, include_optimizer: bool = True) -> None:
-        """Save architecture, weights, optimiser state and history to one safetensors file."""
+        """Save the model to one safetensors file.
+
+        The file holds architecture, weights, optimiser state and history.
+        """
         from cnnumpy.io import save_model
 
         save_model(self, path, include_optimizer=include_optimizer)
@@ -145,7 +148,7 @@ class Sequential:
             print_fn(text)
         return text
 
-    # -- passes --------------------------------------------------------------------------------
+    # -- passes ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Raw pass through all layers (logits for a classifier)."""
         self._require_built(x)
@@ -155,16 +158,22 @@ class Sequential:
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        """Reverse pass: fills every layer's grads, returns dL/dx (None if not needed)."""
+        """Reverse pass: fills every layer's grads, returns dL/dx.
+
+        dL/dx is None if not needed.
+        """
         for layer in reversed(self.layers):
             dout = layer.backward(dout)
         return dout
 
-    # -- training ------------------------------------------------------------------------------
+    # -- training ----------------------------------------------------------------------
     def compile(
         self, optimizer="sgd", loss="cross_entropy", metrics=("accuracy",)
     ) -> None:
-        """Choose the optimiser (name or object), the loss (name or object) and the metrics."""
+        """Choose the optimiser, the loss and the metrics.
+
+        The optimiser and the loss are given by name or as objects.
+        """
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
@@ -213,19 +222,24 @@ class Sequential:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
 
         Args:
-            x: inputs (N, ...); integer images are cast to the model dtype batch by batch.
+            x: inputs (N, ...); integer images are cast to the model dtype batch by
+                batch.
             y: class ids (N,), one-hot (N, K) or regression targets.
             validation_data: a pair (x_val, y_val) evaluated after each epoch.
-            validation_split: fraction of the *last* examples held out instead (like Keras).
+            validation_split: fraction of the *last* examples held out instead (like
+                Keras).
             callbacks: Callback objects (EarlyStopping, CSVLogger, ...).
             verbose: 0 silent, 1 a progress bar and a line per epoch, 2 the line only.
-            seed: seeds the shuffling (and ``augment``) generator for a reproducible run.
-            augment: optional ``augment(x_batch, rng) -> x_batch`` applied to training batches.
-            resume_from: a folder for backup and restore. After every epoch the model, the
-                optimiser state, the history and the state of every random generator are saved
-                there atomically; a later ``fit`` with the same folder (after a crash, a kill,
-                or to continue) starts after the last completed epoch and ends with the same
-                weights, bit for bit, as an uninterrupted run with the same seed.
+            seed: seeds the shuffling (and ``augment``) generator for a reproducible
+                run.
+            augment: optional ``augment(x_batch, rng) -> x_batch`` applied to training
+                batches.
+            resume_from: a folder for backup and restore. After every epoch the model,
+                the optimiser state, the history and the state of every random generator
+                are saved there atomically; a later ``fit`` with the same folder (after
+                a crash, a kill, or to continue) starts after the last completed epoch
+                and ends with the same weights, bit for bit, as an uninterrupted run
+                with the same seed.
         """
         self._require_compiled("fit")
         _check_fit_args(epochs, batch_size, validation_split)
@@ -313,9 +327,12 @@ class Sequential:
         logs["time"] = time.perf_counter() - start
         return logs
 
-    # -- inference -----------------------------------------------------------------------------
+    # -- inference ---------------------------------------------------------------------
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Outputs for ``x`` in batches (probabilities for a classifier), memory-bounded."""
+        """Outputs for ``x`` in batches (probabilities for a classifier).
+
+        The batches keep memory bounded.
+        """
         x = check_inputs(x, self.input_shape, "predict")
         self._require_built(x)
         _check_batch_size(batch_size, "predict")

@@ -168,7 +168,10 @@ class Optimizer:
         return slots
 
     def astype(self, dtype: Any) -> Optimizer:
-        """Convert every slot to ``dtype``, as ``Sequential.astype`` does to the model."""
+        """Convert every slot to ``dtype``.
+
+        As ``Sequential.astype`` does to the model.
+        """
         dtype = np.dtype(dtype)
         for slots in self.slots.values():
             for name, value in slots.items():

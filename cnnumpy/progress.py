@@ -1,7 +1,7 @@
 """A per-epoch progress bar (tqdm when installed): loss, accuracy, images/s and ETA.
 
-tqdm is an optional dependency (``pip install cnnumpy[all]``); without it training prints only
-its per-epoch lines.
+tqdm is an optional dependency (``pip install cnnumpy[all]``); without it training
+prints only its per-epoch lines.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ import sys
 
 
 def _tqdm_class():
-    """tqdm's bar class, or None when tqdm is not installed (imported on first use only)."""
+    """tqdm's bar class, or None when tqdm is not installed.
+
+    tqdm is imported on first use only.
+    """
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - exercised only without tqdm
@@ -19,7 +22,10 @@ def _tqdm_class():
 
 
 class ProgressBar:
-    """Counts examples; ``update(n, logs)`` advances by n and shows the running metrics."""
+    """Counts examples.
+
+    ``update(n, logs)`` advances by n and shows the running metrics.
+    """
 
     def __init__(self, total: int, description: str, enabled: bool = True) -> None:
         self._bar = None

@@ -1,8 +1,9 @@
 """The library's random generator.
 
-All randomness (weight initialisation, dropout masks, shuffling, augmentation) comes from
-`numpy.random.Generator` objects. ``cnnumpy.seed(n)`` replaces the global generator, so that
-building and training a model after it repeats bit for bit on the same machine.
+All randomness (weight initialisation, dropout masks, shuffling, augmentation) comes
+from `numpy.random.Generator` objects. ``cnnumpy.seed(n)`` replaces the global
+generator, so that building and training a model after it repeats bit for bit on the
+same machine.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ _global_rng = np.random.default_rng()
 
 
 def seed(n: int) -> None:
-    """Make every following random draw of cnnumpy reproducible from the integer ``n``."""
+    """Make every later random draw of cnnumpy reproducible from the integer ``n``."""
     global _global_rng
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {n!r}")
@@ -26,12 +27,18 @@ def get_rng() -> np.random.Generator:
 
 
 def spawn_rng() -> np.random.Generator:
-    """A new independent generator drawn from the global one (for a layer or a data loader)."""
+    """A new independent generator drawn from the global one.
+
+    Used by a layer or a data loader.
+    """
     return np.random.default_rng(_global_rng.integers(0, 2**63))
 
 
 def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator:
-    """A generator from ``None`` (spawned from the global one), an int seed, or a Generator."""
+    """A generator from ``None``, an int seed, or a Generator.
+
+    ``None`` spawns one from the global generator.
+    """
     if seed_or_rng is None:
         return spawn_rng()
     if isinstance(seed_or_rng, np.random.Generator):
@@ -46,8 +53,9 @@ def as_rng(seed_or_rng: int | np.random.Generator | None) -> np.random.Generator
 class isolated:
     """Context manager: random draws inside do not advance the global generator.
 
-    Used when loading a model, whose layers are built (and randomly initialised) before the saved
-    weights overwrite them: loading must not change what a seeded run draws next.
+    Used when loading a model, whose layers are built (and randomly initialised) before
+    the saved weights overwrite them: loading must not change what a seeded run draws
+    next.
     """
 
     def __enter__(self):
@@ -70,7 +78,10 @@ def generator_state(rng: np.random.Generator) -> dict:
 def generator_from_state(
     state: dict, allowed=("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 ) -> np.random.Generator:
-    """A generator restored from ``generator_state`` (only NumPy's own bit generators)."""
+    """A generator restored from ``generator_state``.
+
+    Only NumPy's own bit generators are accepted.
+    """
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name not in allowed:
         raise ValueError(

@@ -1,19 +1,20 @@
 """The cnnumpy model file format: safetensors bytes with checked JSON metadata.
 
-A model file is a safetensors file (https://github.com/huggingface/safetensors): an 8-byte
-little-endian header length, a JSON header describing every tensor, then the raw tensor bytes.
-cnnumpy puts in it
-- tensors ``layers.{i}.{name}``: every parameter and state array (BatchNorm running statistics),
-  and ``optimizer.{slot}.{name}``: the optimiser's moments;
-- metadata (JSON strings): the format version, the cnnumpy version, the architecture (every
-  layer's class name and config), the loss, metrics, optimiser config, step count and learning
-  rate, the training history, any training state (resume), and a SHA-256 of the metadata and
-  the tensor bytes, so that a flipped byte anywhere is detected.
+A model file is a safetensors file (https://github.com/huggingface/safetensors): an
+8-byte little-endian header length, a JSON header describing every tensor, then the raw
+tensor bytes. cnnumpy puts in it
+- tensors ``layers.{i}.{name}``: every parameter and state array (BatchNorm running
+  statistics), and ``optimizer.{slot}.{name}``: the optimiser's moments;
+- metadata (JSON strings): the format version, the cnnumpy version, the architecture
+  (every layer's class name and config), the loss, metrics, optimiser config, step count
+  and learning rate, the training history, any training state (resume), and a SHA-256 of
+  the metadata and the tensor bytes, so that a flipped byte anywhere is detected.
 
-Loading never executes code: no pickle; the header is parsed as JSON and checked field by field
-before NumPy reads a single tensor, layers are rebuilt only from the classes registered in
-``cnnumpy.layers.LAYERS``, and nothing is written into a model before everything has been read
-and checked. Every write goes through ``cnnumpy.fileio.atomic_open``.
+Loading never executes code: no pickle; the header is parsed as JSON and checked field
+by field before NumPy reads a single tensor, layers are rebuilt only from the classes
+registered in ``cnnumpy.layers.LAYERS``, and nothing is written into a model before
+everything has been read and checked. Every write goes through
+``cnnumpy.fileio.atomic_open``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be loaded: truncated, corrupted, foreign or inconsistent."""
+    """A model file that cannot be loaded.
+
+    It is truncated, corrupted, foreign or inconsistent.
+    """
 
 
-# -- low level: bytes <-> (tensors, metadata) ------------------------------------------------------
+# -- low level: bytes <-> (tensors, metadata) ------------------------------------------
 def _digest(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
-    """SHA-256 of the metadata (canonical JSON, without the digest) and of every tensor."""
+    """SHA-256 of the metadata and of every tensor.
+
+    The metadata is hashed as canonical JSON, without the digest.
+    """
     digest = hashlib.sha256()
     canonical = {k: v for k, v in metadata.items() if k != "sha256"}
     digest.update(json.dumps(canonical, sort_keys=True).encode())
@@ -63,7 +70,11 @@ def dump_bytes(tensors: dict[str, np.ndarray], meta: dict) -> bytes:
 
 
 def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
-    """Check the safetensors header by hand; returns (tensor specs, metadata strings)."""
+    """Check the safetensors header by hand.
+
+    Returns:
+        (tensor specs, metadata strings).
+    """
     if len(data) < 8:
         raise ModelFileError(
             f"{where}: not a cnnumpy model file (only {len(data)} bytes)"
@@ -99,7 +110,8 @@ def _check_version(version, where: str) -> None:
         )
     if int(version) > FORMAT_VERSION:
         raise ModelFileError(
-            f"{where}: file format version {version} is newer than this cnnumpy supports "
+            f"{where}: file format version {version} is newer than "
+            f"this cnnumpy supports "
             f"({FORMAT_VERSION}); upgrade cnnumpy to load it"
         )
 
@@ -130,7 +142,7 @@ def _check_specs(specs: dict, data_len: int, where: str) -> None:
     if spans and (
         spans[0][0] != 0
         or spans[-1][1] != data_len
-        or any(a[1] != b[0] for a, b in zip(spans, spans[1:]))
+        or any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False))
     ):
         raise ModelFileError(
             f"{where}: tensor data do not tile the file (truncated or corrupted)"
@@ -140,7 +152,7 @@ def _check_specs(specs: dict, data_len: int, where: str) -> None:
 
 
 def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray], dict]:
-    """Parse and verify safetensors bytes written by ``dump_bytes``: (tensors, metadata)."""
+    """Parse and verify safetensors bytes from ``dump_bytes``: (tensors, metadata)."""
     from safetensors.numpy import load
 
     _parse_header(data, where)

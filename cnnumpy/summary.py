@@ -1,10 +1,11 @@
-"""``model.summary()``: the notes' bookkeeping of parameters, neurons and memory per example.
+"""``model.summary()``: the notes' count of parameters, neurons and memory per example.
 
-Seed 003 counts, for each layer, its trainable parameters (weights and biases) and its "neurons",
-the values of its output for one example. Activations, Flatten, Dropout and BatchNorm act on the
-neurons of the layer before them and add none (``Layer.adds_neurons``). Memory is given in MB of
-10^6 bytes at the model's dtype (4 bytes each in float32), as the notes give VGG16's ~60 MB of
-neurons and ~552 MB of parameters.
+Seed 003 counts, for each layer, its trainable parameters (weights and biases) and its
+"neurons", the values of its output for one example. Activations, Flatten, Dropout and
+BatchNorm act on the neurons of the layer before them and add none
+(``Layer.adds_neurons``). Memory is given in MB of 10^6 bytes at the model's dtype (4
+bytes each in float32), as the notes give VGG16's ~60 MB of neurons and ~552 MB of
+parameters.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import numpy as np
 
 
 def layer_rows(model) -> list[tuple[str, tuple[int, ...], int, int]]:
-    """(layer repr, output shape, parameters, neurons) for every layer of a built model."""
+    """(layer repr, output shape, parameters, neurons) for every layer.
+
+    The model must be built.
+    """
     if model.input_shape is None:
         raise ValueError(
             "summary: the model is not built; pass input_shape= to Sequential"
@@ -75,7 +79,10 @@ def summary_text(model) -> str:
         *map(fmt, body),
         rule,
         f"Total parameters: {t['params']:,}  ({t['params_mb']:.1f} MB)",
-        f"Total neurons:    {t['neurons']:,}  ({t['activations_mb']:.1f} MB per example)",
+        (
+            f"Total neurons:    {t['neurons']:,}  "
+            f"({t['activations_mb']:.1f} MB per example)"
+        ),
         f"Forward pass of one example: ~{t['forward_mb']:.1f} MB",
     ]
     return "\n".join(lines)

@@ -35,7 +35,8 @@ def check_inputs(
         expected = (len(x), *input_shape)
         if x.shape != expected:
             raise ValueError(
-                f"{where}: {arg} must have shape (N, {', '.join(map(str, input_shape))}) "
+                f"{where}: {arg} must have shape "
+                f"(N, {', '.join(map(str, input_shape))}) "
                 f"for this model, got {x.shape}"
             )
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
@@ -47,7 +48,10 @@ def check_inputs(
 def check_targets(
     y, n: int, output_shape: tuple[int, ...], loss_name: str, where: str, arg: str = "y"
 ) -> np.ndarray:
-    """Check labels or regression targets against the number of examples and the model output."""
+    """Check labels or regression targets.
+
+    They must match the number of examples and the model output.
+    """
     if isinstance(y, (list, tuple)):
         y = np.asarray(y)
     if not isinstance(y, np.ndarray):
@@ -75,7 +79,8 @@ def check_targets(
     elif loss_name == "mse" and y.shape[1:] != tuple(output_shape):
         if not (y.ndim == 1 and tuple(output_shape) == (1,)):
             raise ValueError(
-                f"{where}: {arg} must have shape (N, {', '.join(map(str, output_shape))}) "
+                f"{where}: {arg} must have shape "
+                f"(N, {', '.join(map(str, output_shape))}) "
                 f"like the model output, got {y.shape}"
             )
     return y
@@ -90,6 +95,7 @@ def _check_class_ids(y: np.ndarray, num_classes: int, where: str, arg: str) -> N
     lo, hi = y.min(), y.max()
     if lo < 0 or hi >= num_classes:
         raise ValueError(
-            f"{where}: {arg} class ids must lie in [0, {num_classes - 1}] for a model with "
+            f"{where}: {arg} class ids must lie in [0, {num_classes - 1}] "
+            f"for a model with "
             f"{num_classes} outputs, got values from {lo} to {hi}"
         )

@@ -1,7 +1,8 @@
-"""The notes' networks, by name (layers and parameter counts pinned in ``shared/ZOO.md``).
+"""The notes' networks, by name (layers and parameter counts in ``shared/ZOO.md``).
 
-Each function returns a built, uncompiled ``Sequential``. Networks with tanh activations use
-Glorot initialisation (Glorot & Bengio 2010 derive it for tanh); ReLU networks use He's.
+Each function returns a built, uncompiled ``Sequential``. Networks with tanh activations
+use Glorot initialisation (Glorot & Bengio 2010 derive it for tanh); ReLU networks use
+He's.
 
 | name          | source                     | input      | parameters  |
 |---------------|----------------------------|------------|-------------|
@@ -16,8 +17,9 @@ Glorot initialisation (Glorot & Bengio 2010 derive it for tanh); ReLU networks u
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
 
-AlexNet: the notes print "~68 millions de paramètres", but the layer list they give (one tower,
-no grouped convolutions) has 62,378,344 parameters; that list is what ``alexnet`` builds.
+AlexNet: the notes print "~68 millions de paramètres", but the layer list they give (one
+tower, no grouped convolutions) has 62,378,344 parameters; that list is what ``alexnet``
+builds.
 """
 
 from __future__ import annotations
@@ -43,7 +45,10 @@ GLOROT = "glorot_uniform"
 
 
 def mnist_mlp(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
-    """Seed 002's MLP: 784 -> Dense 100 tanh -> Dense 50 tanh -> Dense 10 tanh (train with MSE)."""
+    """Seed 002's MLP: 784 -> Dense 100 tanh -> Dense 50 tanh -> Dense 10 tanh.
+
+    Train it with MSE.
+    """
     return Sequential(
         [
             Flatten(),
@@ -60,7 +65,10 @@ def mnist_mlp(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
 
 
 def lenet1(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
-    """LeNet-1 (seed 003): conv 4@5x5, tanh, avg-pool 2, conv 12@5x5, tanh, avg-pool 2, dense."""
+    """LeNet-1 (seed 003).
+
+    Layers: conv 4@5x5, tanh, avg-pool 2, conv 12@5x5, tanh, avg-pool 2, dense.
+    """
     return Sequential(
         [
             Conv2D(4, 5, kernel_initializer=GLOROT),
@@ -78,7 +86,10 @@ def lenet1(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
 
 
 def lenet5(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
-    """LeNet-5 as seed 003 draws it on 28x28: valid 5x5 convs (6, 16), tanh, average pooling."""
+    """LeNet-5 as seed 003 draws it on 28x28.
+
+    Valid 5x5 convs (6, 16), tanh, average pooling.
+    """
     return Sequential(
         [
             Conv2D(6, 5, kernel_initializer=GLOROT),
@@ -100,7 +111,10 @@ def lenet5(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
 
 
 def lenet5_classic(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
-    """The common modern LeNet-5: first conv padded by 2 (28x28 -> 28x28), ReLU, max-pooling."""
+    """The common modern LeNet-5.
+
+    First conv padded by 2 (28x28 -> 28x28), ReLU, max-pooling.
+    """
     return Sequential(
         [
             Conv2D(6, 5, padding=2),
@@ -122,7 +136,10 @@ def lenet5_classic(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
 
 
 def seed_cifar(input_shape=(3, 32, 32), num_classes=10) -> Sequential:
-    """Seed 000's CIFAR-10 network: 3 x [conv 5x5 pad 2, ReLU, max-pool 2] (16, 20, 20), dense."""
+    """Seed 000's CIFAR-10 network.
+
+    3 x [conv 5x5 pad 2, ReLU, max-pool 2] (16, 20, 20), dense.
+    """
     layers = []
     for filters in (16, 20, 20):
         layers += [Conv2D(filters, 5, padding=2), ReLU(), MaxPool2D(2)]
@@ -131,7 +148,10 @@ def seed_cifar(input_shape=(3, 32, 32), num_classes=10) -> Sequential:
 
 
 def melpy_mnist(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
-    """Seed 001, Table 2, model 3 (2x2 "same" kernels, which its parameter counts imply)."""
+    """Seed 001, Table 2, model 3.
+
+    With 2x2 "same" kernels, which its parameter counts imply.
+    """
     return Sequential(
         [
             Conv2D(16, 2, padding="same"),
@@ -178,7 +198,9 @@ def _vgg_blocks(config) -> list:
 
 
 def vgg_cifar(input_shape=(3, 32, 32), num_classes=10, dropout=0.3) -> Sequential:
-    """A small VGG-style CIFAR-10 net: 3 blocks of two conv 3x3 + BatchNorm + ReLU, max-pool.
+    """A small VGG-style CIFAR-10 net.
+
+    3 blocks of two conv 3x3 + BatchNorm + ReLU, max-pool.
 
     Convolutions before BatchNorm carry no bias: BatchNorm's beta does that job.
     """
@@ -196,7 +218,10 @@ def vgg_cifar(input_shape=(3, 32, 32), num_classes=10, dropout=0.3) -> Sequentia
 
 
 def alexnet(input_shape=(3, 227, 227), num_classes=1000) -> Sequential:
-    """AlexNet as one tower (seed 003): 5 convs, 3 overlapping max-pools 3x3/2, 2 LRN, 3 dense."""
+    """AlexNet as one tower (seed 003).
+
+    5 convs, 3 overlapping max-pools 3x3/2, 2 LRN, 3 dense.
+    """
     return Sequential(
         [
             Conv2D(96, 11, stride=4),

@@ -1,7 +1,8 @@
-"""Seed 002's MNIST network: 784 -> Dense 100 tanh -> Dense 50 tanh -> Dense 10 tanh, MSE.
+"""Seed 002's MNIST network: 784 -> Dense 100 tanh -> Dense 50 tanh -> Dense 10 tanh,
+MSE.
 
-The notes train it on 1,000 images, one at a time, for 35 epochs at lr 0.1. Here the same
-network and loss train on all 60,000 images in mini-batches, which takes a minute.
+The notes train it on 1,000 images, one at a time, for 35 epochs at lr 0.1. Here the
+same network and loss train on all 60,000 images in mini-batches, which takes a minute.
 
 Run: CNNUMPY_DATA=../shared/data python examples/mnist_mlp.py [--epochs 5]
 (without CNNUMPY_DATA, MNIST is taken from the cache or downloaded once).
@@ -18,7 +19,7 @@ from cnnumpy.optimizers import SGD
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.1)

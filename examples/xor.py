@@ -1,4 +1,4 @@
-"""Seed 002's first network: XOR with Dense 3 -> tanh -> Dense 1 -> tanh, MSE, SGD lr 0.1.
+"""Seed 002's first network: XOR, Dense 3 -> tanh -> Dense 1 -> tanh, MSE, SGD lr 0.1.
 
 Run: python examples/xor.py
 """
@@ -30,7 +30,7 @@ def main() -> None:
     print(
         f"loss: epoch 1 {history['loss'][0]:.6f}, epoch 1000 {history['loss'][-1]:.6f}"
     )
-    for inputs, target, out in zip(x, y, model.predict(x)):
+    for inputs, target, out in zip(x, y, model.predict(x), strict=True):
         print(f"{inputs.astype(int)} -> {out[0]:+.3f}  (target {int(target[0])})")
 
 

@@ -1,7 +1,7 @@
 """Shared fixtures and the CI guard for the PyTorch reference tests.
 
-With CNNUMPY_REQUIRE_TORCH=1 (set by .ci/run), a missing PyTorch is an error, not a skip, and
-the run fails unless PyTorch-marked tests actually ran and passed.
+With CNNUMPY_REQUIRE_TORCH=1 (set by .ci/run), a missing PyTorch is an error, not a
+skip, and the run fails unless PyTorch-marked tests actually ran and passed.
 """
 
 import os

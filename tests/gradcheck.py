@@ -1,8 +1,9 @@
 """Centred finite-difference gradient checks, in float64.
 
-For an upstream gradient G = dL/dY, L = sum(G * f(X)) is a scalar whose derivative with respect to
-any input or parameter is exactly what ``backward(G)`` must return. Each entry is estimated by
-(L(x + h) - L(x - h)) / 2h (cs231n ``eval_numerical_gradient_array``).
+For an upstream gradient G = dL/dY, L = sum(G * f(X)) is a scalar whose derivative with
+respect to any input or parameter is exactly what ``backward(G)`` must return. Each
+entry is estimated by (L(x + h) - L(x - h)) / 2h (cs231n
+``eval_numerical_gradient_array``).
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def check_layer_gradients(
     seed: int = 0,
     h: float = 1e-6,
 ) -> None:
-    """Assert dx and every parameter gradient of ``layer`` match finite differences (float64).
+    """Assert dx and every parameter gradient of ``layer`` match finite differences.
 
-    The layer must be deterministic across calls in ``training`` mode (Dropout: fix its mask).
+    The layer and ``x`` are cast to float64. The layer must be deterministic across
+    calls in ``training`` mode (Dropout: fix its mask).
     """
     rng = np.random.default_rng(seed)
     x = np.array(x, dtype=np.float64)

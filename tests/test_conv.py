@@ -139,7 +139,9 @@ def test_conv2d_matches_naive(kernel, stride, padding, mode, size, uneven):
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     for got, want in zip(
-        conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_naive)
+        conv2d_backward(dout, cache),
+        conv2d_backward_naive(dout, cache_naive),
+        strict=True,
     ):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

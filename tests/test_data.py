@@ -49,7 +49,10 @@ def write_mnist_split(folder, split="test", n=6, label_offset=0, gz=True, seed=0
     folder.mkdir(parents=True, exist_ok=True)
     md5 = {}
     for stem, array, magic in zip(
-        sources.MNIST.files[split], (images, labels), (IMAGES_MAGIC, LABELS_MAGIC)
+        sources.MNIST.files[split],
+        (images, labels),
+        (IMAGES_MAGIC, LABELS_MAGIC),
+        strict=True,
     ):
         raw = idx_bytes(array, magic)
         md5[stem] = hashlib.md5(raw).hexdigest()

@@ -96,8 +96,10 @@ def test_random_flip():
     before = x.copy()
     out = random_flip(x, rng=0)
     np.testing.assert_array_equal(x, before)  # the input is untouched
-    flipped = np.array([np.array_equal(o, i[:, :, ::-1]) for o, i in zip(out, x)])
-    kept = np.array([np.array_equal(o, i) for o, i in zip(out, x)])
+    flipped = np.array(
+        [np.array_equal(o, i[:, :, ::-1]) for o, i in zip(out, x, strict=True)]
+    )
+    kept = np.array([np.array_equal(o, i) for o, i in zip(out, x, strict=True)])
     assert np.all(flipped | kept) and 0 < flipped.sum() < 50
     expected = np.random.default_rng(0).random(50) < 0.5
     np.testing.assert_array_equal(flipped, expected)
@@ -136,7 +138,9 @@ def test_drop_last_and_order():
     it = BatchIterator(x, x, batch_size=4, rng=0, drop_last=True)
     assert len(it) == 2 and [len(b) for b, _ in it] == [4, 4]
     first, second = batches_of(it), batches_of(it)
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, second))
+    assert not all(
+        np.array_equal(a[0], b[0]) for a, b in zip(first, second, strict=True)
+    )
     ordered = BatchIterator(x, x, batch_size=4, shuffle=False)
     got = [xb for xb, _ in ordered]
     assert [b.tolist() for b in got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
@@ -147,16 +151,18 @@ def test_reproducible_and_state_restores_an_epoch():
     x, y = images(10, 3, 8, 8), np.arange(10)
     a, b = (BatchIterator(x, y, 4, rng=7, augment=cifar_augment) for _ in range(2))
     for epoch_a, epoch_b in zip(
-        [batches_of(a) for _ in range(2)], [batches_of(b) for _ in range(2)]
+        [batches_of(a) for _ in range(2)],
+        [batches_of(b) for _ in range(2)],
+        strict=True,
     ):
-        for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b):
+        for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b, strict=True):
             np.testing.assert_array_equal(xa, xb)
             np.testing.assert_array_equal(ya, yb)
     saved = a.state
     epoch = batches_of(a)
     a.state = saved
     replay = batches_of(a)
-    for (xa, ya), (xb, yb) in zip(epoch, replay):
+    for (xa, ya), (xb, yb) in zip(epoch, replay, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
 

@@ -80,7 +80,7 @@ def test_continued_training_equals_uninterrupted(tmp_path):
     first.save(tmp_path / "m.safetensors")
     resumed = load_model(tmp_path / "m.safetensors")
     resumed.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=1, shuffle=False)
-    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+    for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
@@ -115,7 +115,7 @@ def test_weights_only_round_trip_and_all_or_nothing(tmp_path):
     before = other.get_weights()
     with pytest.raises(ModelFileError, match=r"weight layers.6.W has shape \(36, 3\)"):
         load_weights(other, tmp_path / "w.safetensors")
-    for a, b in zip(before, other.get_weights()):  # nothing half-loaded
+    for a, b in zip(before, other.get_weights(), strict=True):  # nothing half-loaded
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
@@ -152,7 +152,10 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
 
 
 def rewrite(path, meta_changes=None, tensor_changes=None):
-    """Re-save a model file with edited metadata or tensors (valid checksum, bad content)."""
+    """Re-save a model file with edited metadata or tensors.
+
+    The checksum is valid, the content bad.
+    """
     tensors, meta = io.load_bytes(path.read_bytes())
     for key in ("format", "format_version", "sha256"):
         meta.pop(key)
@@ -280,7 +283,8 @@ def test_terminate_on_nan_keeps_the_last_good_checkpoints(tmp_path):
                 checkpoint,
             ],
         )
-    # epochs 0 and 1 completed; epoch 2 diverged, was cut short and logged with its NaN loss
+    # epochs 0 and 1 completed; epoch 2 diverged, was cut short and logged with its NaN
+    # loss
     assert history.epoch == [0, 1, 2] and not np.isfinite(history["loss"][2])
     for path in (
         tmp_path / "last.safetensors",

@@ -1,4 +1,7 @@
-"""Sequential: building, passes, fit/evaluate/predict, callbacks, reproducibility, errors."""
+"""Sequential: building, passes, fit/evaluate/predict and callbacks.
+
+Also reproducibility and errors.
+"""
 
 import numpy as np
 import pytest
@@ -36,7 +39,10 @@ def blobs(n=96, seed=0):
 
 
 def test_xor_network_of_seed_002():
-    """Seed 002: Dense 3 tanh, Dense 1 tanh, MSE, lr 0.1, 1000 epochs, one sample at a time."""
+    """Seed 002: Dense 3 tanh, Dense 1 tanh, MSE, lr 0.1.
+
+    1000 epochs, one sample at a time.
+    """
     cnnumpy.seed(0)
     x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
     y = np.array([[0], [1], [1], [0]], dtype=np.float32)
@@ -92,7 +98,7 @@ def test_one_hot_and_ids_give_the_same_training():
         model.compile(optimizer=SGD(lr=0.1, momentum=0.9), loss="cross_entropy")
         model.fit(x, labels, epochs=2, batch_size=32, verbose=0, seed=5)
         runs.append(model.get_weights())
-    for a, b in zip(*runs):
+    for a, b in zip(*runs, strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
@@ -105,7 +111,7 @@ def test_seeded_runs_are_bit_identical():
         model.compile(optimizer=SGD(lr=0.05, momentum=0.9), loss="cross_entropy")
         model.fit(x, y, epochs=2, batch_size=10, verbose=0, seed=11)
         weights.append(model.get_weights())
-    for a, b in zip(*weights):
+    for a, b in zip(*weights, strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
@@ -142,7 +148,8 @@ def test_early_stopping_restores_best_weights():
     x, y = blobs()
     model = small_cnn()
     model.compile(optimizer=SGD(lr=0.05), loss="cross_entropy")
-    # a metric that improves at epoch 1, then gets worse: stop after `patience` bad epochs
+    # a metric that improves at epoch 1, then gets worse: stop after `patience` bad
+    # epochs
     fake = iter([3.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0])
     seen = {}
 
@@ -166,7 +173,7 @@ def test_early_stopping_restores_best_weights():
         and stopper.stopped_epoch == 3
         and stopper.best_epoch == 1
     )
-    for a, b in zip(model.get_weights(), seen["best"]):
+    for a, b in zip(model.get_weights(), seen["best"], strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
 
@@ -180,9 +187,9 @@ def test_reduce_lr_on_plateau_divides_by_ten():
     history = model.fit(
         x, y, epochs=5, batch_size=32, verbose=0, callbacks=[flat, plateau]
     )
-    # PyTorch's rule: reduce when the number of bad epochs exceeds the patience. Epoch 0 sets
-    # the best, epochs 1 and 2 are bad (2 > 1): 0.1 -> 0.01 after epoch 2; then after epoch 4
-    # -> 0.001. The history records the rate each epoch was trained with.
+    # PyTorch's rule: reduce when the number of bad epochs exceeds the patience. Epoch 0
+    # sets the best, epochs 1 and 2 are bad (2 > 1): 0.1 -> 0.01 after epoch 2; then
+    # after epoch 4 -> 0.001. The history records the rate each epoch was trained with.
     np.testing.assert_allclose(history["lr"], [0.1, 0.1, 0.1, 0.01, 0.01])
     assert model.optimizer.lr == pytest.approx(0.001)
 

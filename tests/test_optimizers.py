@@ -1,4 +1,7 @@
-"""Optimisers without PyTorch: the notes' rule by hand, state, in-place updates, errors."""
+"""Optimisers without PyTorch.
+
+The notes' rule by hand, state, in-place updates, errors.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Backup and restore: a training process killed with SIGKILL mid-epoch resumes bit-identically."""
+"""Backup and restore.
+
+A training process killed with SIGKILL mid-epoch resumes bit-identically.
+"""
 
 import os
 import signal
@@ -24,8 +27,9 @@ SCRIPT = textwrap.dedent("""
     x = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
     y = rng.integers(0, 3, 64)
     cnnumpy.seed(0)
-    model = cnnumpy.Sequential([Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(),
-                                Dropout(0.3), Dense(3)], input_shape=(1, 8, 8))
+    model = cnnumpy.Sequential([Conv2D(4, 3, padding=1), ReLU(), MaxPool2D(2),
+                                Flatten(), Dropout(0.3), Dense(3)],
+                               input_shape=(1, 8, 8))
     model.compile(optimizer=cnnumpy.optimizers.SGD(lr=0.05, momentum=0.9),
                   loss="cross_entropy")
 

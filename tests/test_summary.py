@@ -1,4 +1,7 @@
-"""summary(): the notes' parameter and neuron counts, exactly (seed 003, shared/ZOO.md)."""
+"""summary(): the notes' parameter and neuron counts, exactly.
+
+See seed 003 and shared/ZOO.md.
+"""
 
 import pytest
 import torch

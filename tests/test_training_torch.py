@@ -14,8 +14,11 @@ nn = torch.nn
 
 
 def twin_pair():
-    """A small CNN and its PyTorch twin (no conv bias before BatchNorm: its gradient is zero up
-    to rounding, which Adam would amplify into noise)."""
+    """A small CNN and its PyTorch twin.
+
+    No conv bias before BatchNorm: its gradient is zero up to rounding, which Adam would
+    amplify into noise.
+    """
     cnnumpy.seed(0)
     ours = cnnumpy.Sequential(
         [
@@ -143,7 +146,7 @@ def test_state_dict_round_trip_and_errors():
         input_shape=(2, 10, 10),
     )
     from_torch_state_dict(fresh, back)
-    for a, b in zip(ours.get_weights(), fresh.get_weights()):
+    for a, b in zip(ours.get_weights(), fresh.get_weights(), strict=True):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
     bad = dict(back)

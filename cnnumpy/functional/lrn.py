@@ -3,12 +3,13 @@
     s[c] = k + alpha / n * sum_{c' = c - n//2}^{c + (n-1)//2} a[c']^2
     y[c] = a[c] * s[c] ** -beta
 
-Channels outside [0, C) count as zero. ``alpha`` is divided by the window size ``n`` as in
-PyTorch's ``LocalResponseNorm``; AlexNet's paper (k=2, n=5, alpha=1e-4, beta=0.75) does not
-divide, so its alpha is ``n`` times ours.
+Channels outside [0, C) count as zero. ``alpha`` is divided by the window size ``n`` as
+in PyTorch's ``LocalResponseNorm``; AlexNet's paper (k=2, n=5, alpha=1e-4, beta=0.75)
+does not divide, so its alpha is ``n`` times ours.
 
 Backward, with g = dL/dy:
-    dL/da[j] = g[j] s[j]^-beta - 2 beta alpha / n * a[j] * sum_{c : j in window(c)} g[c] a[c] s[c]^(-beta-1)
+    dL/da[j] = g[j] s[j]^-beta
+        - 2 beta alpha / n * a[j] * sum_{c : j in window(c)} g[c] a[c] s[c]^(-beta-1)
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Layers: thin classes holding ``params`` and ``grads`` and calling ``cnnumpy.functional``."""
+"""Layers: thin classes holding ``params`` and ``grads``.
+
+The math they call lives in ``cnnumpy.functional``.
+"""
 
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnnumpy.layers.base import LAYERS, Layer

@@ -1,9 +1,10 @@
 """The abstract layer every cnnumpy layer derives from.
 
-A layer is an object with a forward pass and a backward pass (seed 002, "Classe abstraite :
-Layer"): ``forward`` maps X to Y and keeps what the backward pass needs; ``backward`` receives
-dL/dY and returns dL/dX, after storing the gradient of every parameter in ``self.grads`` under the
-same key as in ``self.params``. Optimisers only ever read ``params`` and ``grads``.
+A layer is an object with a forward pass and a backward pass (seed 002, "Classe
+abstraite : Layer"): ``forward`` maps X to Y and keeps what the backward pass needs;
+``backward`` receives dL/dY and returns dL/dX, after storing the gradient of every
+parameter in ``self.grads`` under the same key as in ``self.params``. Optimisers only
+ever read ``params`` and ``grads``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from cnnumpy.rng import spawn_rng
 
-# Every concrete layer class, by name, so that a saved config can be rebuilt without running code.
+# Every concrete layer class, by name, so that a saved config can be rebuilt without
+# running code.
 LAYERS: dict[str, type[Layer]] = {}
 
 
@@ -25,15 +27,16 @@ class Layer:
     Attributes:
         params: trainable arrays, e.g. ``{"W": ..., "b": ...}``.
         grads: arrays of the same keys and shapes, filled by ``backward``.
-        state: non-trainable arrays saved with the model (BatchNorm's running statistics).
+        state: non-trainable arrays saved with the model (BatchNorm's running
+            statistics).
         input_shape: the input shape without the batch axis, set by ``build``.
-        need_input_grad: when False (the first layer of a model) ``backward`` may skip dL/dX and
-            return None; the parameter gradients are still computed.
+        need_input_grad: when False (the first layer of a model) ``backward`` may skip
+            dL/dX and return None; the parameter gradients are still computed.
     """
 
-    # Whether this layer's outputs count as new "neurons" in ``summary`` (seed 003 counts the
-    # outputs of convolution, pooling and dense layers; an activation, Flatten, Dropout or
-    # BatchNorm works on the same neurons and sets this to False).
+    # Whether this layer's outputs count as new "neurons" in ``summary`` (seed 003
+    # counts the outputs of convolution, pooling and dense layers; an activation,
+    # Flatten, Dropout or BatchNorm works on the same neurons and sets this to False).
     adds_neurons = True
 
     def __init__(self, *, name: str | None = None) -> None:
@@ -53,9 +56,12 @@ class Layer:
         if not cls.__name__.startswith("_"):  # private helper bases are not layers
             LAYERS[cls.__name__] = cls
 
-    # -- lifecycle -------------------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:
-        """Create the shape-dependent parameters. Subclasses create them, then call this."""
+        """Create the shape-dependent parameters.
+
+        Subclasses create them, then call this.
+        """
         self.input_shape = tuple(int(d) for d in input_shape)
         self.output_shape(
             self.input_shape
@@ -76,10 +82,13 @@ class Layer:
     def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.forward(x, training=training)
 
-    # -- helpers for subclasses --------------------------------------------------------------------
+    # -- helpers for subclasses --------------------------------------------------------
     @property
     def rng(self) -> np.random.Generator:
-        """This layer's own generator (dropout masks), spawned from the global one on first use."""
+        """This layer's own generator (dropout masks).
+
+        It is spawned from the global one on first use.
+        """
         if self._rng is None:
             self._rng = spawn_rng()
         return self._rng
@@ -89,7 +98,7 @@ class Layer:
         self._rng = value
 
     def _prepare_input(self, x: np.ndarray, rank: int | None = None) -> np.ndarray:
-        """Check the input, build the layer on first use, and cast to the parameters' dtype.
+        """Check ``x``, build the layer on first use, and cast to the parameters' dtype.
 
         Args:
             x: the batch; its first axis is the batch axis.
@@ -124,9 +133,12 @@ class Layer:
     def _error(self, message: str) -> ValueError:
         return ValueError(f"{self!r}: {message}")
 
-    # -- dtype, counting, config -----------------------------------------------------------------
+    # -- dtype, counting, config -------------------------------------------------------
     def astype(self, dtype) -> Layer:
-        """Convert parameters, gradients and state to ``dtype`` (float32 or float64), in place."""
+        """Convert parameters, gradients and state to ``dtype``, in place.
+
+        ``dtype`` is float32 or float64.
+        """
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"{self!r}: dtype must be float32 or float64, got {dtype}")
@@ -146,7 +158,10 @@ class Layer:
             g[...] = 0
 
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, enough to rebuild the layer (JSON-serialisable)."""
+        """The constructor arguments, enough to rebuild the layer.
+
+        The result is JSON-serialisable.
+        """
         return {}
 
     @classmethod
@@ -154,7 +169,7 @@ class Layer:
         return cls(**config)
 
     def __repr__(self) -> str:
-        """``Conv2D(16, 3, stride=2)``: required arguments, then the non-default ones."""
+        """``Conv2D(16, 3, stride=2)``: required arguments, then non-default ones."""
         config = self.get_config()
         parts = []
         signature = inspect.signature(type(self).__init__)
@@ -179,7 +194,10 @@ def _same(default, value) -> bool:
 def pair(
     value: int | tuple[int, int] | list[int], what: str, owner: str
 ) -> tuple[int, int]:
-    """Normalise an int or a pair of ints (kernel size, stride...) to a tuple of two ints."""
+    """Normalise an int or a pair of ints to a tuple of two ints.
+
+    Used for kernel sizes, strides...
+    """
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return int(value), int(value)
     if (

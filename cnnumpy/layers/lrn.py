@@ -1,4 +1,7 @@
-"""LocalResponseNorm layer (AlexNet's "LRN"); the math is in ``cnnumpy.functional.lrn``."""
+"""LocalResponseNorm layer (AlexNet's "LRN").
+
+The math is in ``cnnumpy.functional.lrn``.
+"""
 
 from __future__ import annotations
 
