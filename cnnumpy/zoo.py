@@ -13,7 +13,7 @@ He's.
 | seed_cifar    | seed 000                   | 3x32x32    | 22,466      |
 | melpy_mnist   | seed 001, Table 2 model 3  | 1x28x28    | 806,394     |
 | melpy_cifar   | seed 001, Table 3 model 7  | 3x32x32    | 544,122     |
-| vgg_cifar     | VGG-style with BatchNorm   | 3x32x32    | 288,554     |
+| vgg_cifar     | VGG-style with BatchNorm   | 3x32x32    | 307,946     |
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
 

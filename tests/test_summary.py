@@ -45,6 +45,7 @@ def test_seed_003_counting_exercises():
         ("seed_cifar", 22_466),
         ("melpy_mnist", 806_394),
         ("melpy_cifar", 544_122),
+        ("vgg_cifar", 307_946),
     ],
 )
 def test_zoo_parameter_counts(name, params):
