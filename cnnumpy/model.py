@@ -15,7 +15,8 @@ import numpy as np
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy.callbacks import Backup, Callback, History
+from cnnumpy.backup import Backup
+from cnnumpy.callbacks import Callback, History
 from cnnumpy.layers.base import Layer
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
