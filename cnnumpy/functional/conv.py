@@ -28,6 +28,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.functional.conv_flat import (
+    conv2d_backward_flat,
+    conv2d_forward_flat,
+    flat_applies,
+)
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
     SCRATCH,
@@ -166,6 +171,8 @@ def conv2d_forward(
     F, _, KH, KW = w.shape
     SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
     pads = resolve_padding(padding, (KH, KW), (SH, SW), (H, W))
+    if flat_applies((SH, SW), padding_mode):
+        return conv2d_forward_flat(x, w, b, pads, workspace)
     if workspace is not None and padding_mode == "zeros" and any(sum(pads, ())):
         xp = workspace.padded("xp", x, pads)
     else:
@@ -266,6 +273,8 @@ def conv2d_backward(
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
     """
+    if cache[0] == "flat":
+        return conv2d_backward_flat(dout, cache, need_dx)
     _x_shape, xp, w, has_bias, stride, _pads, _mode = cache
     F, C, KH, KW = w.shape
     Ho, Wo = dout.shape[2:]

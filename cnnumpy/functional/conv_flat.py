@@ -1,0 +1,239 @@
+"""Stride-1 zero-padded convolution on flat image planes ("implicit GEMM" layout).
+
+Every convolution of the notes' networks has stride 1 and zero padding. For those, the
+column matrix can be copied in long runs instead of image rows. Keep each padded plane
+flat, ``xp[n, c, :]`` of length ``Hp*Wp``. Output ``(i, j)`` reads
+``xp[n, c, (i + kh)*Wp + (j + kw)]``, i.e. position ``p = i*Wp + j`` shifted by
+``off = kh*Wp + kw``. Computed on the WIDE grid ``p = 0 .. P-1`` with
+
+    P = (Ho - 1)*Wp + Wo        (every output row padded to Wp, minus the last junk)
+
+the columns are ``cols[(c, kh, kw), n, p] = xp[n, c, p + off]``: for each row and image
+ONE contiguous run of ``P`` floats (about ``Ho*Wp``), a memcpy, where classic im2col
+copies runs of ``Wo`` floats. The ``Wp - Wo`` junk positions at the end of each output
+row read across the row boundary; their results are simply never read. ``P`` stops
+before the last row's junk, so reads never leave the plane (no extra tail).
+
+- forward: ``[W | b] @ cols`` -> ``(F, n, P)``, then a strided view drops the junk
+  while transposing to ``(N, F, Ho, Wo)``.
+- ``dw``: ``g @ cols.T`` where ``g (F, n, P)`` is ``dout`` with ZEROS on the junk
+  positions, so they add nothing (and the ones row of ``cols`` yields ``db``).
+- ``dx``: ``dx_cols = Wt @ g`` with ``Wt (KH*KW*C, F)``, then ``KH*KW`` slice-adds
+  ``dxp[c, n, off : off + P] += dx_cols[kh, kw, c, n]``, each a run of ``P`` floats
+  (col2im without its short rows, and without the ``F*KH*KW``-row copy of the full
+  convolution). Junk positions carry zeros, so they add nothing either.
+
+Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from cnnumpy.functional.im2col import (
+    SCRATCH,
+    WORKERS,
+    Pads,
+    Workspace,
+    chunk_bounds,
+    pad2d,
+    parallel_chunks,
+)
+
+
+def flat_applies(stride: tuple[int, int], padding_mode: str) -> bool:
+    """The flat layout serves stride 1 with zero padding (any pad amounts)."""
+    return tuple(stride) == (1, 1) and padding_mode == "zeros"
+
+
+def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
+    """``a (..., P)`` seen as ``(..., rows, width)`` with rows ``row_step`` apart:
+    the valid ``(Ho, Wo)`` outputs (or junk strips) of the wide grid, no copy."""
+    s = a.strides[-1]
+    return as_strided(
+        a,
+        shape=a.shape[:-1] + (rows, width),
+        strides=a.strides[:-1] + (row_step * s, s),
+    )
+
+
+def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role):
+    """``cols (C*KH*KW [+1], n, P)`` from flat planes ``xp (n, C, Hp, Wp)``: one
+    contiguous run of ``P`` floats per (row, image), plus the ones row of the bias."""
+    n, C, Hp, Wp = xp.shape
+    KH, KW = kernel
+    rows = C * KH * KW
+    cols = SCRATCH.get(role, (rows + int(bias), n, P), xp.dtype)
+    sN, sC, sH, sW = xp.strides
+    shifted = as_strided(
+        xp, shape=(C, KH, KW, n, P), strides=(sC, sH, sW, sN, sW), writeable=False
+    )
+    np.copyto(cols[:rows].reshape(C, KH, KW, n, P), shifted)
+    if bias:
+        cols[rows] = 1
+    return cols
+
+
+def _padded(x: np.ndarray, pads: Pads, workspace: Workspace | None, role: str):
+    """``x`` zero-padded and C-contiguous (``x`` itself when it already is)."""
+    if any(sum(pads, ())):
+        if workspace is not None:
+            return workspace.padded(role, x, pads)
+        return pad2d(x, pads)
+    return np.ascontiguousarray(x)
+
+
+def _correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Valid stride-1 correlation of padded planes ``xp``, chunk by chunk."""
+    N, C, Hp, Wp = xp.shape
+    F, _, KH, KW = w.shape
+    Ho, Wo = Hp - KH + 1, Wp - KW + 1
+    P = (Ho - 1) * Wp + Wo
+    w_ext = w.reshape(F, -1)
+    if b is not None:  # [W | b]: the bias rides in the GEMM
+        w_ext = np.concatenate([w_ext, b.reshape(F, 1).astype(w.dtype)], axis=1)
+    out = np.empty((N, F, Ho, Wo), dtype=xp.dtype)
+
+    def work(lo: int, hi: int, k: int) -> None:
+        cols = _fill_cols(xp[lo:hi], (KH, KW), P, b is not None, f"cols{k}")
+        res = SCRATCH.get(f"out{k}", (F, hi - lo, P), xp.dtype)
+        np.matmul(w_ext, cols.reshape(cols.shape[0], -1), out=res.reshape(F, -1))
+        out[lo:hi] = _wide(res, Ho, Wo, Wp).transpose(1, 0, 2, 3)
+
+    parallel_chunks(work, chunk_bounds(N, w_ext.shape[1] * P * xp.dtype.itemsize))
+    return out
+
+
+def conv2d_forward_flat(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    pads: Pads,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray, tuple]:
+    """Stride-1 zero-padded cross-correlation on the wide grid (module docstring).
+
+    Shape:
+        x ``(N, C, H, W)``, w ``(F, C, KH, KW)``, b ``(F,)`` -> out
+        ``(N, F, Ho, Wo)`` with ``Ho = H + top + bottom - KH + 1``.
+
+    Returns:
+        ``(out, cache)``; the cache holds the padded input, not the columns.
+    """
+    xp = _padded(x, pads, workspace, "xp")
+    out = _correlate(xp, w, b)
+    return out, ("flat", x.shape, xp, w, b is not None, pads, workspace)
+
+
+def _dout_wide(dout: np.ndarray, Wp: int, role: str) -> np.ndarray:
+    """``g (F, n, P)``: ``dout (n, F, Ho, Wo)`` on the wide grid, zeros on the junk."""
+    n, F, Ho, Wo = dout.shape
+    g = SCRATCH.get(role, (F, n, (Ho - 1) * Wp + Wo), dout.dtype)
+    _wide(g, Ho, Wo, Wp)[...] = dout.transpose(1, 0, 2, 3)
+    if Wp > Wo and Ho > 1:
+        _wide(g[..., Wo:], Ho - 1, Wp - Wo, Wp)[...] = 0
+    return g
+
+
+def _dx_chunk(g: np.ndarray, w_t: np.ndarray, xp_shape, pads: Pads, k: int):
+    """``dx (n, C, H, W)`` of one chunk: one GEMM, ``KH*KW`` long slice-adds, crop."""
+    F, n, P = g.shape
+    _, C, Hp, Wp = xp_shape
+    KH, KW = w_t.shape[:2]
+    dx_cols = SCRATCH.get(f"dxcols{k}", (KH, KW, C, n, P), g.dtype)
+    np.matmul(
+        w_t.reshape(-1, F), g.reshape(F, -1), out=dx_cols.reshape(KH * KW * C, -1)
+    )
+    dxp = SCRATCH.get(f"dxp{k}", (C, n, Hp * Wp), g.dtype)
+    dxp.fill(0)
+    for kh in range(KH):
+        for kw in range(KW):
+            off = kh * Wp + kw
+            dxp[:, :, off : off + P] += dx_cols[kh, kw]
+    (top, bottom), (left, right) = pads
+    planes = dxp.reshape(C, n, Hp, Wp)[:, :, top : Hp - bottom, left : Wp - right]
+    return planes.transpose(1, 0, 2, 3)
+
+
+def _dx_full_flat(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """``dx`` as the notes' full convolution (seed 002), run by the flat forward.
+
+    ``dx = corr(pad(dout), rot180(w))`` with ``dout`` padded by ``KH - 1 - top`` above
+    (and so on), which yields exactly the ``H x W`` input positions: the forward kernel
+    with the ``(C, F, KH, KW)`` rotated weights. Its GEMM sums over ``F*KH*KW`` (long),
+    where the slice-add form sums over ``F`` only (a poor GEMM when ``F`` is small).
+    """
+    _tag, _x_shape, _xp, w, _has_bias, pads, workspace = cache
+    KH, KW = w.shape[2:]
+    (top, bottom), (left, right) = pads
+    gpads = ((KH - 1 - top, KH - 1 - bottom), (KW - 1 - left, KW - 1 - right))
+    w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    gp = _padded(dout, gpads, workspace, "gpad")
+    return _correlate(gp, w_rot, None)
+
+
+def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """``dx`` by ``Wt @ g`` and ``KH*KW`` long slice-adds, chunk by chunk."""
+    _tag, x_shape, xp, w, _has_bias, pads, _ws = cache
+    F, C, KH, KW = w.shape
+    Wp = xp.shape[3]
+    w_t = w.transpose(2, 3, 1, 0).copy()  # (KH, KW, C, F): rows of dx_cols
+    dx = np.empty(x_shape, dtype=dout.dtype)
+
+    def work(lo: int, hi: int, k: int) -> None:
+        g = _dout_wide(dout[lo:hi], Wp, f"g{k}")
+        dx[lo:hi] = _dx_chunk(g, w_t, xp.shape, pads, k)
+
+    P = (dout.shape[2] - 1) * Wp + dout.shape[3]
+    parallel_chunks(work, chunk_bounds(x_shape[0], 2 * KH * KW * C * P * 4))
+    return dx
+
+
+def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``."""
+    _tag, _x_shape, xp, w, has_bias, _pads, _ws = cache
+    F, C, KH, KW = w.shape
+    N, _, Hp, Wp = xp.shape
+    P = (dout.shape[2] - 1) * Wp + dout.shape[3]
+    rows = C * KH * KW + int(has_bias)
+
+    def work(lo: int, hi: int, k: int) -> np.ndarray:
+        cols = _fill_cols(xp[lo:hi], (KH, KW), P, has_bias, f"cols{k}")
+        g = _dout_wide(dout[lo:hi], Wp, f"g{k}")
+        part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
+        g_mat, cols_mat = g.reshape(F, -1), cols.reshape(rows, -1)
+        if lo == k_first[k]:
+            np.matmul(g_mat, cols_mat.T, out=part)  # batch folded into K
+        else:
+            part += g_mat @ cols_mat.T
+        return part
+
+    bounds = chunk_bounds(N, rows * P * dout.dtype.itemsize)
+    k_first = [lo for lo, _ in bounds[:WORKERS]]
+    return sum(parallel_chunks(work, bounds))
+
+
+def conv2d_backward_flat(
+    dout: np.ndarray, cache: tuple, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Gradients of :func:`conv2d_forward_flat`.
+
+    ``[dw | db]`` by one GEMM per chunk (columns rebuilt from the cached padded
+    input); ``dx`` by the full convolution when the padding is smaller than the
+    kernel (always, for "same" and "valid"), else by the slice-adds.
+
+    Returns:
+        ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
+    """
+    _tag, _x_shape, _xp, w, has_bias, pads, _ws = cache
+    F, C, KH, KW = w.shape
+    dw_ext = _dw_db(dout, cache)
+    dw = dw_ext[:, : C * KH * KW].reshape(w.shape)
+    db = dw_ext[:, -1].copy() if has_bias else None
+    if not need_dx:
+        return None, dw, db
+    (top, bottom), (left, right) = pads
+    if 2 * C > F and max(top, bottom) < KH and max(left, right) < KW:
+        return _dx_full_flat(dout, cache), dw, db
+    return _dx_slice_add(dout, cache), dw, db

@@ -1,0 +1,157 @@
+"""The flat ("wide grid") stride-1 convolution against its naive twin, finite
+differences and PyTorch, with both of its dx paths and its dispatch.
+
+Tolerances: float64 against the naive loops ``1e-12`` (same sums, different order);
+float32 against PyTorch ``rtol=1e-4, atol=1e-5`` (as in test_conv_torch.py).
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import cnnumpy.functional.im2col as im2col_module
+from cnnumpy.functional import conv_flat
+from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
+from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+from cnnumpy.functional.im2col import SCRATCH, Workspace
+from cnnumpy.layers import Conv1D, Conv2D
+from tests.gradcheck import check_layer_gradients
+
+# (N, C, H, W, F, kernel, pads): odd sizes, batch 1, asymmetric pads, pads >= kernel,
+# 1x1 kernels; C and F chosen to reach both dx paths (2C > F: full convolution,
+# 2C <= F: slice-adds).
+CASES = [
+    (2, 3, 7, 5, 4, (3, 3), ((1, 1), (1, 1))),
+    (1, 2, 6, 9, 5, (3, 2), ((0, 0), (0, 0))),
+    (3, 1, 5, 7, 6, (5, 5), ((2, 2), (2, 2))),
+    (2, 4, 5, 6, 3, (2, 2), ((0, 1), (0, 1))),
+    (2, 2, 4, 5, 3, (2, 3), ((3, 2), (1, 4))),  # pads >= kernel: slice-adds
+    (1, 3, 4, 4, 2, (1, 1), ((0, 0), (0, 0))),
+    (2, 2, 1, 9, 5, (1, 3), ((0, 0), (1, 1))),  # a 1-D signal
+]
+IDS = [f"N{c[0]}C{c[1]}-{c[2]}x{c[3]}-F{c[4]}-k{c[5]}-p{c[6]}" for c in CASES]
+
+
+def _data(case, dtype=np.float64, bias=True):
+    N, C, H, W, F, kernel, _pads = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, *kernel)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype) if bias else None
+    return x, w, b
+
+
+def _poison_scratch():
+    """Fill every shared scratch buffer with NaN: a kernel that reads a junk column
+    or a stale scratch value it did not write makes the result NaN."""
+    for buf in SCRATCH._flat.values():
+        if buf.dtype.kind == "f":
+            buf.fill(np.nan)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_flat_matches_naive(case, bias):
+    x, w, b = _data(case, bias=bias)
+    pads = case[-1]
+    for workspace in (None, Workspace()):
+        _poison_scratch()
+        out, cache = conv2d_forward(x, w, b, 1, pads, workspace=workspace)
+        assert cache[0] == "flat"
+        out_n, cache_n = conv2d_forward_naive(x, w, b, 1, pads)
+        np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
+        dout = np.random.default_rng(1).standard_normal(out.shape)
+        _poison_scratch()
+        got = conv2d_backward(dout, cache)
+        want = conv2d_backward_naive(dout, cache_n)
+        for g, ref in zip(got, want, strict=True):
+            if ref is None:
+                assert g is None
+            else:
+                assert g.shape == ref.shape
+                np.testing.assert_allclose(g, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_both_dx_paths_agree(case):
+    x, w, b = _data(case)
+    out, cache = conv_flat.conv2d_forward_flat(x, w, b, case[-1])
+    dout = np.random.default_rng(2).standard_normal(out.shape)
+    (top, bottom), (left, right) = case[-1]
+    KH, KW = case[5]
+    slice_add = conv_flat._dx_slice_add(dout, cache)
+    if max(top, bottom) < KH and max(left, right) < KW:
+        full = conv_flat._dx_full_flat(dout, cache)
+        np.testing.assert_allclose(full, slice_add, rtol=1e-12, atol=1e-12)
+    _o, cache_n = conv2d_forward_naive(x, w, b, 1, case[-1])
+    dx_n = conv2d_backward_naive(dout, cache_n)[0]
+    np.testing.assert_allclose(slice_add, dx_n, rtol=1e-12, atol=1e-12)
+
+
+def test_dout_wide_zeroes_the_junk_columns():
+    dout = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5) + 1
+    _poison_scratch()
+    g = conv_flat._dout_wide(dout, 7, "g_test")  # Wp = 7: 2 junk columns per row
+    assert g.shape == (3, 2, 3 * 7 + 5)
+    rows = np.concatenate([g, np.zeros((3, 2, 2))], axis=2).reshape(3, 2, 4, 7)
+    np.testing.assert_array_equal(rows[..., :5], dout.transpose(1, 0, 2, 3))
+    np.testing.assert_array_equal(rows[..., 5:], 0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 10**9])
+def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes):
+    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", chunk_bytes)
+    case = (5, 3, 6, 7, 8, (3, 3), ((1, 1), (2, 0)))
+    x, w, b = _data(case)
+    out, cache = conv2d_forward(x, w, b, 1, case[-1])
+    out_n, cache_n = conv2d_forward_naive(x, w, b, 1, case[-1])
+    np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(3).standard_normal(out.shape)
+    for got, want in zip(
+        conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_n), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "stride, mode", [(2, "zeros"), (1, "reflect"), (1, "replicate"), ((1, 2), "zeros")]
+)
+def test_other_convolutions_take_the_general_path(stride, mode):
+    x, w, b = _data((2, 2, 7, 7, 3, (3, 3), None))
+    out, cache = conv2d_forward(x, w, b, stride, 1, mode)
+    assert cache[0] != "flat"
+    out_n, _ = conv2d_forward_naive(x, w, b, stride, 1, mode)
+    np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        Conv2D(5, 3, padding=1),  # 2C <= F: slice-adds
+        Conv2D(2, (2, 3), padding="same"),  # full convolution
+        Conv2D(3, 2, padding=(3, 2), use_bias=False),  # pads >= kernel
+        Conv1D(4, 3, padding=1),
+    ],
+    ids=["slice-add", "full", "big-pads", "conv1d"],
+)
+def test_flat_layers_finite_differences(layer):
+    shape = (2, 2, 5) if isinstance(layer, Conv1D) else (2, 2, 5, 4)
+    x = np.random.default_rng(0).standard_normal(shape)
+    check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_flat_matches_torch_float32(case):
+    x, w, b = _data(case, np.float32)
+    out, cache = conv2d_forward(x, w, b, 1, case[-1], workspace=Workspace())
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    dx, dw, db = conv2d_backward(dout, cache)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    (top, bottom), (left, right) = case[-1]
+    yt = TF.conv2d(TF.pad(xt, (left, right, top, bottom)), wt, bt)
+    yt.backward(torch.tensor(dout))
+    for ours, theirs in [(out, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
+        assert ours.shape == tuple(theirs.shape) and ours.dtype == np.float32
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-4, atol=1e-5)
