@@ -22,6 +22,11 @@ with inner runs along image rows; each product is ONE GEMM with the batch folded
 its columns (BLAS does the heavy lifting, in the input's dtype, float32 by default); no
 Python loop runs over the batch or the output positions, only over the ``KH*KW`` kernel
 offsets in col2im.
+
+Stride 1 with zero padding (every convolution of the notes' networks) goes to
+:mod:`cnnumpy.functional.conv_flat`, which copies the columns in runs of a whole
+image plane instead of one row, and computes ``dx`` without col2im's short rows. This
+module keeps the general path: any stride, reflect and replicate padding.
 """
 
 from __future__ import annotations
@@ -45,7 +50,6 @@ from cnnumpy.functional.im2col import (
     normalize_pads,
     pad2d,
     pad2d_backward,
-    pad_into,
     parallel_chunks,
 )
 
@@ -151,6 +155,8 @@ def conv2d_forward(
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
+    Stride 1 with zero padding runs :func:`conv2d_forward_flat` (long-run copies).
+
     Args:
         x: input ``(N, C, H, W)``.
         w: kernels ``(F, C, KH, KW)``.
@@ -195,52 +201,6 @@ def conv2d_forward(
     return out, cache
 
 
-def _full_conv_applies(cache: tuple) -> bool:
-    """dx as a full convolution needs stride 1, zero padding and pads < kernel."""
-    _x_shape, _xp, w, _has_bias, stride, pads, mode = cache
-    KH, KW = w.shape[2:]
-    (top, bottom), (left, right) = pads
-    return (
-        stride == (1, 1)
-        and mode == "zeros"
-        and max(top, bottom) < KH
-        and max(left, right) < KW
-    )
-
-
-def _dx_full_convolution(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """``dx`` as the notes write it: the full convolution of ``dout`` with the kernels
-    rotated by 180 degrees (seed 002), stride 1, zero padding.
-
-    ``dx[n, c] = sum_f corr(pad(dout[n, f]), rot180(w[f, c]))`` where ``dout`` is
-    padded by ``KH - 1 - top`` above and ``KH - 1 - bottom`` below (likewise for the
-    width), which yields exactly the ``H x W`` input positions (the input padding is
-    cropped for free). It is the forward kernel again: im2col of a chunk of the padded
-    gradient, one GEMM with ``(C, F*KH*KW)`` rotated weights. Unlike col2im it never
-    scatter-adds ``KH*KW`` blocks with short inner runs.
-    """
-    x_shape, _xp, w, _has_bias, _stride, pads, _mode = cache
-    N, C, H, W = x_shape
-    F, _, KH, KW = w.shape
-    (top, bottom), (left, right) = pads
-    gpads = ((KH - 1 - top, KH - 1 - bottom), (KW - 1 - left, KW - 1 - right))
-    w_rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(C, F * KH * KW)
-    Ho, Wo = dout.shape[2:]
-    Hg, Wg = H + KH - 1, W + KW - 1
-    dx = np.empty(x_shape, dtype=dout.dtype)
-
-    def work(lo: int, hi: int, k: int) -> None:
-        gp = SCRATCH.get(f"gpad{k}", (hi - lo, F, Hg, Wg), dout.dtype)
-        pad_into(gp, dout[lo:hi], gpads)
-        cols = fill_columns(gp, (KH, KW), (1, 1), role=f"cols{k}")
-        res = SCRATCH.get(f"dx{k}", (C, hi - lo, H, W), dout.dtype)
-        np.matmul(w_rot, cols, out=res.reshape(C, -1))
-        dx[lo:hi] = res.transpose(1, 0, 2, 3)
-
-    parallel_chunks(work, chunk_bounds(N, F * KH * KW * H * W * dout.dtype.itemsize))
-    return dx
-
-
 def _dx_col2im(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """General ``dx`` (any stride, reflect/replicate padding): one GEMM to the
     columns' gradient, then col2im's scatter-add and the padding's backward."""
@@ -259,10 +219,10 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`conv2d_forward`.
 
+    A cache of the flat path goes to :func:`conv2d_backward_flat`. Otherwise
     ``dw = G @ x_cols.T`` chunk by chunk (the columns are rebuilt from the cached
     padded input into the shared scratch buffer), with ``db`` as the last column of
-    the same GEMM; ``dx`` by :func:`_dx_full_convolution` when it applies, else by
-    col2im.
+    the same GEMM, and ``dx`` by col2im.
 
     Args:
         dout: ``dL/dout`` ``(N, F, H_out, W_out)``.
@@ -298,8 +258,6 @@ def conv2d_backward(
     db = dw_ext[:, -1].copy() if has_bias else None
     if not need_dx:
         return None, dw, db
-    if _full_conv_applies(cache):
-        return _dx_full_convolution(dout, cache), dw, db
     return _dx_col2im(dout, cache), dw, db
 
 
