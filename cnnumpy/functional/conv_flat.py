@@ -38,6 +38,7 @@ from cnnumpy.functional.im2col import (
     Workspace,
     chunk_bounds,
     pad2d,
+    pad_into,
     parallel_chunks,
 )
 
@@ -75,33 +76,46 @@ def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role
     return cols
 
 
-def _padded(x: np.ndarray, pads: Pads, workspace: Workspace | None, role: str):
+def _padded(x: np.ndarray, pads: Pads, workspace: Workspace | None = None):
     """``x`` zero-padded and C-contiguous (``x`` itself when it already is)."""
     if any(sum(pads, ())):
         if workspace is not None:
-            return workspace.padded(role, x, pads)
+            return workspace.padded("xp", x, pads)
         return pad2d(x, pads)
     return np.ascontiguousarray(x)
 
 
-def _correlate(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """Valid stride-1 correlation of padded planes ``xp``, chunk by chunk."""
-    N, C, Hp, Wp = xp.shape
+def _correlate(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, pads: Pads | None = None
+) -> np.ndarray:
+    """Valid stride-1 correlation of the planes ``x``, chunk by chunk.
+
+    ``x`` is already padded, or with ``pads`` each chunk is zero-padded into a
+    scratch buffer first (no padded copy of the whole batch).
+    """
+    N, C, H, W = x.shape
+    (top, bottom), (left, right) = pads or ((0, 0), (0, 0))
+    Hp, Wp = H + top + bottom, W + left + right
     F, _, KH, KW = w.shape
     Ho, Wo = Hp - KH + 1, Wp - KW + 1
     P = (Ho - 1) * Wp + Wo
     w_ext = w.reshape(F, -1)
     if b is not None:  # [W | b]: the bias rides in the GEMM
         w_ext = np.concatenate([w_ext, b.reshape(F, 1).astype(w.dtype)], axis=1)
-    out = np.empty((N, F, Ho, Wo), dtype=xp.dtype)
+    out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
 
     def work(lo: int, hi: int, k: int) -> None:
-        cols = _fill_cols(xp[lo:hi], (KH, KW), P, b is not None, f"cols{k}")
-        res = SCRATCH.get(f"out{k}", (F, hi - lo, P), xp.dtype)
+        xp = x[lo:hi]
+        if pads is not None:
+            xp = pad_into(
+                SCRATCH.get(f"pad{k}", (hi - lo, C, Hp, Wp), x.dtype), xp, pads
+            )
+        cols = _fill_cols(xp, (KH, KW), P, b is not None, f"cols{k}")
+        res = SCRATCH.get(f"out{k}", (F, hi - lo, P), x.dtype)
         np.matmul(w_ext, cols.reshape(cols.shape[0], -1), out=res.reshape(F, -1))
         out[lo:hi] = _wide(res, Ho, Wo, Wp).transpose(1, 0, 2, 3)
 
-    parallel_chunks(work, chunk_bounds(N, w_ext.shape[1] * P * xp.dtype.itemsize))
+    parallel_chunks(work, chunk_bounds(N, w_ext.shape[1] * P * x.dtype.itemsize))
     return out
 
 
@@ -121,9 +135,9 @@ def conv2d_forward_flat(
     Returns:
         ``(out, cache)``; the cache holds the padded input, not the columns.
     """
-    xp = _padded(x, pads, workspace, "xp")
+    xp = _padded(x, pads, workspace)
     out = _correlate(xp, w, b)
-    return out, ("flat", x.shape, xp, w, b is not None, pads, workspace)
+    return out, ("flat", x.shape, xp, w, b is not None, pads)
 
 
 def _dout_wide(dout: np.ndarray, Wp: int, role: str) -> np.ndarray:
@@ -164,18 +178,17 @@ def _dx_full_flat(dout: np.ndarray, cache: tuple) -> np.ndarray:
     with the ``(C, F, KH, KW)`` rotated weights. Its GEMM sums over ``F*KH*KW`` (long),
     where the slice-add form sums over ``F`` only (a poor GEMM when ``F`` is small).
     """
-    _tag, _x_shape, _xp, w, _has_bias, pads, workspace = cache
+    _tag, _x_shape, _xp, w, _has_bias, pads = cache
     KH, KW = w.shape[2:]
     (top, bottom), (left, right) = pads
     gpads = ((KH - 1 - top, KH - 1 - bottom), (KW - 1 - left, KW - 1 - right))
     w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-    gp = _padded(dout, gpads, workspace, "gpad")
-    return _correlate(gp, w_rot, None)
+    return _correlate(dout, w_rot, None, gpads)
 
 
 def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """``dx`` by ``Wt @ g`` and ``KH*KW`` long slice-adds, chunk by chunk."""
-    _tag, x_shape, xp, w, _has_bias, pads, _ws = cache
+    _tag, x_shape, xp, w, _has_bias, pads = cache
     F, C, KH, KW = w.shape
     Wp = xp.shape[3]
     w_t = w.transpose(2, 3, 1, 0).copy()  # (KH, KW, C, F): rows of dx_cols
@@ -192,7 +205,7 @@ def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
 def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``."""
-    _tag, _x_shape, xp, w, has_bias, _pads, _ws = cache
+    _tag, _x_shape, xp, w, has_bias, _pads = cache
     F, C, KH, KW = w.shape
     N, _, Hp, Wp = xp.shape
     P = (dout.shape[2] - 1) * Wp + dout.shape[3]
@@ -226,7 +239,7 @@ def conv2d_backward_flat(
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
     """
-    _tag, _x_shape, _xp, w, has_bias, pads, _ws = cache
+    _tag, _x_shape, _xp, w, has_bias, pads = cache
     F, C, KH, KW = w.shape
     dw_ext = _dw_db(dout, cache)
     dw = dw_ext[:, : C * KH * KW].reshape(w.shape)
