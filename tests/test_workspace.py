@@ -82,3 +82,23 @@ def test_maxpool_fast_path_ties_like_torch():
     np.testing.assert_array_equal(out, [[[[1.0, 2.0]]]])
     np.testing.assert_array_equal(dx, [[[[5.0, 0.0, 7.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
     assert dx.dtype == np.float32
+
+
+def test_flat_conv_layer_survives_changing_batch_sizes():
+    # the padded-input buffer and the shared scratch are reused and regrown: the
+    # results must not depend on what an earlier, bigger or smaller, call left there
+    layer = Conv2D(3, 3, padding=1).astype(np.float64)
+    layer.build((2, 5, 6))
+    rng = np.random.default_rng(2)
+    for n in (3, 1, 4, 1):
+        x = rng.standard_normal((n, 2, 5, 6))
+        out = layer.forward(x, training=True)
+        dout = rng.standard_normal(out.shape)
+        dx = layer.backward(dout)
+        w, b = layer.params["W"], layer.params["b"]
+        out_n, cache_n = conv2d_forward_naive(x, w, b, 1, 1)
+        dx_n, dw_n, db_n = conv2d_backward_naive(dout, cache_n)
+        np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(dx, dx_n, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.grads["W"], dw_n, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(layer.grads["b"], db_n, rtol=1e-12, atol=1e-12)

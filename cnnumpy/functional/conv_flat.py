@@ -18,12 +18,24 @@ before the last row's junk, so reads never leave the plane (no extra tail).
   while transposing to ``(N, F, Ho, Wo)``.
 - ``dw``: ``g @ cols.T`` where ``g (F, n, P)`` is ``dout`` with ZEROS on the junk
   positions, so they add nothing (and the ones row of ``cols`` yields ``db``).
-- ``dx``: ``dx_cols = Wt @ g`` with ``Wt (KH*KW*C, F)``, then ``KH*KW`` slice-adds
-  ``dxp[c, n, off : off + P] += dx_cols[kh, kw, c, n]``, each a run of ``P`` floats
-  (col2im without its short rows, and without the ``F*KH*KW``-row copy of the full
-  convolution). Junk positions carry zeros, so they add nothing either.
+- ``dx``, two ways, whichever does less work for the shape:
 
-Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels.
+  * the notes' full convolution of the padded ``dout`` with the rotated kernels
+    (seed 002), run by the same wide-grid forward: its GEMM sums over ``F*KH*KW``,
+    and it copies ``F*KH*KW`` rows of ``P`` floats (chosen when ``2*C > F``, e.g.
+    ``C = F`` in VGG);
+  * ``dx_cols = Wt @ g`` with ``Wt (KH*KW*C, F)``, then ``KH*KW`` slice-adds
+    ``dxp[c, n, off : off + P] += dx_cols[kh, kw, c, n]``, each a run of ``P``
+    floats (col2im without its short rows). It moves ``C*KH*KW`` rows instead of
+    ``F*KH*KW``, so it wins when there are few input channels (LeNet-5: C = 1 or 6,
+    F = 6 or 16), and it also serves paddings at least as large as the kernel.
+
+  Junk positions of ``g`` carry zeros, so they add nothing either way.
+
+Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels
+(chunks of about 4 MB of columns: big enough that the per-chunk overhead of the two
+worker threads is small, measured faster than 1-image or whole-batch chunks, and
+faster than one whole-batch GEMM on the BLAS's own two threads).
 """
 
 from __future__ import annotations
@@ -199,7 +211,8 @@ def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
         dx[lo:hi] = _dx_chunk(g, w_t, xp.shape, pads, k)
 
     P = (dout.shape[2] - 1) * Wp + dout.shape[3]
-    parallel_chunks(work, chunk_bounds(x_shape[0], 2 * KH * KW * C * P * 4))
+    per_image = 2 * KH * KW * C * P * dout.dtype.itemsize  # dx_cols and dxp
+    parallel_chunks(work, chunk_bounds(x_shape[0], per_image))
     return dx
 
 
@@ -233,8 +246,9 @@ def conv2d_backward_flat(
     """Gradients of :func:`conv2d_forward_flat`.
 
     ``[dw | db]`` by one GEMM per chunk (columns rebuilt from the cached padded
-    input); ``dx`` by the full convolution when the padding is smaller than the
-    kernel (always, for "same" and "valid"), else by the slice-adds.
+    input); ``dx`` by the full convolution when ``2*C > F`` and the padding is
+    smaller than the kernel (always true for "same" and "valid"), else by the
+    slice-adds (see the module docstring).
 
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
