@@ -181,7 +181,12 @@ class _Conv(Layer):
         sizes = input_shape[1:]
         spatial = []
         for axis, size, kernel, stride, (before, after) in zip(
-            self._axes, sizes, self.kernel_size, self.stride, self._pads(sizes)
+            self._axes,
+            sizes,
+            self.kernel_size,
+            self.stride,
+            self._pads(sizes),
+            strict=True,
         ):
             if self.padding_mode == "reflect" and max(before, after) >= size:
                 raise self._error(
