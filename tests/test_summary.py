@@ -4,7 +4,7 @@ See seed 003 and shared/ZOO.md.
 """
 
 import pytest
-import torch
+from test_training_torch import lenet5_torch
 
 import cnnumpy
 from cnnumpy import zoo
@@ -70,21 +70,7 @@ def test_alexnet_and_vgg16_as_the_notes_count_them():
 
 @pytest.mark.torch
 def test_lenet5_count_matches_pytorch():
-    nn = torch.nn
-    twin = nn.Sequential(
-        nn.Conv2d(1, 6, 5),
-        nn.Tanh(),
-        nn.AvgPool2d(2),
-        nn.Conv2d(6, 16, 5),
-        nn.Tanh(),
-        nn.AvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(256, 120),
-        nn.Tanh(),
-        nn.Linear(120, 84),
-        nn.Tanh(),
-        nn.Linear(84, 10),
-    )
+    twin = lenet5_torch()
     assert zoo.lenet5().count_params() == sum(p.numel() for p in twin.parameters())
 
 
