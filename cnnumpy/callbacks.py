@@ -125,6 +125,8 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_now:  # a diverged epoch (TerminateOnNaN) has no metrics
+            return
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
@@ -150,6 +152,21 @@ class EarlyStopping(Callback):
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
         self.wait = int(state["wait"])
+
+    def state_tensors(self) -> dict:
+        """The best weights as ``{"{layer}.{name}": array}``, for checkpoints."""
+        return {
+            f"{i}.{name}": value
+            for i, weights in enumerate(self._best_weights or [])
+            for name, value in weights.items()
+        }
+
+    def load_state_tensors(self, tensors: dict) -> None:
+        best = [{} for _ in self.model.layers]
+        for key, value in tensors.items():
+            index, name = key.split(".", 1)
+            best[int(index)][name] = value.copy()
+        self._best_weights = best
 
 
 class LearningRateScheduler(Callback):
@@ -198,6 +215,8 @@ class ReduceLROnPlateau(Callback):
         )
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_now:  # a diverged epoch (TerminateOnNaN) has no metrics
+            return
         value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
         optimizer = self.model.optimizer
         optimizer.lr = float(self.plateau.step(value, optimizer.lr))

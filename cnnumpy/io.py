@@ -12,6 +12,7 @@ model.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 
@@ -33,7 +34,10 @@ __all__ = [
 
 # -- model level -----------------------------------------------------------------------
 def _model_payload(
-    model, include_optimizer: bool = True, training_state: dict | None = None
+    model,
+    include_optimizer: bool = True,
+    training_state: dict | None = None,
+    extra_tensors: dict | None = None,
 ):
     from cnnumpy import __version__
     from cnnumpy.rng import generator_state
@@ -86,17 +90,26 @@ def _model_payload(
         }
     if training_state is not None:
         meta["training"] = training_state
+    for key, value in (extra_tensors or {}).items():
+        tensors[f"extra.{key}"] = value
     return tensors, meta
 
 
 def save_model(
-    model, path, include_optimizer: bool = True, training_state: dict | None = None
+    model,
+    path,
+    include_optimizer: bool = True,
+    training_state: dict | None = None,
+    extra_tensors: dict | None = None,
 ) -> None:
     """Write the whole model to one file atomically.
 
-    The file holds the architecture, weights, optimiser and history.
+    The file holds the architecture, weights, optimiser and history; checkpoints add
+    their training state (JSON) and extra arrays (e.g. EarlyStopping's best weights).
     """
-    tensors, meta = _model_payload(model, include_optimizer, training_state)
+    tensors, meta = _model_payload(
+        model, include_optimizer, training_state, extra_tensors
+    )
     atomic_write_bytes(path, dump_bytes(tensors, meta))
 
 
@@ -110,7 +123,8 @@ def _layers_from_meta(meta: dict, where: str) -> list:
     for i, entry in enumerate(spec["layers"]):
         if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
             raise ModelFileError(f"{where}: layer {i} has a corrupted config")
-        cls = LAYERS.get(entry.get("class"))
+        name = entry.get("class")
+        cls = LAYERS.get(name) if isinstance(name, str) else None
         if cls is None:
             raise ModelFileError(
                 f"{where}: unknown layer type {entry.get('class')!r} "
@@ -163,7 +177,7 @@ def _assign_weights(model, tensors: dict) -> None:
                 store[key][...] = tensors[f"layers.{i}.{key}"]
 
 
-def _optimizer_from_meta(meta: dict, tensors: dict, where: str):
+def _optimizer_from_meta(meta: dict, tensors: dict, where: str, layers: list):
     """A new optimiser with the saved config and state, or None if the file has none."""
     from cnnumpy import optimizers
 
@@ -177,25 +191,46 @@ def _optimizer_from_meta(meta: dict, tensors: dict, where: str):
             slot: {name: tensors[f"optimizer.{slot}.{name}"] for name in names}
             for slot, names in spec["slots"].items()
         }
+        if any(
+            not np.issubdtype(a.dtype, np.floating)
+            for arrays in slots.values()
+            for a in arrays.values()
+        ):
+            raise ValueError("optimiser slots must hold floats")
         optimizer.load_state_dict(
-            {"iterations": spec["iterations"], "lr": spec["lr"], "slots": slots}
+            {"iterations": spec["iterations"], "lr": spec["lr"], "slots": slots},
+            layers=layers,
         )
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise ModelFileError(
             f"{where}: invalid optimiser state ({exc.__class__.__name__}: {exc})"
         ) from None
     return optimizer
 
 
-def _restore_extras(model, meta: dict, where: str) -> None:
-    """Layer generators and history from the metadata (after everything was checked)."""
+def _history_from_meta(meta: dict, where: str):
+    """The saved History, checked field by field, or None."""
     from cnnumpy.callbacks import History
 
-    history = meta.get("history")
-    if isinstance(history, dict):
-        model.history = History()
-        model.history.epoch = list(history.get("epoch", []))
-        model.history.history = dict(history.get("history", {}))
+    saved = meta.get("history")
+    if saved is None:
+        return None
+    epochs = saved.get("epoch", []) if isinstance(saved, dict) else None
+    values = saved.get("history", {}) if isinstance(saved, dict) else None
+    ok = (
+        isinstance(epochs, list)
+        and all(isinstance(e, int) for e in epochs)
+        and isinstance(values, dict)
+        and all(
+            isinstance(v, list) and all(isinstance(x, (int, float)) for x in v)
+            for v in values.values()
+        )
+    )
+    if not ok:
+        raise ModelFileError(f"{where}: corrupted training history")
+    history = History()
+    history.epoch, history.history = list(epochs), dict(values)
+    return history
 
 
 def _layer_rngs(meta: dict, n_layers: int, where: str) -> list:
@@ -206,7 +241,7 @@ def _layer_rngs(meta: dict, n_layers: int, where: str) -> list:
         state = entry.get("rng")
         try:
             rngs.append(None if state is None else generator_from_state(state))
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, IndexError, OverflowError) as exc:
             raise ModelFileError(
                 f"{where}: corrupted random generator state ({exc})"
             ) from None
@@ -236,13 +271,14 @@ def load_model(path) -> Sequential:  # noqa: F821
             model = Sequential(layers, name=spec.get("name"))
             model.astype(dtype)
             model.build(input_shape)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as exc:
         raise ModelFileError(
-            f"{where}: the architecture cannot be built: {exc}"
+            f"{where}: the architecture cannot be built: {exc!r}"
         ) from None
     _check_weights(model, tensors, where)
-    optimizer = _optimizer_from_meta(meta, tensors, where)
+    optimizer = _optimizer_from_meta(meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(layers), where)
+    history = _history_from_meta(meta, where)
     _assign_weights(model, tensors)
     for layer, rng in zip(model.layers, rngs, strict=True):
         if rng is not None:
@@ -255,9 +291,14 @@ def load_model(path) -> Sequential:  # noqa: F821
                 m: metrics_module.get(m) for m in compiled.get("metrics", [])
             }
         except (KeyError, ValueError, TypeError) as exc:
-            raise ModelFileError(f"{where}: invalid compile settings: {exc}") from None
+            # e.g. a user's own Loss class: the weights are still good
+            warnings.warn(
+                f"{where}: loaded without loss and metrics ({exc}); call compile()",
+                stacklevel=2,
+            )
+            model.loss, model.metrics = None, {}
     model.optimizer = optimizer
-    _restore_extras(model, meta, where)
+    model.history = history
     return model
 
 
@@ -282,14 +323,16 @@ def load_weights(model, path) -> None:
     _assign_weights(model, tensors)
 
 
-def restore_checkpoint(model, path) -> dict | None:
+def restore_checkpoint(model, path, check_training=None) -> dict | None:
     """Load a checkpoint of the same architecture into ``model``.
 
-    Weights, optimiser state, layer generators and history are all checked before any is
-    set.
+    Weights, optimiser state, layer generators, history and (with ``check_training``,
+    a function that parses the training state or raises) the training state are all
+    checked before anything is set.
 
     Returns:
-        The checkpoint's training state.
+        The checkpoint's training state, plus ``"tensors"`` (its extra arrays) and
+        ``"parsed"`` (what ``check_training`` returned), or None.
     """
     where = f"restore_checkpoint({str(path)!r})"
     tensors, meta = load_bytes(_read(path, where), where)
@@ -306,13 +349,28 @@ def restore_checkpoint(model, path) -> dict | None:
             f"{where}: the checkpoint's architecture differs from the model's"
         )
     _check_weights(model, tensors, where)
-    optimizer = _optimizer_from_meta(meta, tensors, where)
+    optimizer = _optimizer_from_meta(meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(model.layers), where)
+    history = _history_from_meta(meta, where)
+    training = meta.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise ModelFileError(f"{where}: corrupted training state")
+    parsed = None
+    if training is not None and check_training is not None:
+        try:
+            parsed = check_training(training)
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
+            raise ModelFileError(
+                f"{where}: corrupted training state ({exc!r})"
+            ) from None
     _assign_weights(model, tensors)
     for layer, rng in zip(model.layers, rngs, strict=True):
         if rng is not None:
             layer.rng = rng
     if optimizer is not None:
         model.optimizer = optimizer
-    _restore_extras(model, meta, where)
-    return meta.get("training")
+    model.history = history
+    if training is None:
+        return None
+    extras = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
+    return {**training, "tensors": extras, "parsed": parsed}

@@ -73,9 +73,13 @@ class Sequential:
     def build(self, input_shape: tuple[int, ...]) -> None:
         """Build every layer from the shape of one example (batch axis excluded)."""
         shape = tuple(int(d) for d in input_shape)
+        if not shape or min(shape) < 1:
+            raise ValueError(
+                "Sequential: input_shape must be positive sizes (no batch axis), "
+                f"got {tuple(input_shape)}"
+            )
         self.input_shape = shape
-        for i, layer in enumerate(self.layers):
-            layer.need_input_grad = i > 0  # nobody needs dL/dx of the network input
+        for layer in self.layers:
             if not layer.built:
                 layer.build(shape)
             layer.astype(self.dtype)
@@ -193,7 +197,12 @@ class Sequential:
     def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
         out = self.forward(xb, training=True)
         loss = float(self.loss(out, yb))
-        self.backward(self.loss.backward())
+        first = self.layers[0]
+        first.need_input_grad = False  # a training step needs no dL/dx of the input
+        try:
+            self.backward(self.loss.backward())
+        finally:
+            first.need_input_grad = True
         self.optimizer.step(self.layers)
         return loss, out
 
@@ -265,6 +274,7 @@ class Sequential:
             validation_data = self._check_data(
                 *validation_data, "fit (validation_data)"
             )
+        self._check_last_batch(len(x), batch_size)
         self._fit_rng = as_rng(seed)
         history = History()
         callbacks = [history, *(callbacks or [])]
@@ -277,6 +287,8 @@ class Sequential:
             Backup(resume_from, self, callbacks) if resume_from is not None else None
         )
         first_epoch = backup.restore() if backup is not None else 0
+        if backup is not None and backup.stopped:  # it had stopped early: stay stopped
+            first_epoch = epochs
         for cb in callbacks:
             cb.on_train_begin({})
         for epoch in range(first_epoch, epochs):
@@ -300,6 +312,19 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_end({})
         return history
+
+    def _check_last_batch(self, n: int, batch_size: int) -> None:
+        """BatchNorm on (N, features) cannot normalise a batch of one example."""
+        shape = self.input_shape
+        for layer in self.layers:
+            if type(layer).__name__ == "BatchNorm" and len(shape) == 1:
+                if n % batch_size == 1 or n == 1:
+                    raise ValueError(
+                        f"fit: with batch_size={batch_size}, {n} examples leave a last "
+                        f"batch of 1, which {layer!r} on features cannot normalise in "
+                        "training; choose another batch_size or drop one example"
+                    )
+            shape = layer.output_shape(shape)
 
     def _train_epoch(
         self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
         )
     try:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(
             f"{where}: corrupted header ({exc.__class__.__name__})"
         ) from None
@@ -104,7 +105,12 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
 
 
 def _check_version(version, where: str) -> None:
-    if not isinstance(version, str) or not version.isdigit():
+    if not (
+        isinstance(version, str)
+        and version.isascii()
+        and version.isdigit()
+        and len(version) < 10
+    ):
         raise ModelFileError(
             f"{where}: corrupted metadata (format_version {version!r})"
         )
@@ -131,7 +137,7 @@ def _check_specs(specs: dict, data_len: int, where: str) -> None:
         if not ok:
             raise ModelFileError(f"{where}: corrupted header entry for tensor {name!r}")
         start, end = spec["data_offsets"]
-        nbytes = int(np.prod(spec["shape"])) * np.dtype(_DTYPES[spec["dtype"]]).itemsize
+        nbytes = math.prod(spec["shape"]) * np.dtype(_DTYPES[spec["dtype"]]).itemsize
         if not 0 <= start <= end <= data_len or end - start != nbytes:
             raise ModelFileError(
                 f"{where}: tensor {name!r} lies outside the file or has the "
@@ -171,7 +177,7 @@ def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray],
             continue
         try:
             meta[key] = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise ModelFileError(f"{where}: corrupted metadata field {key!r}") from None
     return tensors, meta
 

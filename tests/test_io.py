@@ -295,3 +295,111 @@ def test_terminate_on_nan_keeps_the_last_good_checkpoints(tmp_path):
             np.isfinite(v).all() for layer in good.layers for v in layer.params.values()
         )
         assert len(good.history.epoch) == 2
+
+
+def fit_with_early_stopping(folder, epochs):
+    """A run whose monitored metric is best at epoch 1, then stops at epoch 4."""
+    from cnnumpy.callbacks import EarlyStopping, LambdaCallback
+
+    x, y = data()
+    model = model_with_everything()
+    scores = [3.0, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0]
+    fake = LambdaCallback(
+        on_epoch_end=lambda epoch, logs: logs.update(val_loss=scores[epoch])
+    )
+    stopper = EarlyStopping(monitor="val_loss", patience=3)
+    model.fit(
+        x,
+        y,
+        epochs=epochs,
+        batch_size=8,
+        verbose=0,
+        seed=0,
+        resume_from=folder,
+        callbacks=[fake, stopper],
+    )
+    return model, stopper
+
+
+def test_resume_with_early_stopping_is_bit_identical(tmp_path):
+    straight, stopper = fit_with_early_stopping(tmp_path / "a", 8)
+    assert stopper.stopped_epoch == 4 and len(straight.history.epoch) == 5
+    fit_with_early_stopping(tmp_path / "b", 3)  # "killed" after epoch 2
+    resumed, _ = fit_with_early_stopping(tmp_path / "b", 8)
+    again, _ = fit_with_early_stopping(tmp_path / "b", 8)  # already stopped: no epoch
+    for model in (resumed, again):
+        assert model.history.epoch == straight.history.epoch
+        for a, b in zip(straight.get_weights(), model.get_weights(), strict=True):
+            for k in a:  # the best weights (epoch 1), restored at the end
+                np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_backward_of_the_model_returns_the_input_gradient():
+    model = model_with_everything()
+    x, y = data(4)
+    model.train_on_batch(x, y)  # a training step skips dx of the input...
+    out = model.forward(x.astype(np.float32))
+    dx = model.backward(np.ones_like(out))  # ...the public pass does not
+    assert dx is not None and dx.shape == x.shape
+
+
+def test_crafted_metadata_raises_model_file_errors(tmp_path):
+    _, path, _, _ = trained(tmp_path)
+    original = path.read_bytes()
+    _, meta = io.load_bytes(original)
+    bad_specs = []
+    spec = json.loads(json.dumps(meta["model"]))
+    spec["layers"][0]["class"] = ["Conv2D"]
+    bad_specs.append(({"model": spec}, "unknown layer type"))
+    spec = json.loads(json.dumps(meta["model"]))
+    spec["input_shape"] = [2, 10**30, 6]
+    bad_specs.append(({"model": spec}, "cannot be built"))
+    spec = json.loads(json.dumps(meta["model"]))
+    spec["layers"][5]["rng"] = {
+        "bit_generator": "PCG64",
+        "state": {"state": -1, "inc": 3},
+        "has_uint32": 0,
+        "uinteger": 0,
+    }
+    bad_specs.append(({"model": spec}, "corrupted random generator state"))
+    bad_specs.append(
+        ({"history": {"epoch": 5, "history": [1, 2]}}, "corrupted training")
+    )
+    opt = json.loads(json.dumps(meta["optimizer"]))
+    opt["config"]["surprise"] = 1
+    bad_specs.append(({"optimizer": opt}, "invalid optimiser state"))
+    for changes, message in bad_specs:
+        path.write_bytes(original)
+        rewrite(path, changes)
+        with pytest.raises(ModelFileError, match=message):
+            load_model(path)
+    # a JSON bomb as a metadata value, with a valid checksum
+    from safetensors.numpy import save
+
+    from cnnumpy.safefile import _digest
+
+    metadata = {
+        "format": "cnnumpy",
+        "format_version": "1",
+        "history": "[" * 100_000 + "]" * 100_000,
+    }
+    tensors = {"a": np.zeros(2, np.float32)}
+    metadata["sha256"] = _digest(tensors, metadata)
+    path.write_bytes(save(tensors, metadata=metadata))
+    with pytest.raises(ModelFileError, match="corrupted metadata field 'history'"):
+        load_model(path)
+    path.write_bytes(
+        save(tensors, metadata={"format": "cnnumpy", "format_version": "²"})
+    )
+    with pytest.raises(ModelFileError, match="format_version"):
+        load_model(path)
+
+
+def test_unknown_loss_loads_uncompiled_with_a_warning(tmp_path):
+    model, path, x, _ = trained(tmp_path)
+    _, meta = io.load_bytes(path.read_bytes())
+    rewrite(path, {"compile": {"loss": "my_own_loss", "metrics": []}})
+    with pytest.warns(UserWarning, match="loaded without loss"):
+        loaded = load_model(path)
+    assert loaded.loss is None
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))

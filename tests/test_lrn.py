@@ -41,3 +41,13 @@ def test_lrn_rejects_bad_arguments():
         ValueError, match=r"LocalResponseNorm\(\): expected input \(N, C, \.\.\.\)"
     ):
         LocalResponseNorm().forward(np.zeros((2, 3)))
+
+
+def test_lrn_config_round_trip_and_backward_checks():
+    layer = LocalResponseNorm(3, name="lrn1")
+    assert LocalResponseNorm.from_config(layer.get_config()).name == "lrn1"
+    layer.forward(np.ones((1, 4, 2, 2)))
+    with pytest.raises(ValueError, match=r"expected dout \(1, 4, 2, 2\), got \(1, 4\)"):
+        layer.backward(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="must be finite numbers"):
+        LocalResponseNorm(5, k=float("nan"))

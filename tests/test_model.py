@@ -308,3 +308,27 @@ def test_other_boundary_errors():
         model.fit(np.zeros((2, 1, 8, 8)), np.zeros(2, int), batch_size=0)
     with pytest.raises(TypeError, match="Sequential.add: expected a cnnumpy Layer"):
         model.add("relu")
+
+
+def test_user_subclass_does_not_shadow_a_builtin_layer_for_loading():
+    from cnnumpy.layers import LAYERS
+
+    class Dense(cnnumpy.layers.Dense):  # noqa: F811 - a user's own variant
+        pass
+
+    assert LAYERS["Dense"] is cnnumpy.layers.Dense
+
+
+def test_bad_input_shape_and_tiny_last_batch_with_batchnorm():
+    from cnnumpy.layers import BatchNorm
+
+    with pytest.raises(ValueError, match=r"input_shape must be positive sizes"):
+        cnnumpy.Sequential([Dense(2)], input_shape=(3, 0, 8))
+    model = cnnumpy.Sequential(
+        [Dense(4), BatchNorm(), ReLU(), Dense(2)], input_shape=(3,)
+    )
+    model.compile(loss="cross_entropy")
+    x, y = np.zeros((65, 3), np.float32), np.zeros(65, int)
+    with pytest.raises(ValueError, match="leave a last batch of 1"):
+        model.fit(x, y, batch_size=64, verbose=0)
+    model.fit(x, y, batch_size=13, verbose=0)  # 5 batches of 13: fine

@@ -53,8 +53,14 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if not cls.__name__.startswith("_"):  # private helper bases are not layers
-            LAYERS[cls.__name__] = cls
+        name = cls.__name__
+        if name.startswith("_"):  # private helper bases are not layers
+            return
+        # A user's subclass never shadows a built-in layer of the same name when a
+        # model file is loaded: the name keeps meaning cnnumpy's own class.
+        builtin = LAYERS.get(name)
+        if builtin is None or not builtin.__module__.startswith("cnnumpy."):
+            LAYERS[name] = cls
 
     # -- lifecycle ---------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:

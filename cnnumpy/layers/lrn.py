@@ -41,6 +41,12 @@ class LocalResponseNorm(Layer):
             raise ValueError(
                 f"LocalResponseNorm: size must be a positive integer, got {size!r}"
             )
+        numbers = (k, alpha, beta)
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in numbers):
+            raise ValueError(
+                f"LocalResponseNorm: k, alpha and beta must be finite numbers, "
+                f"got k={k!r}, alpha={alpha!r}, beta={beta!r}"
+            )
         if k <= 0 or alpha < 0 or beta < 0:
             raise ValueError(
                 f"LocalResponseNorm: expected k > 0, alpha >= 0, beta >= 0, "
@@ -71,7 +77,19 @@ class LocalResponseNorm(Layer):
     def backward(self, dout):
         if self._cache is None:
             raise self._error("backward called before forward")
+        expected = self._cache[0].shape
+        if not isinstance(dout, np.ndarray) or dout.shape != expected:
+            got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
+            raise self._error(f"expected dout {expected}, got {got}")
+        if not self.need_input_grad:
+            return None
         return lrn_backward(dout, self._cache)
 
     def get_config(self):
-        return {"size": self.size, "alpha": self.alpha, "beta": self.beta, "k": self.k}
+        return {
+            "size": self.size,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "k": self.k,
+            "name": self.name,
+        }
