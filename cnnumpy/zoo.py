@@ -1,4 +1,4 @@
-"""The notes' networks, by name (layers and parameter counts in ``shared/ZOO.md``).
+"""The notes' networks, by name (layers and parameter counts as the shared ZOO.md pins).
 
 Each function returns a built, uncompiled ``Sequential``. Networks with tanh activations
 use Glorot initialisation (Glorot & Bengio 2010 derive it for tanh); ReLU networks use
