@@ -7,22 +7,17 @@ one optimiser update of every parameter from its gradient.
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy.backup import Backup
-from cnnumpy.callbacks import Callback, History
+from cnnumpy import training
+from cnnumpy.callbacks import History
 from cnnumpy.layers.activations import LeakyReLU, ReLU
 from cnnumpy.layers.base import Layer
 from cnnumpy.layers.pooling import MaxPool1D, MaxPool2D
-from cnnumpy.progress import ProgressBar
-from cnnumpy.rng import as_rng
-from cnnumpy.validation import check_inputs, check_targets
+from cnnumpy.validation import check_batch_size, check_inputs, check_targets
 
 
 class Sequential:
@@ -256,107 +251,21 @@ class Sequential:
                 and ends with the same weights, bit for bit, as an uninterrupted run
                 with the same seed.
         """
-        self._require_compiled("fit")
-        _check_fit_args(epochs, batch_size, validation_split)
-        x, y = self._check_data(x, y, "fit")
-        if validation_split > 0:
-            if validation_data is not None:
-                raise ValueError(
-                    "fit: give validation_data or validation_split, not both"
-                )
-            split = len(x) - max(1, int(round(len(x) * validation_split)))
-            if split < 1:
-                raise ValueError(
-                    f"fit: validation_split={validation_split} leaves no training data"
-                )
-            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
-        if validation_data is not None:
-            validation_data = self._check_data(
-                *validation_data, "fit (validation_data)"
-            )
-        self._check_last_batch(len(x), batch_size)
-        self._fit_rng = as_rng(seed)
-        history = History()
-        callbacks = [history, *(callbacks or [])]
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"fit: callbacks must be Callback objects, got {cb!r}")
-            cb.set_model(self)
-        self.history, self.stop_training, self.stop_now = history, False, False
-        backup = (
-            Backup(resume_from, self, callbacks) if resume_from is not None else None
+        return training.fit(
+            self,
+            x,
+            y,
+            epochs,
+            batch_size,
+            shuffle,
+            validation_data,
+            validation_split,
+            callbacks,
+            verbose,
+            seed,
+            augment,
+            resume_from,
         )
-        first_epoch = backup.restore() if backup is not None else 0
-        if backup is not None and backup.stopped:  # it had stopped early: stay stopped
-            first_epoch = epochs
-        for cb in callbacks:
-            cb.on_train_begin({})
-        for epoch in range(first_epoch, epochs):
-            for cb in callbacks:
-                cb.on_epoch_begin(epoch, {})
-            logs = self._train_epoch(
-                x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
-            )
-            if validation_data is not None and not self.stop_now:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            logs["lr"] = float(self.optimizer.lr)
-            for cb in callbacks:
-                cb.on_epoch_end(epoch, logs)
-            if verbose:
-                print(_epoch_line(epoch, epochs, logs), flush=True)
-            if backup is not None and not self.stop_now:
-                backup.save(epoch)
-            if self.stop_training:
-                break
-        for cb in callbacks:
-            cb.on_train_end({})
-        return history
-
-    def _check_last_batch(self, n: int, batch_size: int) -> None:
-        """BatchNorm on (N, features) cannot normalise a batch of one example."""
-        shape = self.input_shape
-        for layer in self.layers:
-            if type(layer).__name__ == "BatchNorm" and len(shape) == 1:
-                if n % batch_size == 1 or n == 1:
-                    raise ValueError(
-                        f"fit: with batch_size={batch_size}, {n} examples leave a last "
-                        f"batch of 1, which {layer!r} on features cannot normalise in "
-                        "training; choose another batch_size or drop one example"
-                    )
-            shape = layer.output_shape(shape)
-
-    def _train_epoch(
-        self, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
-    ) -> dict:
-        n = len(x)
-        order = self._fit_rng.permutation(n) if shuffle else np.arange(n)
-        totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
-        seen, start = 0, time.perf_counter()
-        bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose == 1)
-        for batch, lo in enumerate(range(0, n, batch_size)):
-            idx = order[lo : lo + batch_size]
-            xb = x[idx].astype(self.dtype, copy=False)
-            if augment is not None:
-                xb = augment(xb, self._fit_rng)
-            for cb in callbacks:
-                cb.on_batch_begin(batch, {})
-            loss, out = self._step(xb, y[idx])
-            totals["loss"] += loss * len(idx)
-            scores = self.loss.to_probabilities(out) if self.metrics else None
-            for name, fn in self.metrics.items():
-                totals[name] += fn(y[idx], scores) * len(idx)
-            seen += len(idx)
-            batch_logs = {k: v / seen for k, v in totals.items()}
-            bar.update(len(idx), batch_logs)
-            for cb in callbacks:
-                cb.on_batch_end(batch, {**batch_logs, "loss": loss})
-            if self.stop_now:
-                break
-        bar.close()
-        logs = {k: v / max(seen, 1) for k, v in totals.items()}
-        logs["time"] = time.perf_counter() - start
-        return logs
 
     # -- inference ---------------------------------------------------------------------
     def predict(self, x, batch_size: int = 256) -> np.ndarray:
@@ -366,7 +275,7 @@ class Sequential:
         """
         x = check_inputs(x, self.input_shape, "predict")
         self._require_built(x)
-        _check_batch_size(batch_size, "predict")
+        check_batch_size(batch_size, "predict")
         out = None
         for lo in range(0, len(x), batch_size):
             raw = self.forward(x[lo : lo + batch_size].astype(self.dtype, copy=False))
@@ -380,7 +289,7 @@ class Sequential:
         """Mean loss and metrics over (x, y), computed in batches."""
         self._require_compiled("evaluate")
         x, y = self._check_data(x, y, "evaluate")
-        _check_batch_size(batch_size, "evaluate")
+        check_batch_size(batch_size, "evaluate")
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         for lo in range(0, len(x), batch_size):
             xb, yb = (
@@ -419,40 +328,3 @@ def execution_order(layers: list[Layer]) -> list[int]:
         if monotone and isinstance(pool, (MaxPool1D, MaxPool2D)) and order[i] == i:
             order[i], order[i + 1] = i + 1, i
     return order
-
-
-def _check_batch_size(batch_size, where: str) -> None:
-    if (
-        isinstance(batch_size, bool)
-        or not isinstance(batch_size, (int, np.integer))
-        or batch_size < 1
-    ):
-        raise ValueError(
-            f"{where}: batch_size must be a positive integer, got {batch_size!r}"
-        )
-
-
-def _check_fit_args(epochs, batch_size, validation_split) -> None:
-    if (
-        isinstance(epochs, bool)
-        or not isinstance(epochs, (int, np.integer))
-        or epochs < 0
-    ):
-        raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-    _check_batch_size(batch_size, "fit")
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(
-            f"fit: validation_split must be in [0, 1), got {validation_split!r}"
-        )
-
-
-def _epoch_line(epoch: int, epochs: int, logs: dict) -> str:
-    parts = [f"epoch {epoch + 1}/{epochs}"]
-    for key, value in logs.items():
-        if key == "time":
-            parts.append(f"{value:.1f}s")
-        elif isinstance(value, float) and math.isfinite(value):
-            parts.append(f"{key}={value:.4g}")
-        else:
-            parts.append(f"{key}={value}")
-    return "  ".join(parts)

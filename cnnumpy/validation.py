@@ -99,3 +99,14 @@ def _check_class_ids(y: np.ndarray, num_classes: int, where: str, arg: str) -> N
             f"for a model with "
             f"{num_classes} outputs, got values from {lo} to {hi}"
         )
+
+
+def check_batch_size(batch_size, where: str) -> None:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(
+            f"{where}: batch_size must be a positive integer, got {batch_size!r}"
+        )
