@@ -14,6 +14,7 @@ from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
 from cnnumpy import training
 from cnnumpy.callbacks import History
+from cnnumpy.functional.parallel import blas_one_thread
 from cnnumpy.layers.activations import LeakyReLU, ReLU
 from cnnumpy.layers.base import Layer
 from cnnumpy.layers.pooling import MaxPool1D, MaxPool2D
@@ -157,8 +158,9 @@ class Sequential:
         self._require_built(x)
         out = x if x.dtype == self.dtype else x.astype(self.dtype)
         self._order = execution_order(self.layers)
-        for i in self._order:
-            out = self.layers[i].forward(out, training=training)
+        with blas_one_thread():  # the kernels run their own threads (parallel.py)
+            for i in self._order:
+                out = self.layers[i].forward(out, training=training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -167,8 +169,9 @@ class Sequential:
         dL/dx is None if not needed.
         """
         order = self._order or range(len(self.layers))
-        for i in reversed(order):
-            dout = self.layers[i].backward(dout)
+        with blas_one_thread():
+            for i in reversed(order):
+                dout = self.layers[i].backward(dout)
         return dout
 
     # -- training ----------------------------------------------------------------------
@@ -190,15 +193,16 @@ class Sequential:
             )
 
     def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
-        out = self.forward(xb, training=True)
-        loss = float(self.loss(out, yb))
-        first = self.layers[0]
-        first.need_input_grad = False  # a training step needs no dL/dx of the input
-        try:
-            self.backward(self.loss.backward())
-        finally:
-            first.need_input_grad = True
-        self.optimizer.step(self.layers)
+        with blas_one_thread():  # one hold for the whole step, not one per pass
+            out = self.forward(xb, training=True)
+            loss = float(self.loss(out, yb))
+            first = self.layers[0]
+            first.need_input_grad = False  # a training step needs no dL/dx of the input
+            try:
+                self.backward(self.loss.backward())
+            finally:
+                first.need_input_grad = True
+            self.optimizer.step(self.layers)
         return loss, out
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-import cnnumpy.functional.im2col as im2col_module
+import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional import conv_flat
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
-from cnnumpy.functional.im2col import SCRATCH, Workspace
+from cnnumpy.functional.parallel import SCRATCH, Workspace
 from cnnumpy.layers import Conv1D, Conv2D
 from tests.gradcheck import check_layer_gradients
 
@@ -101,7 +101,7 @@ def test_dout_wide_zeroes_the_junk_columns():
 
 @pytest.mark.parametrize("chunk_bytes", [1, 10**9])
 def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes):
-    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     case = (5, 3, 6, 7, 8, (3, 3), ((1, 1), (2, 0)))
     x, w, b = _data(case)
     out, cache = conv2d_forward(x, w, b, 1, case[-1])

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-import cnnumpy.functional.im2col as im2col_module
+import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
-from cnnumpy.functional.im2col import Workspace, chunk_bounds, pad_into
+from cnnumpy.functional.im2col import pad_into
+from cnnumpy.functional.parallel import Workspace, chunk_bounds
 from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
 from cnnumpy.layers import Conv2D
 
@@ -45,7 +46,7 @@ def test_chunk_bounds_cover_everything_once():
 @pytest.mark.parametrize("chunk_bytes", [1, 10**9])
 @pytest.mark.parametrize("padding, stride", [(1, 1), (0, 1), ("same", 1), (1, 2)])
 def test_conv_chunking_matches_naive(monkeypatch, chunk_bytes, padding, stride):
-    monkeypatch.setattr(im2col_module, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 2, 6, 6))
     w = rng.standard_normal((3, 2, 2 if padding == "same" else 3, 3))

@@ -40,16 +40,18 @@ from cnnumpy.functional.conv_flat import (
 )
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
-    SCRATCH,
-    WORKERS,
-    Pads,
-    Workspace,
-    chunk_bounds,
     col2im,
     fill_columns,
     normalize_pads,
     pad2d,
     pad2d_backward,
+)
+from cnnumpy.functional.parallel import (
+    SCRATCH,
+    WORKERS,
+    Pads,
+    Workspace,
+    chunk_bounds,
     parallel_chunks,
 )
 

@@ -43,14 +43,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from cnnumpy.functional.im2col import (
+from cnnumpy.functional.im2col import pad2d, pad_into
+from cnnumpy.functional.parallel import (
     SCRATCH,
     WORKERS,
     Pads,
     Workspace,
     chunk_bounds,
-    pad2d,
-    pad_into,
     parallel_chunks,
 )
 

@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.functional.parallel import halves, parallel_chunks
+
+# Multiply-adds from which a product is split between the worker threads.
+PARALLEL_MACS = 2**21
+
 
 def dense_forward(
     x: np.ndarray, W: np.ndarray, b: np.ndarray | None
@@ -34,9 +39,15 @@ def dense_forward(
         x: ``(N, in_features)``, W: ``(in_features, units)``, b: ``(units,)``,
         out: ``(N, units)``.
     """
-    out = x @ W
-    if b is not None:
-        out += b
+    N, units = x.shape[0], W.shape[1]
+    out = np.empty((N, units), dtype=np.result_type(x, W))
+
+    def rows(lo: int, hi: int, k: int) -> None:  # each thread takes a block of rows
+        np.matmul(x[lo:hi], W, out=out[lo:hi])
+        if b is not None:
+            out[lo:hi] += b
+
+    parallel_chunks(rows, halves(N, x.size * units, PARALLEL_MACS))
     cache = (x, W, b is not None)
     return out, cache
 
@@ -59,7 +70,20 @@ def dense_backward(
         db: ``(units,)``.
     """
     x, W, has_bias = cache
-    dx = dout @ W.T if need_dx else None
-    dW = x.T @ dout
+    macs = x.size * W.shape[1]
+    dW = np.empty(W.shape, dtype=dout.dtype)
+
+    def weight_rows(lo: int, hi: int, k: int) -> None:  # dW rows need no reduction
+        np.matmul(x[:, lo:hi].T, dout, out=dW[lo:hi])
+
+    parallel_chunks(weight_rows, halves(W.shape[0], macs, PARALLEL_MACS))
     db = dout.sum(axis=0) if has_bias else None
+    if not need_dx:
+        return None, dW, db
+    dx = np.empty(x.shape, dtype=dout.dtype)
+
+    def input_rows(lo: int, hi: int, k: int) -> None:
+        np.matmul(dout[lo:hi], W.T, out=dx[lo:hi])
+
+    parallel_chunks(input_rows, halves(x.shape[0], macs, PARALLEL_MACS))
     return dx, dW, db

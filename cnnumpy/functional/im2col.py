@@ -24,26 +24,13 @@ that a convolution is a single matrix product. The columns are laid out
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-# Bytes of one im2col chunk. The fast kernels never build the column matrix of a whole
-# batch (C*KH*KW x N*Ho*Wo floats: 300 MB for a 32-channel 3x3 layer on 256 CIFAR
-# images); they build it for a few images at a time, small enough to stay in the
-# processor's cache between the copy that fills it and the GEMM that reads it.
-CHUNK_BYTES = 4 * 2**20
-# Below this much scratch in all, a kernel runs on the calling thread alone.
-PARALLEL_BYTES = 2**18
+from cnnumpy.functional.parallel import SCRATCH, Pads
 
 PADDING_MODES = ("zeros", "reflect", "replicate")
 _NUMPY_MODE = {"reflect": "reflect", "replicate": "edge"}
-
-Pads = tuple[tuple[int, int], tuple[int, int]]
 
 
 def normalize_pads(pads: int | tuple) -> Pads:
@@ -218,83 +205,6 @@ def col2im(
     return acc.transpose(1, 0, 2, 3)
 
 
-class Workspace:
-    """Scratch arrays reused from call to call, one per role and dtype.
-
-    Why: a fresh ``np.empty`` of tens of MB is fresh pages from the kernel, and every
-    first touch of a page is a page fault (the kernel zeroes it). Reusing the same
-    buffer pass after pass touches pages that are already mapped, and often already in
-    cache. A buffer grows when a bigger shape is asked for and is never shrunk.
-
-    ``get`` returns uninitialised memory. ``padded`` returns a buffer whose border is
-    zero provided the caller writes only the interior: it is zeroed when (re)allocated
-    for a new shape and the border is never written afterwards.
-    """
-
-    def __init__(self) -> None:
-        self._flat: dict[tuple[str, np.dtype, int], np.ndarray] = {}
-        self._padded: dict[str, np.ndarray] = {}
-
-    def get(self, role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        """An uninitialised C-contiguous array of ``shape``, reused across calls."""
-        # keyed by thread too: two user threads running kernels never share scratch
-        key = (role, np.dtype(dtype), threading.get_ident())
-        size = int(np.prod(shape, dtype=np.int64))
-        buf = self._flat.get(key)
-        if buf is None or buf.size < size:
-            buf = np.empty(size, dtype=dtype)
-            self._flat[key] = buf
-        return buf[:size].reshape(shape)
-
-    def padded(self, role: str, x: np.ndarray, pads: Pads) -> np.ndarray:
-        """``x`` zero-padded by ``pads`` on its last two axes, in a reused buffer."""
-        (top, bottom), (left, right) = pads
-        H, W = x.shape[-2:]
-        shape = x.shape[:-2] + (H + top + bottom, W + left + right)
-        buf = self._padded.get(role)
-        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
-            buf = np.zeros(shape, dtype=x.dtype)
-            self._padded[role] = buf
-        buf[..., top : top + H, left : left + W] = x
-        return buf
-
-    def clear(self) -> None:
-        """Forget every buffer (the memory returns to the system)."""
-        self._flat.clear()
-        self._padded.clear()
-
-
-# Chunk buffers live only during one call, so every layer can share them.
-SCRATCH = Workspace()
-
-# Threads that process chunks side by side (see parallel_chunks).
-WORKERS = max(1, min(os.cpu_count() or 1, 4))
-_POOL: ThreadPoolExecutor | None = None
-_BLAS = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(WORKERS, thread_name_prefix="cnnumpy")
-    return _POOL
-
-
-def _single_threaded_blas():
-    """Hold the BLAS to one thread per call (threadpoolctl), if it is installed."""
-    global _BLAS
-    if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS = ThreadpoolController()
-        except ImportError:  # no control: the BLAS keeps its own threads
-            _BLAS = False
-    if _BLAS is False:
-        return contextlib.nullcontext()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 def pad_into(dst: np.ndarray, src: np.ndarray, pads: Pads) -> np.ndarray:
     """Write ``src`` zero-padded by ``pads`` into ``dst`` (which may hold garbage).
 
@@ -309,16 +219,6 @@ def pad_into(dst: np.ndarray, src: np.ndarray, pads: Pads) -> np.ndarray:
     dst[..., top : top + H, left + W :] = 0
     dst[..., top : top + H, left : left + W] = src
     return dst
-
-
-def chunk_bounds(n: int, bytes_per_item: int) -> list[tuple[int, int]]:
-    """Split ``range(n)`` into chunks of about :data:`CHUNK_BYTES` of scratch each,
-    and, unless the whole job is below :data:`PARALLEL_BYTES`, at least as many
-    chunks as there are workers (so that every core has work)."""
-    step = max(1, min(n, CHUNK_BYTES // max(bytes_per_item, 1)))
-    if n * bytes_per_item >= PARALLEL_BYTES:  # tiny jobs: threads cost more than gain
-        step = max(1, min(step, -(-n // WORKERS)))
-    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
 def fill_columns(
@@ -347,29 +247,3 @@ def fill_columns(
     if ones_row:
         cols[-1] = 1
     return cols
-
-
-def parallel_chunks(work, bounds: list[tuple[int, int]]) -> list:
-    """Run ``work(lo, hi, worker)`` over every chunk, on :data:`WORKERS` threads.
-
-    Why: NumPy's copies and ufuncs run on one core, and a multi-threaded BLAS call on
-    a small matrix spends much of its time synchronising its threads (badly so when
-    another process shares the cores). Giving each core whole chunks to copy AND
-    multiply, with the BLAS held to one thread meanwhile, keeps both cores busy with
-    no barrier but the final join. NumPy releases the GIL inside copies and GEMMs.
-    Worker ``k`` handles chunks ``k, k + WORKERS, ...`` and must use scratch roles of
-    its own (e.g. ``f"cols{k}"``). Returns each worker's last return value.
-    """
-    workers = min(WORKERS, len(bounds))
-    if workers <= 1:
-        return [[work(lo, hi, 0) for lo, hi in bounds][-1]]
-
-    def run(k: int):
-        result = None
-        for lo, hi in bounds[k::workers]:
-            result = work(lo, hi, k)
-        return result
-
-    with _single_threaded_blas():
-        futures = [_pool().submit(run, k) for k in range(workers)]
-        return [f.result() for f in futures]

@@ -34,7 +34,7 @@ from cnnumpy.functional.conv import (
     resolve_padding,
     resolve_padding_1d,
 )
-from cnnumpy.functional.im2col import Workspace
+from cnnumpy.functional.parallel import Workspace
 from cnnumpy.layers.base import Layer
 
 

@@ -1,0 +1,193 @@
+"""Threads and scratch memory shared by the fast kernels.
+
+NumPy runs a copy or a ufunc on one core, and OpenBLAS's threads suit big matrices
+better than the 4 MB chunks the kernels work on. So the kernels split a batch into
+chunks and give whole chunks to :data:`WORKERS` threads (:func:`parallel_chunks`),
+each copying AND multiplying its chunk with the BLAS held to one thread
+(:func:`blas_one_thread`). NumPy releases the GIL inside copies, ufuncs and GEMMs, so
+the threads really run side by side. Chunks write into scratch arrays that are reused
+from call to call (:class:`Workspace`), so that no step pays for fresh pages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+# Bytes of one im2col chunk. The fast kernels never build the column matrix of a whole
+# batch (C*KH*KW x N*Ho*Wo floats: 300 MB for a 32-channel 3x3 layer on 256 CIFAR
+# images); they build it for a few images at a time, small enough to stay in the
+# processor's cache between the copy that fills it and the GEMM that reads it.
+CHUNK_BYTES = 4 * 2**20
+# Below this much scratch in all, a kernel runs on the calling thread alone.
+PARALLEL_BYTES = 2**18
+
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+class Workspace:
+    """Scratch arrays reused from call to call, one per role and dtype.
+
+    Why: a fresh ``np.empty`` of tens of MB is fresh pages from the kernel, and every
+    first touch of a page is a page fault (the kernel zeroes it). Reusing the same
+    buffer pass after pass touches pages that are already mapped, and often already in
+    cache. A buffer grows when a bigger shape is asked for and is never shrunk.
+
+    ``get`` returns uninitialised memory. ``padded`` returns a buffer whose border is
+    zero provided the caller writes only the interior: it is zeroed when (re)allocated
+    for a new shape and the border is never written afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._flat: dict[tuple[str, np.dtype, int], np.ndarray] = {}
+        self._padded: dict[str, np.ndarray] = {}
+
+    def get(self, role: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array of ``shape``, reused across calls."""
+        # keyed by thread too: two user threads running kernels never share scratch
+        key = (role, np.dtype(dtype), threading.get_ident())
+        size = int(np.prod(shape, dtype=np.int64))
+        buf = self._flat.get(key)
+        if buf is None or buf.size < size:
+            buf = np.empty(size, dtype=dtype)
+            self._flat[key] = buf
+        return buf[:size].reshape(shape)
+
+    def padded(self, role: str, x: np.ndarray, pads: Pads) -> np.ndarray:
+        """``x`` zero-padded by ``pads`` on its last two axes, in a reused buffer."""
+        (top, bottom), (left, right) = pads
+        H, W = x.shape[-2:]
+        shape = x.shape[:-2] + (H + top + bottom, W + left + right)
+        buf = self._padded.get(role)
+        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+            buf = np.zeros(shape, dtype=x.dtype)
+            self._padded[role] = buf
+        buf[..., top : top + H, left : left + W] = x
+        return buf
+
+    def clear(self) -> None:
+        """Forget every buffer (the memory returns to the system)."""
+        self._flat.clear()
+        self._padded.clear()
+
+
+# Chunk buffers live only during one call, so every layer can share them.
+SCRATCH = Workspace()
+
+# Threads that process chunks side by side (see parallel_chunks).
+WORKERS = max(1, min(os.cpu_count() or 1, 4))
+_POOL: ThreadPoolExecutor | None = None
+_BLAS = None
+_HOLD = None
+_HOLD_DEPTH = 0
+_HOLD_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(WORKERS, thread_name_prefix="cnnumpy")
+    return _POOL
+
+
+def _controller():
+    """threadpoolctl's controller, or False when threadpoolctl is not installed."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except ImportError:  # no control: the BLAS keeps its own threads
+            _BLAS = False
+    return _BLAS
+
+
+@contextlib.contextmanager
+def blas_one_thread():
+    """Hold the BLAS to one thread per call while the block runs (reentrant).
+
+    Why: cnnumpy runs its own threads (:func:`parallel_chunks`), each calling the
+    BLAS on its chunk; a multi-threaded BLAS call inside would fight them for the
+    cores. Worse, after any multi-threaded call OpenBLAS leaves its helper threads
+    spinning for a while, waiting for more work: those spinning threads took a core
+    from the next layer's workers and made a whole training step up to 40% slower.
+    So a model holds the BLAS to one thread for a whole step (or inference pass), and
+    the kernels do the parallel work themselves. Nested holds cost a counter only.
+    The setting is process-wide: other threads' BLAS calls meanwhile run on one
+    thread too.
+    """
+    global _HOLD_DEPTH, _HOLD
+    controller = _controller()
+    if controller is False:
+        yield
+        return
+    with _HOLD_LOCK:
+        if _HOLD_DEPTH == 0:
+            _HOLD = controller.limit(limits=1, user_api="blas")
+        _HOLD_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _HOLD_LOCK:
+            _HOLD_DEPTH -= 1
+            if _HOLD_DEPTH == 0:
+                _HOLD.restore_original_limits()
+                _HOLD = None
+
+
+def chunk_bounds(n: int, bytes_per_item: int) -> list[tuple[int, int]]:
+    """Split ``range(n)`` into chunks of about :data:`CHUNK_BYTES` of scratch each,
+    and, unless the whole job is below :data:`PARALLEL_BYTES`, at least as many
+    chunks as there are workers (so that every core has work)."""
+    step = max(1, min(n, CHUNK_BYTES // max(bytes_per_item, 1)))
+    if n * bytes_per_item >= PARALLEL_BYTES:  # tiny jobs: threads cost more than gain
+        step = max(1, min(step, -(-n // WORKERS)))
+    return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
+
+
+def parallel_chunks(work, bounds: list[tuple[int, int]]) -> list:
+    """Run ``work(lo, hi, worker)`` over every chunk, on :data:`WORKERS` threads.
+
+    Why: NumPy's copies and ufuncs run on one core, and a multi-threaded BLAS call on
+    a small matrix spends much of its time synchronising its threads (badly so when
+    another process shares the cores). Giving each core whole chunks to copy AND
+    multiply, with the BLAS held to one thread meanwhile, keeps both cores busy with
+    no barrier but the final join. NumPy releases the GIL inside copies and GEMMs.
+    Worker ``k`` handles chunks ``k, k + WORKERS, ...`` and must use scratch roles of
+    its own (e.g. ``f"cols{k}"``). Returns each worker's last return value.
+    """
+    workers = min(WORKERS, len(bounds))
+    if workers <= 1:
+        return [[work(lo, hi, 0) for lo, hi in bounds][-1]]
+
+    def run(k: int):
+        result = None
+        for lo, hi in bounds[k::workers]:
+            result = work(lo, hi, k)
+        return result
+
+    with blas_one_thread():
+        futures = [_pool().submit(run, k) for k in range(1, workers)]
+        first = run(0)  # the calling thread is worker 0: one hand-off fewer
+        return [first] + [f.result() for f in futures]
+
+
+def halves(n: int, work: int, threshold: int = PARALLEL_BYTES) -> list[tuple[int, int]]:
+    """``range(n)`` cut into :data:`WORKERS` near-equal parts when ``work`` (bytes
+    touched, or multiply-adds) reaches ``threshold``, else left whole: below that,
+    handing work to a thread costs more than it saves (tens of microseconds)."""
+    parts = WORKERS if work >= threshold else 1
+    parts = max(1, min(parts, n))
+    cuts = [n * k // parts for k in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def parallel_rows(work, n: int, nbytes: int) -> None:
+    """Run ``work(lo, hi, worker)`` on slices of the first axis, in parallel when the
+    job is big enough (element-wise layers: NumPy's ufuncs use one core only)."""
+    parallel_chunks(work, chunk_bounds(n, max(1, nbytes // max(n, 1))))
