@@ -41,6 +41,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cnnumpy.functional.pool_tiles import (
+    avgpool_tiles,
+    avgpool_tiles_backward,
+    maxpool_tiles,
+    maxpool_tiles_backward,
+)
+
 IntPair = int | tuple[int, int]
 
 
@@ -122,55 +129,6 @@ def _scatter_windows(dwin: np.ndarray, g: dict, dtype) -> np.ndarray:
     return dx_pad[:, :, PH : PH + H, PW : PW + W].copy() if PH or PW else dx_pad
 
 
-def _tile_offsets(g: dict):
-    """``(k, i, j)`` for each offset of a tiling window, row-major, ``k = i*KW + j``."""
-    return [(i * g["KW"] + j, i, j) for i in range(g["KH"]) for j in range(g["KW"])]
-
-
-def _tile_view(a: np.ndarray, g: dict) -> np.ndarray:
-    """``(N, C, H, W)`` seen as ``(N, C, H_out, KH, W_out, KW)``: a free reshape."""
-    N, C = a.shape[:2]
-    return a.reshape(N, C, g["H_out"], g["KH"], g["W_out"], g["KW"])
-
-
-def _maxpool_tiles(x: np.ndarray, g: dict) -> np.ndarray:
-    """Max over tiling windows: ``KH*KW - 1`` calls of ``np.maximum``, no copy of ``x``.
-
-    Why fast: each call takes one offset of every window (a strided slice of the free
-    :func:`_tile_view`) against the running maximum, a vectorised ufunc over
-    ``N*C*H_out*W_out`` values. The generic path copies every window into a
-    ``(..., KH*KW)`` array and runs ``argmax`` along that short axis, which NumPy does
-    one window at a time (about 10x slower for 2x2). No index is stored: backward
-    finds the maxima again from ``x`` and ``out``, so inference pays for none.
-    """
-    v = _tile_view(x, g)
-    offsets = _tile_offsets(g)
-    if len(offsets) == 1:
-        return v[:, :, :, 0, :, 0].copy()
-    out = np.maximum(v[:, :, :, 0, :, 0], v[:, :, :, offsets[1][1], :, offsets[1][2]])
-    for _, i, j in offsets[2:]:
-        np.maximum(out, v[:, :, :, i, :, j], out=out)
-    return out
-
-
-def _maxpool_tiles_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
-    """Each input gets ``dout`` of its window if it is the window's FIRST maximum in
-    row-major order (PyTorch's tie rule), else 0: ``KH*KW`` passes, each writing one
-    offset of every window (no zero-fill, no scatter, no index array)."""
-    g, out = cache["geometry"], cache["out"]
-    v = _tile_view(cache["x"], g)
-    dx = np.empty(g["x_shape"], dtype=cache["dtype"])
-    dv = _tile_view(dx, g)
-    taken = np.zeros(out.shape, dtype=bool)  # windows whose maximum was found
-    hit = np.empty(out.shape, dtype=bool)
-    for _k, i, j in _tile_offsets(g):
-        np.equal(v[:, :, :, i, :, j], out, out=hit)
-        np.greater(hit, taken, out=hit)  # hit and not taken
-        np.multiply(dout, hit, out=dv[:, :, :, i, :, j])
-        taken |= hit
-    return dx
-
-
 def maxpool2d_forward(
     x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0
 ) -> tuple[np.ndarray, dict]:
@@ -193,7 +151,8 @@ def maxpool2d_forward(
     """
     g = _geometry(x.shape, pool, stride, padding)
     if g["tiles"]:
-        out = _maxpool_tiles(x, g)
+        x = np.ascontiguousarray(x)  # the tile view is a reshape
+        out = maxpool_tiles(x, g)
         return out, {"geometry": g, "x": x, "out": out, "dtype": x.dtype}
     windows = _windows(x, g, fill=-np.inf)
     flat = windows.reshape(*windows.shape[:4], g["KH"] * g["KW"])  # the one copy
@@ -214,7 +173,7 @@ def maxpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
         dout ``(N, C, H_out, W_out)`` -> dx ``(N, C, H, W)``.
     """
     if "x" in cache:  # made by the tiling fast path
-        return _maxpool_tiles_backward(dout, cache)
+        return maxpool_tiles_backward(dout, cache)
     g, argmax = cache["geometry"], cache["argmax"]
     # One non-zero per window, at its argmax: the notes' mask, stored as an index.
     dwin = np.zeros((*argmax.shape, g["KH"] * g["KW"]), dtype=cache["dtype"])
@@ -237,12 +196,8 @@ def avgpool2d_forward(
         x ``(N, C, H, W)`` -> out ``(N, C, H_out, W_out)``.
     """
     g = _geometry(x.shape, pool, stride, padding)
-    if g["tiles"]:  # KH*KW strided adds, no window copy (see _maxpool_tiles)
-        v = _tile_view(x, g)
-        out = v[:, :, :, 0, :, 0].copy()
-        for _, i, j in _tile_offsets(g)[1:]:
-            out += v[:, :, :, i, :, j]
-        out *= x.dtype.type(1.0 / (g["KH"] * g["KW"]))
+    if g["tiles"]:  # KH*KW strided adds, no window copy
+        out = avgpool_tiles(np.ascontiguousarray(x), g)
         return out, {"geometry": g, "dtype": x.dtype}
     out = _windows(x, g, fill=0.0).mean(axis=(-2, -1))
     return out.astype(x.dtype, copy=False), {"geometry": g, "dtype": x.dtype}
@@ -259,11 +214,7 @@ def avgpool2d_backward(dout: np.ndarray, cache: dict) -> np.ndarray:
     g = cache["geometry"]
     share = (dout / (g["KH"] * g["KW"])).astype(cache["dtype"], copy=False)
     if g["tiles"]:  # every input of a window gets the same share: KH*KW copies
-        dx = np.empty(g["x_shape"], dtype=cache["dtype"])
-        dv = _tile_view(dx, g)
-        for _, i, j in _tile_offsets(g):
-            dv[:, :, :, i, :, j] = share
-        return dx
+        return avgpool_tiles_backward(share, g)
     dwin = np.broadcast_to(share[..., None, None], (*dout.shape, g["KH"], g["KW"]))
     return _scatter_windows(dwin, g, cache["dtype"])
 
