@@ -41,9 +41,8 @@ faster than one whole-batch GEMM on the BLAS's own two threads).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from cnnumpy.functional.im2col import pad2d, pad_into
+from cnnumpy.functional.im2col import pad2d, pad_into, strided_view
 from cnnumpy.functional.parallel import (
     SCRATCH,
     WORKERS,
@@ -63,11 +62,8 @@ def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
     """``a (..., P)`` seen as ``(..., rows, width)`` with rows ``row_step`` apart:
     the valid ``(Ho, Wo)`` outputs (or junk strips) of the wide grid, no copy."""
     s = a.strides[-1]
-    return as_strided(
-        a,
-        shape=a.shape[:-1] + (rows, width),
-        strides=a.strides[:-1] + (row_step * s, s),
-    )
+    shape, strides = a.shape[:-1] + (rows, width), a.strides[:-1] + (row_step * s, s)
+    return strided_view(a, shape, strides, writeable=True)
 
 
 def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role):
@@ -78,9 +74,7 @@ def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role
     rows = C * KH * KW
     cols = SCRATCH.get(role, (rows + int(bias), n, P), xp.dtype)
     sN, sC, sH, sW = xp.strides
-    shifted = as_strided(
-        xp, shape=(C, KH, KW, n, P), strides=(sC, sH, sW, sN, sW), writeable=False
-    )
+    shifted = strided_view(xp, (C, KH, KW, n, P), (sC, sH, sW, sN, sW))
     np.copyto(cols[:rows].reshape(C, KH, KW, n, P), shifted)
     if bias:
         cols[rows] = 1

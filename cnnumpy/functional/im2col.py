@@ -132,6 +132,23 @@ def pad2d_backward(
     return _fold_axis(g, -2, top, bottom, mode)
 
 
+def strided_view(
+    a: np.ndarray, shape: tuple, strides: tuple, writeable: bool = False
+) -> np.ndarray:
+    """View of ``a``'s memory with the given shape and strides (read-only unless
+    asked: windows that overlap must not be written through).
+
+    Like ``as_strided``, but for a C-contiguous ``a`` it builds the view directly
+    (about 1 microsecond instead of 8: the kernels make a few per chunk) and NumPy
+    checks that the view stays inside ``a``'s memory.
+    """
+    if not a.flags.c_contiguous:
+        return as_strided(a, shape=shape, strides=strides, writeable=writeable)
+    view = np.ndarray(shape, a.dtype, a, 0, strides)
+    view.flags.writeable = writeable and a.flags.writeable
+    return view
+
+
 def window_view(
     xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]
 ) -> np.ndarray:
@@ -147,12 +164,8 @@ def window_view(
     SH, SW = stride
     Ho, Wo = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
     sN, sC, sH, sW = xp.strides
-    return as_strided(
-        xp,
-        shape=(C, KH, KW, N, Ho, Wo),
-        strides=(sC, sH, sW, sN, sH * SH, sW * SW),
-        writeable=False,
-    )
+    shape, strides = (C, KH, KW, N, Ho, Wo), (sC, sH, sW, sN, sH * SH, sW * SW)
+    return strided_view(xp, shape, strides)
 
 
 def im2col(

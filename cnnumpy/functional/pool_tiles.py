@@ -11,6 +11,8 @@ passes find their operands in the core's cache.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from cnnumpy.functional.parallel import SCRATCH, chunk_bounds, parallel_chunks
@@ -33,7 +35,7 @@ def _by_images(work, x_shape: tuple[int, ...], itemsize: int) -> None:
     Chunks of about 512 KB of input: the several passes of a tile kernel then find
     their operands in the core's own cache (1 MB of L2 here).
     """
-    per_image = int(np.prod(x_shape[1:])) * itemsize
+    per_image = math.prod(x_shape[1:]) * itemsize
     parallel_chunks(work, chunk_bounds(x_shape[0], per_image, 2**19))
 
 
