@@ -18,7 +18,7 @@ import numpy as np
 from cnnumpy.functional.parallel import halves, parallel_chunks
 
 # Multiply-adds from which a product is split between the worker threads.
-PARALLEL_MACS = 2**21
+PARALLEL_MACS = 2**23
 
 
 def dense_forward(

@@ -25,7 +25,7 @@ import numpy as np
 # processor's cache between the copy that fills it and the GEMM that reads it.
 CHUNK_BYTES = 4 * 2**20
 # Below this much scratch in all, a kernel runs on the calling thread alone.
-PARALLEL_BYTES = 2**18
+PARALLEL_BYTES = 2**20
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 

@@ -1,0 +1,196 @@
+"""The worker threads, the BLAS hold and the helpers of functional/parallel.py."""
+
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import cnnumpy
+import cnnumpy.functional.dense as dense_module
+import cnnumpy.functional.parallel as parallel_module
+from cnnumpy.functional import activations as A
+from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.functional.im2col import strided_view
+from cnnumpy.functional.parallel import (
+    WORKERS,
+    blas_one_thread,
+    by_rows,
+    chunk_bounds,
+    halves,
+    parallel_chunks,
+    zeros,
+)
+from cnnumpy.functional.pool import (
+    avgpool2d_backward,
+    avgpool2d_forward,
+    maxpool2d_backward,
+    maxpool2d_forward,
+)
+from cnnumpy.functional.pool_naive import (
+    avgpool2d_backward_naive,
+    avgpool2d_forward_naive,
+    maxpool2d_backward_naive,
+    maxpool2d_forward_naive,
+)
+
+
+def _blas_threads() -> list[int]:
+    return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+
+def test_blas_hold_is_reentrant_and_restores():
+    before = _blas_threads()
+    with blas_one_thread():
+        assert set(_blas_threads()) == {1}
+        with blas_one_thread():
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {1}  # the inner exit keeps the outer hold
+    assert _blas_threads() == before
+
+
+def test_model_step_holds_the_blas_and_releases_it():
+    before = _blas_threads()
+    seen = []
+    model = cnnumpy.Sequential([cnnumpy.layers.Dense(3)], input_shape=(4,))
+    model.compile("sgd", "mse", metrics=[])
+    layer = model.layers[0]
+    forward = layer.forward
+
+    def spy(x, training=False):
+        seen.append(_blas_threads())
+        return forward(x, training=training)
+
+    layer.forward = spy
+    model.train_on_batch(np.ones((2, 4)), np.ones((2, 3)))
+    model.predict(np.ones((2, 4)))
+    assert seen and all(set(s) == {1} for s in seen)
+    assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("n, per_item", [(64, 184_000), (256, 349_000), (7, 10**6)])
+def test_chunk_bounds_are_balanced_between_workers(n, per_item):
+    bounds = chunk_bounds(n, per_item)
+    assert [i for lo, hi in bounds for i in range(lo, hi)] == list(range(n))
+    sizes = [hi - lo for lo, hi in bounds]
+    assert max(sizes) - min(sizes) <= 1
+    if n >= WORKERS:
+        assert len(bounds) % WORKERS == 0
+
+
+def test_small_jobs_stay_on_the_calling_thread():
+    assert chunk_bounds(100, 8) == [(0, 100)]
+    assert halves(100, 10) == [(0, 100)]
+    assert halves(5, 10**9) == [(0, 5)] if WORKERS == 1 else len(halves(5, 10**9)) > 1
+
+
+def test_parallel_chunks_runs_every_chunk_once_and_reports_errors():
+    hits = np.zeros(50, dtype=int)
+    workers = set()
+
+    def work(lo, hi, k):
+        hits[lo:hi] += 1
+        workers.add((k, threading.get_ident()))
+
+    parallel_chunks(work, [(i, i + 5) for i in range(0, 50, 5)])
+    assert (hits == 1).all()
+    assert len({k for k, _ in workers}) == min(WORKERS, 10)
+
+    def broken(lo, hi, k):
+        raise ValueError(f"chunk {lo}")
+
+    with pytest.raises(ValueError, match="chunk"):
+        parallel_chunks(broken, [(0, 1), (1, 2)])
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_by_rows_splits_big_arrays_and_covers_them(contiguous):
+    x = np.arange(2 * 600_000, dtype=np.float32).reshape(600_000, 2)
+    if not contiguous:
+        x = x[:, ::-1]
+    out = np.empty_like(x)
+    calls = []
+
+    def part(a, o):
+        calls.append(a.shape)
+        np.negative(a, out=o)
+
+    by_rows(part, x, out)
+    np.testing.assert_array_equal(out, -x)
+    assert len(calls) >= min(WORKERS, 2)
+
+
+def test_zeros_are_shared_read_only_and_grow():
+    a = zeros((3, 4), np.float32)
+    assert a.shape == (3, 4) and not a.any() and not a.flags.writeable
+    b = zeros((10, 10), np.float32)
+    assert b.shape == (10, 10) and not b.any()
+    assert zeros((2,), np.float64).dtype == np.float64
+
+
+def test_strided_view_checks_bounds_and_is_read_only():
+    a = np.arange(10.0)
+    v = strided_view(a, (3, 4), (16, 8))  # rows start 2 apart, 4 long
+    np.testing.assert_array_equal(v[2], [4, 5, 6, 7])
+    assert not v.flags.writeable
+    w = strided_view(a, (2, 2), (8, 8), writeable=True)
+    assert w.flags.writeable
+    with pytest.raises(ValueError):
+        strided_view(a, (3, 4), (32, 8))  # would read past the end
+
+
+@pytest.mark.parametrize("force_split", [False, True])
+def test_dense_split_between_threads_matches_one_product(monkeypatch, force_split):
+    if force_split:
+        monkeypatch.setattr(dense_module, "PARALLEL_MACS", 1)
+    rng = np.random.default_rng(0)
+    x, W, b = rng.standard_normal((9, 7)), rng.standard_normal((7, 5)), np.ones(5)
+    out, cache = dense_forward(x, W, b)
+    np.testing.assert_allclose(out, x @ W + b, rtol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dW, db = dense_backward(dout, cache)
+    np.testing.assert_allclose(dx, dout @ W.T, rtol=1e-12)
+    np.testing.assert_allclose(dW, x.T @ dout, rtol=1e-12)
+    np.testing.assert_allclose(db, dout.sum(0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "tanh", "sigmoid"])
+def test_activations_split_between_threads_match_one_pass(monkeypatch, name):
+    monkeypatch.setattr(parallel_module, "PARALLEL_BYTES", 1)
+    monkeypatch.setattr(parallel_module, "CHUNK_BYTES", 4096)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((37, 3, 5, 7)).astype(np.float32)
+    out, cache = getattr(A, f"{name}_forward")(x)
+    reference = {
+        "relu": np.maximum(x, 0),
+        "leaky_relu": np.where(x > 0, x, np.float32(0.01) * x),
+        "tanh": np.tanh(x),
+        "sigmoid": A.sigmoid(x),
+    }[name]
+    np.testing.assert_allclose(out, reference, rtol=1e-6, atol=1e-7)
+    assert out.dtype == np.float32
+    dout = rng.standard_normal(x.shape).astype(np.float32)
+    dx = getattr(A, f"{name}_backward")(dout, cache)
+    monkeypatch.setattr(parallel_module, "PARALLEL_BYTES", 10**12)
+    dx_one = getattr(A, f"{name}_backward")(dout, cache)
+    np.testing.assert_array_equal(dx, dx_one)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_tile_pooling_in_small_chunks_matches_naive(monkeypatch, kind):
+    monkeypatch.setattr(parallel_module, "PARALLEL_BYTES", 1)
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 3, (9, 2, 6, 8)).astype(np.float64)  # many ties
+    fwd, bwd = {
+        "max": (maxpool2d_forward, maxpool2d_backward),
+        "avg": (avgpool2d_forward, avgpool2d_backward),
+    }[kind]
+    fwd_n, bwd_n = {
+        "max": (maxpool2d_forward_naive, maxpool2d_backward_naive),
+        "avg": (avgpool2d_forward_naive, avgpool2d_backward_naive),
+    }[kind]
+    out, cache = fwd(x, 2, 2)
+    out_n, cache_n = fwd_n(x, 2, 2)
+    np.testing.assert_array_equal(out, out_n)
+    dout = rng.standard_normal(out.shape)
+    np.testing.assert_allclose(bwd(dout, cache), bwd_n(dout, cache_n), rtol=1e-12)
