@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnumpy.functional.parallel import WORKERS, chunk_bounds, parallel_chunks
 from cnnumpy.layers.base import Layer
 
 
@@ -23,6 +24,26 @@ def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``sum over n, l of a[n, c, l] * b[n, c, l]``: ``(C,)``, with no product array
     (``vecdot`` runs a dot product per ``(n, c)`` row)."""
     return np.vecdot(a, b).sum(axis=0)
+
+
+def _over_images(work, a: np.ndarray, n_sums: int = 0) -> np.ndarray:
+    """Run ``work(lo, hi) -> (n_sums, C) partial sums or None`` over chunks of the
+    batch on the worker threads; returns the partial sums added up.
+
+    Why: every pass of batch normalisation is element-wise or a per-channel sum, so
+    chunks of images go to both cores; sums are made per chunk, then added (two
+    passes of the data in all, like the single-threaded code).
+    """
+    N, C = a.shape[:2]
+    totals = np.zeros((WORKERS, n_sums, C), dtype=a.dtype)
+
+    def chunk(lo: int, hi: int, k: int) -> None:
+        partial = work(lo, hi)
+        if n_sums:
+            totals[k] += partial
+
+    parallel_chunks(chunk, chunk_bounds(N, a[:1].nbytes * 2))
+    return totals.sum(axis=0)
 
 
 class BatchNorm(Layer):
@@ -107,11 +128,6 @@ class BatchNorm(Layer):
             )
         return input_shape
 
-    def _axes(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Reduction axes (all but the channel), broadcast shape ``(1, C, 1, ...)``."""
-        axes = (0, *range(2, x.ndim))
-        return axes, (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Fused: one pass per step, in the input's dtype, temporaries reused in place.
 
@@ -121,7 +137,6 @@ class BatchNorm(Layer):
         ``xc * (gamma / std) + beta`` is the only other allocation.
         """
         x = self._prepare_input(x)
-        _axes, bshape = self._axes(x)
         N, C = x.shape[:2]
         m = x.size // C
         dt = x.dtype.type
@@ -131,19 +146,36 @@ class BatchNorm(Layer):
                     "expected more than 1 value per channel in training, "
                     f"got input {x.shape}"
                 )
-            mean = _channel_sums(x.reshape(N, C, -1)) / dt(m)
-            xc = x - mean.reshape(bshape)
-            flat = xc.reshape(N, C, -1)
-            var = _channel_dots(flat, flat) / dt(m)
+        x3 = x.reshape(N, C, -1)
+        xc = np.empty_like(x)
+        xc3 = xc.reshape(N, C, -1)
+        if training:
+            mean = _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
+            mean /= dt(m)
+
+            def centre(lo: int, hi: int) -> np.ndarray:  # x - mu, and its square sums
+                np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi])
+                return _channel_dots(xc3[lo:hi], xc3[lo:hi])
+
+            var = _over_images(centre, x, 1)[0] / dt(m)
             self._update_running(mean, var * dt(m / (m - 1)))
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
-            xc = x - mean.reshape(bshape)
+            _over_images(
+                lambda lo, hi: np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi]), x
+            )
         inv_std = (1.0 / np.sqrt(var + dt(self.eps))).astype(self.dtype, copy=False)
         gamma, beta = self.params["gamma"], self.params["beta"]
         self._cache = (xc, inv_std, training, m)  # keep: x - mu and 1/std only
-        out = xc * (gamma * inv_std).reshape(bshape)
-        out += beta.reshape(bshape)
+        scale, shift = (gamma * inv_std)[:, None], beta[:, None]
+        out = np.empty_like(x)
+        out3 = out.reshape(N, C, -1)
+
+        def affine(lo: int, hi: int) -> None:
+            np.multiply(xc3[lo:hi], scale, out=out3[lo:hi])
+            out3[lo:hi] += shift
+
+        _over_images(affine, x)
         return out
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
@@ -164,24 +196,40 @@ class BatchNorm(Layer):
         if dout.shape != xc.shape:
             raise self._error(f"expected dout of shape {xc.shape}, got {dout.shape}")
         dout = dout.astype(self.dtype, copy=False)
-        _axes, bshape = self._axes(dout)
         N, C = dout.shape[:2]
-        dout3 = dout.reshape(N, C, -1)
-        dbeta = _channel_sums(dout3)
-        dgamma = inv_std * _channel_dots(dout3, xc.reshape(N, C, -1))
+        dout3, xc3 = dout.reshape(N, C, -1), xc.reshape(N, C, -1)
+
+        def sums(lo: int, hi: int) -> np.ndarray:
+            d = dout3[lo:hi]
+            return np.stack([_channel_sums(d), _channel_dots(d, xc3[lo:hi])])
+
+        dbeta, dot = _over_images(sums, dout, 2)
+        dgamma = inv_std * dot
         self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
         if not self.need_input_grad:
             return None
-        scale = (self.params["gamma"] * inv_std).reshape(bshape)
+        scale = (self.params["gamma"] * inv_std)[:, None]
+        dx = np.empty_like(dout)
+        dx3 = dx.reshape(N, C, -1)
         if not training:
-            return dout * scale
+            _over_images(
+                lambda lo, hi: np.multiply(dout3[lo:hi], scale, out=dx3[lo:hi]), dout
+            )
+            return dx
         # d/dx of (x - mu) / std through mu and var too (the batch statistics):
         # dx = scale * (dout - dbeta/m - x_hat * dgamma/m)
         dt = dout.dtype.type
-        dx = xc * (inv_std * dgamma / dt(m)).reshape(bshape)
-        dx += (dbeta / dt(m)).reshape(bshape)
-        np.subtract(dout, dx, out=dx)
-        dx *= scale
+        k_xc = (inv_std * dgamma / dt(m))[:, None]
+        k_mean = (dbeta / dt(m))[:, None]
+
+        def input_grad(lo: int, hi: int) -> None:
+            part = dx3[lo:hi]
+            np.multiply(xc3[lo:hi], k_xc, out=part)
+            part += k_mean
+            np.subtract(dout3[lo:hi], part, out=part)
+            part *= scale
+
+        _over_images(input_grad, dout)
         return dx
 
     def get_config(self) -> dict[str, Any]:
