@@ -194,3 +194,13 @@ def test_tile_pooling_in_small_chunks_matches_naive(monkeypatch, kind):
     np.testing.assert_array_equal(out, out_n)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(bwd(dout, cache), bwd_n(dout, cache_n), rtol=1e-12)
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.0, 1.0, 2.5, -0.3])
+def test_leaky_relu_any_slope(alpha):
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0, np.nan], dtype=np.float32)
+    out, cache = A.leaky_relu_forward(x, alpha)
+    want = np.where(x > 0, x, np.float32(alpha) * x)
+    np.testing.assert_allclose(out, want, rtol=1e-7)
+    dx = A.leaky_relu_backward(np.ones_like(x), cache)
+    np.testing.assert_allclose(dx, np.where(x > 0, 1.0, alpha), rtol=1e-7)

@@ -98,13 +98,18 @@ def _leaky(pos: np.ndarray, neg: np.ndarray, alpha: float) -> np.ndarray:
 def leaky_relu_forward(x: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, tuple]:
     """Returns ``(out, (mask, alpha))`` with ``mask = x > 0``.
 
-    ``out = max(x, 0) + alpha * min(x, 0)``.
+    ``out = max(x, alpha * x)`` when ``0 <= alpha <= 1`` (two array passes), else
+    ``max(x, 0) + alpha * min(x, 0)``.
     """
     alpha = float(alpha)
     out, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
 
     def part(x, out, mask):
         np.greater(x, 0, out=mask)
+        if 0.0 <= alpha <= 1.0:
+            np.multiply(x, x.dtype.type(alpha), out=out)
+            np.maximum(out, x, out=out)
+            return
         z = zeros(x.shape, x.dtype)
         np.maximum(x, z, out=out)
         _leaky(out, np.minimum(x, z), alpha)
