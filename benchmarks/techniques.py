@@ -5,6 +5,7 @@ forward and the backward pass apart (best of --repeats), speed-ups over the loop
     .venv/bin/python benchmarks/techniques.py                 # default small sizes
     .venv/bin/python benchmarks/techniques.py --layers conv --repeats 5
     .venv/bin/python benchmarks/techniques.py --dtype float32 --json
+    .venv/bin/python benchmarks/techniques.py --network --dtype float32  # real sizes
 """
 
 from __future__ import annotations
@@ -32,10 +33,21 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--json", action="store_true", help="one JSON line per row")
+    parser.add_argument(
+        "--network",
+        action="store_true",
+        help="layers of the notes' networks, 64 images, without the Python loops",
+    )
     args = parser.parse_args(argv)
     dtype = np.dtype(args.dtype)
     rtol = 1e-6 if dtype == np.float64 else 1e-3  # float32 sums round differently
-    rows = run_lab(args.layers, repeats=args.repeats, dtype=dtype, rtol=rtol)
+    rows = run_lab(
+        args.layers,
+        repeats=args.repeats,
+        dtype=dtype,
+        rtol=rtol,
+        network=args.network,
+    )
     print(format_table(rows))
     if args.json:
         for row in rows:

@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=positive_int, default=3, help="best of N runs")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--json", action="store_true", help="also one JSON line per row")
+    p.add_argument(
+        "--network",
+        action="store_true",
+        help="layers of the notes' networks (64 images), without the Python loops",
+    )
     p.set_defaults(func=_lazy("cnnumpy.cli_tools", "bench"))
     return parser
 

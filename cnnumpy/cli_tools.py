@@ -262,7 +262,13 @@ def bench(args) -> int:
     dtype = np.dtype(args.dtype)
     rtol = 1e-6 if dtype == np.float64 else 1e-3  # float32 sums round differently
     try:
-        rows = run_lab(args.layers, repeats=args.repeats, dtype=dtype, rtol=rtol)
+        rows = run_lab(
+            args.layers,
+            repeats=args.repeats,
+            dtype=dtype,
+            rtol=rtol,
+            network=args.network,
+        )
     except AssertionError as exc:
         print(f"cnnumpy bench: techniques disagree: {exc}", file=sys.stderr)
         return 1

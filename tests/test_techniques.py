@@ -128,3 +128,13 @@ def test_format_table_columns_and_rows():
     assert lines[1].startswith("|---") and lines[1].endswith(":|")
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert cells[:2] == ["pool", "loops"] and cells[3] == "1.0x"
+
+
+def test_run_lab_network_sizes_skip_the_python_loops():
+    small = {"conv": {"N": 2, "C": 2, "H": 6, "F": 3}, "dense": {"N": 3, "I": 5}}
+    rows = run_lab(["dense", "conv"], sizes=small, repeats=1, network=True)
+    names = {(r["layer"], r["technique"]) for r in rows}
+    assert ("conv", "loops") not in names and ("conv", "einsum/pos") not in names
+    assert ("conv", "einsum") in names and ("conv", "fast") in names
+    firsts = [r for r in rows if r["speedup"] == 1.0 and r["max_diff"] == 0.0]
+    assert {r["technique"] for r in firsts} == {"einsum"}

@@ -50,6 +50,15 @@ DEFAULT_SIZES = {
     "conv": {"N": 4, "C": 3, "H": 16, "F": 8, "K": 3, "P": 1},
     "pool": {"N": 4, "C": 4, "H": 16},
 }
+# Layers of the notes' networks, 64 images: seed 000's CIFAR-10 convolution (16 -> 20
+# maps, 5x5, 16x16), Melpy's 6272 -> 128 dense layer, a 2x2 max-pool of 16 32x32 maps.
+NETWORK_SIZES = {
+    "dense": {"N": 64, "I": 6272, "J": 128},
+    "conv": {"N": 64, "C": 16, "H": 16, "F": 20, "K": 5, "P": 2},
+    "pool": {"N": 64, "C": 16, "H": 32},
+}
+# Python loops over output positions: minutes per call at network sizes.
+LOOPS = ("loops", "loops+np.sum", "einsum/pos")
 # What every technique returns, forward output first, then the backward's gradients.
 OUTPUTS = {"dense": ("y", "dx", "dW", "db"), "conv": ("y", "dx", "dw", "db")}
 OUTPUTS["pool"] = ("y", "dx")
@@ -231,6 +240,7 @@ def run_lab(
     repeats: int = 3,
     dtype=np.float64,
     rtol: float = 1e-6,
+    network: bool = False,
 ) -> list[dict]:
     """Time the forward and the backward pass of every technique of every layer, check
     both against the loops, and return one row per technique.
@@ -242,6 +252,10 @@ def run_lab(
         repeats: the best of ``repeats`` runs is kept, forward and backward apart.
         dtype: float64 (default) or float32.
         rtol: relative tolerance of the agreement check (loosen it for float32).
+        network: :data:`NETWORK_SIZES` instead of :data:`DEFAULT_SIZES` (``sizes``
+            still overrides), without the Python loops (:data:`LOOPS`): speed-ups and
+            the check are then relative to the first technique left (einsum for dense
+            and conv, max over a window view for pooling).
 
     Returns:
         rows ``{"layer", "technique", "forward_s", "forward_speedup", "backward_s",
@@ -253,9 +267,13 @@ def run_lab(
     """
     rows = []
     for layer in layers:
-        args, dout = make_inputs(layer, (sizes or {}).get(layer), dtype)
+        layer_sizes = {**(NETWORK_SIZES[layer] if network else {})}
+        layer_sizes |= (sizes or {}).get(layer, {})
+        args, dout = make_inputs(layer, layer_sizes, dtype)
         base = reference = None
         for name, technique in TECHNIQUES[layer].items():
+            if network and name in LOOPS:
+                continue
             fwd, bwd, outputs = time_technique(technique, args, dout, repeats)
             if reference is None:
                 base, reference = (fwd, bwd), outputs
