@@ -204,3 +204,62 @@ def test_leaky_relu_any_slope(alpha):
     np.testing.assert_allclose(out, want, rtol=1e-7)
     dx = A.leaky_relu_backward(np.ones_like(x), cache)
     np.testing.assert_allclose(dx, np.where(x > 0, 1.0, alpha), rtol=1e-7)
+
+
+def test_nested_and_concurrent_kernels_neither_deadlock_nor_mix():
+    counts = np.zeros((2, 5), dtype=int)
+
+    def outer(lo, hi, k):  # a kernel inside a chunk runs on the chunk's thread
+        def inner(a, b, j):
+            counts[lo, a:b] += 1
+
+        parallel_chunks(inner, [(0, 3), (3, 5)])
+
+    parallel_chunks(outer, [(0, 1), (1, 2)])
+    assert (counts == 1).all()
+
+    results = {}
+
+    def user(t):
+        x = np.arange(400_000, dtype=np.float64) * t
+        out, _ = A.relu_forward(x)
+        results[t] = bool((out == x).all())
+
+    threads = [threading.Thread(target=user, args=(t,)) for t in range(1, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {1: True, 2: True, 3: True, 4: True}
+
+
+def test_a_failing_helper_chunk_is_raised_after_all_chunks_end():
+    finished = []
+
+    def work(lo, hi, k):
+        if k == 1:
+            raise RuntimeError("helper failed")
+        finished.append(lo)
+
+    if WORKERS < 2:
+        pytest.skip("one core: no helper thread")
+    with pytest.raises(RuntimeError, match="helper failed"):
+        parallel_chunks(work, [(0, 1), (1, 2), (2, 3), (3, 4)])
+    assert sorted(finished) == [0, 2]
+    assert parallel_chunks(lambda lo, hi, k: hi, [(0, 1), (1, 2)])[-1] == 2
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_kernels_work_in_a_forked_child():
+    import os
+
+    parallel_chunks(lambda lo, hi, k: None, [(0, 1), (1, 2)])  # helpers exist
+    pid = os.fork()
+    if pid == 0:  # the child inherits no helper threads
+        try:
+            got = parallel_chunks(lambda lo, hi, k: hi, [(0, 1), (1, 2)])
+            os._exit(0 if got[-1] == 2 or WORKERS == 1 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
