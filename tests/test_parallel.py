@@ -263,3 +263,118 @@ def test_kernels_work_in_a_forked_child():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_interrupted_wait_gives_fresh_helpers_not_a_hang(tmp_path):
+    """Ctrl-C while the caller waits for a helper (the usual Jupyter interrupt of
+    ``fit``): the next kernels must still run, and give right results."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupt.py"
+    script.write_text(
+        "import signal, threading, time\n"
+        "import numpy as np\n"
+        "from cnnumpy.functional.threads import WORKERS, parallel_chunks\n"
+        "main = threading.get_ident()\n"
+        "def slow(lo, hi, k):\n"
+        "    if k == 0:\n"
+        "        args = (main, signal.SIGINT)\n"
+        "        threading.Timer(0.2, signal.pthread_kill, args).start()\n"
+        "    else:\n"
+        "        time.sleep(1.0)\n"
+        "try:\n"
+        "    parallel_chunks(slow, [(0, 1), (1, 2)])\n"
+        "except KeyboardInterrupt:\n"
+        "    pass\n"
+        "for _ in range(3):\n"
+        "    hits = np.zeros(4, int)\n"
+        "    def work(lo, hi, k):\n"
+        "        hits[lo:hi] += 1\n"
+        "    parallel_chunks(work, [(0, 1), (1, 2), (2, 3), (3, 4)])\n"
+        "    assert (hits == 1).all(), hits\n"
+        "print('ok', WORKERS)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok")
+
+
+def test_a_fork_while_another_thread_holds_the_blas_restores_it_in_the_child():
+    import os
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    before = _blas_threads()
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with blas_one_thread():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os._exit(0 if _blas_threads() == before else 1)
+            finally:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert _blas_threads() == before
+
+
+def test_empty_batches_pass_through_the_split_kernels():
+    x = np.zeros((0, 3, 4, 4), dtype=np.float32)
+    for name in ("relu", "leaky_relu", "tanh", "sigmoid"):
+        out, cache = getattr(A, f"{name}_forward")(x)
+        assert out.shape == x.shape
+        assert getattr(A, f"{name}_backward")(out, cache).shape == x.shape
+    for fwd, bwd in (
+        (maxpool2d_forward, maxpool2d_backward),
+        (avgpool2d_forward, avgpool2d_backward),
+    ):
+        out, cache = fwd(x, 2, 2)
+        assert out.shape == (0, 3, 2, 2) and bwd(out, cache).shape == x.shape
+    assert chunk_bounds(0, 100) == [(0, 0)]
+
+
+def test_leaky_relu_with_zero_slope_keeps_infinities():
+    x = np.array([np.inf, 1.0, -2.0], dtype=np.float32)
+    out, _ = A.leaky_relu_forward(x, 0.0)
+    np.testing.assert_array_equal(out, [np.inf, 1.0, 0.0])
+
+
+def test_by_rows_refuses_arrays_of_different_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        by_rows(lambda a, b: None, np.zeros((2, 3)), np.zeros((3,)))
+
+
+@pytest.mark.parametrize("layout", ["rot90", "transposed", "fortran"])
+def test_batchnorm_any_input_layout(layout):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((5, 3, 4, 6))
+    x = {
+        "rot90": np.rot90(base, axes=(2, 3)),
+        "transposed": base.transpose(0, 1, 3, 2),
+        "fortran": np.asfortranarray(base),
+    }[layout]
+    results = []
+    for inp in (x, np.ascontiguousarray(x)):
+        bn = cnnumpy.layers.BatchNorm()
+        bn.build(inp.shape[1:])
+        out = bn.forward(inp, training=True)
+        dout = np.asfortranarray(np.cos(np.arange(inp.size)).reshape(inp.shape))
+        dx = bn.backward(dout)
+        results.append((out, dx, bn.grads["gamma"]))
+    for got, want in zip(results[0], results[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

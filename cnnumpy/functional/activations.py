@@ -49,7 +49,7 @@ def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def _floating(x) -> np.ndarray:
-    """``x`` as a float array (integers become float64, like ``np.tanh`` makes them)."""
+    """``x`` as a float array (integers and booleans become float64)."""
     x = np.asarray(x)
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
@@ -66,6 +66,7 @@ def _floating(x) -> np.ndarray:
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(out, mask)`` with ``mask = x > 0``, all the backward pass needs."""
+    x = np.asarray(x)
     out, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
 
     def part(x, out, mask):
@@ -98,15 +99,17 @@ def _leaky(pos: np.ndarray, neg: np.ndarray, alpha: float) -> np.ndarray:
 def leaky_relu_forward(x: np.ndarray, alpha: float = 0.01) -> tuple[np.ndarray, tuple]:
     """Returns ``(out, (mask, alpha))`` with ``mask = x > 0``.
 
-    ``out = max(x, alpha * x)`` when ``0 <= alpha <= 1`` (two array passes), else
-    ``max(x, 0) + alpha * min(x, 0)``.
+    ``out = max(x, alpha * x)`` when ``0 < alpha <= 1`` (two array passes), else
+    ``max(x, 0) + alpha * min(x, 0)`` (also for ``alpha = 0``, where ``0 * inf``
+    would make ``max(x, alpha * x)`` NaN).
     """
     alpha = float(alpha)
+    x = np.asarray(x)
     out, mask = np.empty_like(x), np.empty(x.shape, dtype=bool)
 
     def part(x, out, mask):
         np.greater(x, 0, out=mask)
-        if 0.0 <= alpha <= 1.0:
+        if 0.0 < alpha <= 1.0:
             np.multiply(x, x.dtype.type(alpha), out=out)
             np.maximum(out, x, out=out)
             return
@@ -147,7 +150,7 @@ def sigmoid_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def sigmoid_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """dE/dX = dE/dY * s (1 - s) (seed 000: phi' = phi (1 - phi))."""
-    dx = np.empty_like(dout)
+    dx = np.empty(np.shape(dout), dtype=np.result_type(dout, out, np.float16))
 
     def part(g, s, dx):
         np.subtract(1, s, out=dx)
@@ -172,7 +175,7 @@ def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     """dE/dX = dE/dY * (1 - tanh(x)^2) (seed 002, ``tanh_prime``), in place in one
     array per part."""
-    dx = np.empty_like(dout)
+    dx = np.empty(np.shape(dout), dtype=np.result_type(dout, out, np.float16))
 
     def part(g, t, dx):
         np.multiply(t, t, out=dx)

@@ -48,7 +48,6 @@ from cnnumpy.functional.im2col import (
 )
 from cnnumpy.functional.parallel import (
     SCRATCH,
-    WORKERS,
     Pads,
     Workspace,
     chunk_bounds,
@@ -247,14 +246,13 @@ def conv2d_backward(
         g = SCRATCH.get(f"g{k}", (F, hi - lo, Ho, Wo), dout.dtype)
         g[...] = dout[lo:hi].transpose(1, 0, 2, 3)  # (F, n*Ho*Wo), in cache
         part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
-        if lo == k_first[k]:
+        if lo == bounds[k][0]:  # the worker's first chunk
             np.matmul(g.reshape(F, -1), cols.T, out=part)  # batch folded into K
         else:
             part += g.reshape(F, -1) @ cols.T
         return part
 
     bounds = chunk_bounds(dout.shape[0], rows * Ho * Wo * dout.dtype.itemsize)
-    k_first = [lo for lo, _ in bounds[:WORKERS]]
     dw_ext = sum(parallel_chunks(work, bounds))
     dw = dw_ext[:, : C * KH * KW].reshape(w.shape)
     db = dw_ext[:, -1].copy() if has_bias else None

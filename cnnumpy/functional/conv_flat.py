@@ -45,7 +45,6 @@ import numpy as np
 from cnnumpy.functional.im2col import pad2d, pad_into, strided_view
 from cnnumpy.functional.parallel import (
     SCRATCH,
-    WORKERS,
     Pads,
     Workspace,
     chunk_bounds,
@@ -222,14 +221,13 @@ def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
         g = _dout_wide(dout[lo:hi], Wp, f"g{k}")
         part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
         g_mat, cols_mat = g.reshape(F, -1), cols.reshape(rows, -1)
-        if lo == k_first[k]:
+        if lo == bounds[k][0]:  # the worker's first chunk
             np.matmul(g_mat, cols_mat.T, out=part)  # batch folded into K
         else:
             part += g_mat @ cols_mat.T
         return part
 
     bounds = chunk_bounds(N, rows * P * dout.dtype.itemsize)
-    k_first = [lo for lo, _ in bounds[:WORKERS]]
     return sum(parallel_chunks(work, bounds))
 
 

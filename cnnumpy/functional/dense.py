@@ -71,7 +71,7 @@ def dense_backward(
     """
     x, W, has_bias = cache
     macs = x.size * W.shape[1]
-    dW = np.empty(W.shape, dtype=dout.dtype)
+    dW = np.empty(W.shape, dtype=np.result_type(x, dout))
 
     def weight_rows(lo: int, hi: int, k: int) -> None:  # dW rows need no reduction
         np.matmul(x[:, lo:hi].T, dout, out=dW[lo:hi])
@@ -80,7 +80,7 @@ def dense_backward(
     db = dout.sum(axis=0) if has_bias else None
     if not need_dx:
         return None, dW, db
-    dx = np.empty(x.shape, dtype=dout.dtype)
+    dx = np.empty(x.shape, dtype=np.result_type(dout, W))
 
     def input_rows(lo: int, hi: int, k: int) -> None:
         np.matmul(dout[lo:hi], W.T, out=dx[lo:hi])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from cnnumpy.functional.parallel import WORKERS, chunk_bounds, parallel_chunks
+from cnnumpy.functional.parallel import chunk_bounds, parallel_chunks
 from cnnumpy.layers.base import Layer
 
 
@@ -35,15 +36,21 @@ def _over_images(work, a: np.ndarray, n_sums: int = 0) -> np.ndarray:
     passes of the data in all, like the single-threaded code).
     """
     N, C = a.shape[:2]
-    totals = np.zeros((WORKERS, n_sums, C), dtype=a.dtype)
+    bounds = chunk_bounds(N, a[:1].nbytes * 2)
+    totals = np.zeros((len(bounds), n_sums, C), dtype=a.dtype)  # worker k < chunks
 
     def chunk(lo: int, hi: int, k: int) -> None:
         partial = work(lo, hi)
         if n_sums:
             totals[k] += partial
 
-    parallel_chunks(chunk, chunk_bounds(N, a[:1].nbytes * 2))
+    parallel_chunks(chunk, bounds)
     return totals.sum(axis=0)
+
+
+def _planes(a: np.ndarray) -> np.ndarray:
+    """``a`` seen as ``(N, C, L)`` (a copy only when its layout needs one)."""
+    return a.reshape(*a.shape[:2], math.prod(a.shape[2:]))
 
 
 class BatchNorm(Layer):
@@ -146,9 +153,9 @@ class BatchNorm(Layer):
                     "expected more than 1 value per channel in training, "
                     f"got input {x.shape}"
                 )
-        x3 = x.reshape(N, C, -1)
-        xc = np.empty_like(x)
-        xc3 = xc.reshape(N, C, -1)
+        x3 = _planes(x)
+        xc = np.empty(x.shape, dtype=x.dtype)  # C order: its (N, C, L) view is no copy
+        xc3 = _planes(xc)
         if training:
             mean = _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
             mean /= dt(m)
@@ -168,8 +175,8 @@ class BatchNorm(Layer):
         gamma, beta = self.params["gamma"], self.params["beta"]
         self._cache = (xc, inv_std, training, m)  # keep: x - mu and 1/std only
         scale, shift = (gamma * inv_std)[:, None], beta[:, None]
-        out = np.empty_like(x)
-        out3 = out.reshape(N, C, -1)
+        out = np.empty(x.shape, dtype=x.dtype)
+        out3 = _planes(out)
 
         def affine(lo: int, hi: int) -> None:
             np.multiply(xc3[lo:hi], scale, out=out3[lo:hi])
@@ -197,7 +204,7 @@ class BatchNorm(Layer):
             raise self._error(f"expected dout of shape {xc.shape}, got {dout.shape}")
         dout = dout.astype(self.dtype, copy=False)
         N, C = dout.shape[:2]
-        dout3, xc3 = dout.reshape(N, C, -1), xc.reshape(N, C, -1)
+        dout3, xc3 = _planes(dout), _planes(xc)
 
         def sums(lo: int, hi: int) -> np.ndarray:
             d = dout3[lo:hi]
@@ -209,8 +216,8 @@ class BatchNorm(Layer):
         if not self.need_input_grad:
             return None
         scale = (self.params["gamma"] * inv_std)[:, None]
-        dx = np.empty_like(dout)
-        dx3 = dx.reshape(N, C, -1)
+        dx = np.empty(dout.shape, dtype=dout.dtype)
+        dx3 = _planes(dx)
         if not training:
             _over_images(
                 lambda lo, hi: np.multiply(dout3[lo:hi], scale, out=dx3[lo:hi]), dout
