@@ -139,12 +139,15 @@ def test_strided_view_checks_bounds_and_is_read_only():
         strided_view(a, (3, 4), (32, 8))  # would read past the end
 
 
+@pytest.mark.parametrize("batch", [9, 1])
 @pytest.mark.parametrize("force_split", [False, True])
-def test_dense_split_between_threads_matches_one_product(monkeypatch, force_split):
+def test_dense_split_between_threads_matches_one_product(
+    monkeypatch, force_split, batch
+):
     if force_split:
         monkeypatch.setattr(dense_module, "PARALLEL_MACS", 1)
     rng = np.random.default_rng(0)
-    x, W, b = rng.standard_normal((9, 7)), rng.standard_normal((7, 5)), np.ones(5)
+    x, W, b = rng.standard_normal((batch, 7)), rng.standard_normal((7, 5)), np.ones(5)
     out, cache = dense_forward(x, W, b)
     np.testing.assert_allclose(out, x @ W + b, rtol=1e-12)
     dout = rng.standard_normal(out.shape)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.parallel import halves, parallel_chunks
+from cnnumpy.functional.parallel import WORKERS, halves, parallel_chunks
 
 # Multiply-adds from which a product is split between the worker threads.
 PARALLEL_MACS = 2**23
@@ -41,13 +41,21 @@ def dense_forward(
     """
     N, units = x.shape[0], W.shape[1]
     out = np.empty((N, units), dtype=np.result_type(x, W))
+    macs = x.size * units
+    if N >= WORKERS:
 
-    def rows(lo: int, hi: int, k: int) -> None:  # each thread takes a block of rows
-        np.matmul(x[lo:hi], W, out=out[lo:hi])
-        if b is not None:
-            out[lo:hi] += b
+        def rows(lo: int, hi: int, k: int) -> None:  # each thread, a block of rows
+            np.matmul(x[lo:hi], W, out=out[lo:hi])
 
-    parallel_chunks(rows, halves(N, x.size * units, PARALLEL_MACS))
+        parallel_chunks(rows, halves(N, macs, PARALLEL_MACS))
+    else:  # a few examples (one image to predict): each thread, a block of units
+
+        def units_(lo: int, hi: int, k: int) -> None:
+            np.matmul(x, W[:, lo:hi], out=out[:, lo:hi])
+
+        parallel_chunks(units_, halves(units, macs, PARALLEL_MACS))
+    if b is not None:
+        out += b
     cache = (x, W, b is not None)
     return out, cache
 
@@ -82,8 +90,8 @@ def dense_backward(
         return None, dW, db
     dx = np.empty(x.shape, dtype=np.result_type(dout, W))
 
-    def input_rows(lo: int, hi: int, k: int) -> None:
-        np.matmul(dout[lo:hi], W.T, out=dx[lo:hi])
+    def input_columns(lo: int, hi: int, k: int) -> None:  # any batch size splits
+        np.matmul(dout, W[lo:hi].T, out=dx[:, lo:hi])
 
-    parallel_chunks(input_rows, halves(x.shape[0], macs, PARALLEL_MACS))
+    parallel_chunks(input_columns, halves(x.shape[1], macs, PARALLEL_MACS))
     return dx, dW, db
