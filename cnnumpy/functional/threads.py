@@ -23,7 +23,7 @@ class _Helper:
 
     Why not ``concurrent.futures``: a hand-off there (future, queue, condition) cost
     about 170 microseconds on this project's virtual machine, a bare lock ping-pong
-    about 110; a training step of LeNet-5 at batch 64 hands off some 30 times.
+    about 110; a training step of LeNet-5 at batch 64 hands off 9 times.
     """
 
     def __init__(self, k: int) -> None:
