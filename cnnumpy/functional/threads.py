@@ -14,8 +14,25 @@ import contextlib
 import os
 import threading
 
-# Threads that process chunks side by side (the calling thread and its helpers).
-WORKERS = max(1, min(os.cpu_count() or 1, 4))
+
+def _workers() -> int:
+    """Threads that process chunks side by side (the calling thread and its helpers):
+    one per core, at most 4, or ``CNNUMPY_THREADS`` when set (1 = no helper)."""
+    given = os.environ.get("CNNUMPY_THREADS")
+    if given is None:
+        return max(1, min(os.cpu_count() or 1, 4))
+    try:
+        count = int(given)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(
+            f"CNNUMPY_THREADS: expected a whole number >= 1, got {given!r}"
+        )
+    return count
+
+
+WORKERS = _workers()
 
 
 class _Helper:
