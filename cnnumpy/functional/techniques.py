@@ -255,7 +255,7 @@ def run_lab(
         network: :data:`NETWORK_SIZES` instead of :data:`DEFAULT_SIZES` (``sizes``
             still overrides), without the Python loops (:data:`LOOPS`): speed-ups and
             the check are then relative to the first technique left (einsum for dense
-            and conv, max over a window view for pooling).
+            and conv, the loop over positions with ``np.max`` for pooling).
 
     Returns:
         rows ``{"layer", "technique", "forward_s", "forward_speedup", "backward_s",
