@@ -80,8 +80,9 @@ def test_chunk_bounds_are_balanced_between_workers(n, per_item):
 
 def test_small_jobs_stay_on_the_calling_thread():
     assert chunk_bounds(100, 8) == [(0, 100)]
-    assert halves(100, 10) == [(0, 100)]
-    assert halves(5, 10**9) == [(0, 5)] if WORKERS == 1 else len(halves(5, 10**9)) > 1
+    assert halves(100, 10, 2**20) == [(0, 100)]
+    split = halves(5, 10**9, 2**20)
+    assert split == [(0, 5)] if WORKERS == 1 else len(split) > 1
 
 
 def test_parallel_chunks_runs_every_chunk_once_and_reports_errors():

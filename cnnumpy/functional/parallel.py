@@ -104,7 +104,7 @@ def chunk_bounds(
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
-def halves(n: int, work: int, threshold: int = PARALLEL_BYTES) -> list[tuple[int, int]]:
+def halves(n: int, work: int, threshold: int) -> list[tuple[int, int]]:
     """``range(n)`` cut into :data:`WORKERS` near-equal parts when ``work`` (bytes
     touched, or multiply-adds) reaches ``threshold``, else left whole: below that,
     handing work to a thread costs more than it saves (tens of microseconds)."""
@@ -114,29 +114,24 @@ def halves(n: int, work: int, threshold: int = PARALLEL_BYTES) -> list[tuple[int
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
-def parallel_rows(work, n: int, nbytes: int) -> None:
-    """Run ``work(lo, hi, worker)`` on slices of the first axis, in parallel when the
-    job is big enough (element-wise layers: NumPy's ufuncs use one core only)."""
-    parallel_chunks(work, chunk_bounds(n, max(1, nbytes // max(n, 1))))
-
-
 def by_rows(fn, *arrays: np.ndarray) -> None:
     """Call ``fn(*parts)`` on matching parts of ``arrays`` (all of one shape), on the
-    worker threads when they are big enough: the way element-wise layers use both
-    cores. Contiguous arrays are cut anywhere (as flat views), others along their
-    first axis. ``fn`` writes its results into the parts of its output arrays."""
+    worker threads when they are big enough: the way element-wise layers use every
+    core (a NumPy ufunc alone uses one). Contiguous arrays are cut anywhere (as flat
+    views), others along their first axis. ``fn`` writes its results into the parts
+    of its output arrays."""
     if any(a.shape != arrays[0].shape for a in arrays):
         shapes = [a.shape for a in arrays]
         raise ValueError(f"by_rows: expected arrays of one shape, got {shapes}")
-    if all(a.flags.c_contiguous for a in arrays) and arrays[0].ndim != 1:
-        arrays = tuple(a.reshape(-1) for a in arrays)
-    if arrays[0].ndim == 0:
+    if all(a.flags.c_contiguous for a in arrays):
+        arrays = tuple(a.reshape(-1) for a in arrays)  # views: writes go through
+    elif arrays[0].ndim == 0:
         fn(*arrays)
         return
-    nbytes = sum(a.nbytes for a in arrays)
-    parallel_rows(
-        lambda lo, hi, k: fn(*(a[lo:hi] for a in arrays)), len(arrays[0]), nbytes
-    )
+    n = len(arrays[0])
+    per_item = sum(a.nbytes for a in arrays) // max(n, 1)
+    parts = chunk_bounds(n, max(1, per_item))
+    parallel_chunks(lambda lo, hi, k: fn(*(a[lo:hi] for a in arrays)), parts)
 
 
 _ZEROS: dict[np.dtype, np.ndarray] = {}
