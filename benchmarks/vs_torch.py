@@ -87,8 +87,15 @@ def environment() -> dict:
     }
 
 
-def build_pair(name: str, seed: int = 0):
-    """The compiled cnnumpy model, its torch twin and the twin's SGD optimiser."""
+PROCESSES = 1  # cnnumpy processes per batch (--processes); 1: threads only
+
+
+def build_pair(name: str, seed: int = 0, processes: int = 1):
+    """The compiled cnnumpy model, its torch twin and the twin's SGD optimiser.
+
+    With ``processes > 1`` the model splits its batches over that many processes
+    (``model.use_processes``); the twin is built first, from the same weights.
+    """
     import torch
     from torch_twin import torch_twin
 
@@ -105,6 +112,8 @@ def build_pair(name: str, seed: int = 0):
     )
     net = torch_twin(model)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    if processes > 1:
+        model.use_processes(processes)
     return model, net, opt
 
 
@@ -188,10 +197,11 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
         )
         for mode, sizes in (("train", batches), ("predict", [256])):
             for batch in sizes:
-                model, net, opt = build_pair(name)
+                model, net, opt = build_pair(name, processes=PROCESSES)
                 x, y = batch_data(name, batch)
                 fns = step_functions(model, net, opt, x, y)[mode == "predict"]
                 ours, theirs = alternate(fns, batch, repeats, min_time)
+                model.use_processes(1)  # stop the replicas, if any
                 row = {
                     "net": name,
                     "mode": mode,
@@ -276,11 +286,12 @@ def run_scaling(nets, repeats, min_time, png: str | None) -> list[dict]:
     sizes = [2**k for k in range(10)]
     for name in nets:
         for batch in sizes:
-            model, net, opt = build_pair(name)
+            model, net, opt = build_pair(name, processes=PROCESSES)
             x, y = batch_data(name, batch)
             ours, theirs = alternate(
                 step_functions(model, net, opt, x, y)[0], batch, repeats, min_time
             )
+            model.use_processes(1)
             mem = {fw: measure_memory(fw, name, batch) for fw in ("cnnumpy", "torch")}
             row = {
                 "net": name,
@@ -367,6 +378,12 @@ def main(argv=None) -> None:
         action="store_true",
         help="time per image for batch 1..512 and peak memory",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="cnnumpy splits each batch over this many processes (1: threads only)",
+    )
     parser.add_argument("--png", default="benchmarks/scaling.png")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -376,7 +393,10 @@ def main(argv=None) -> None:
         return
     if args.quick:
         args.repeats, args.min_time = 3, 0.2
-    print("JSON " + json.dumps({"environment": environment()}), flush=True)
+    global PROCESSES
+    PROCESSES = args.processes
+    env = {**environment(), "cnnumpy_processes": PROCESSES}
+    print("JSON " + json.dumps({"environment": env}), flush=True)
     if args.scaling:
         run_scaling(args.nets, args.repeats, args.min_time, args.png)
     else:

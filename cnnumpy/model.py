@@ -12,7 +12,7 @@ import numpy as np
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy import training
+from cnnumpy import replicas, training
 from cnnumpy.callbacks import History
 from cnnumpy.functional.parallel import blas_one_thread
 from cnnumpy.layers.activations import LeakyReLU, ReLU
@@ -192,7 +192,9 @@ class Sequential:
                 f"{where}: call model.compile(optimizer=..., loss=...) first"
             )
 
-    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+    def _local_gradients(self, xb: np.ndarray, yb) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward on one batch, in this process, no update:
+        ``(loss, raw outputs)``, every layer's ``grads`` filled."""
         with blas_one_thread():  # one hold for the whole step, not one per pass
             out = self.forward(xb, training=True)
             loss = float(self.loss(out, yb))
@@ -202,8 +204,37 @@ class Sequential:
                 self.backward(self.loss.backward())
             finally:
                 first.need_input_grad = True
+        return loss, out
+
+    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
+        group = replicas.group_of(self)
+        with blas_one_thread():
+            if group is not None and group.splits(len(xb), training=True):
+                return group.train_step(self, xb, yb)  # updates once, here
+            loss, out = self._local_gradients(xb, yb)
             self.optimizer.step(self.layers)
         return loss, out
+
+    def _infer(self, xb: np.ndarray) -> np.ndarray:
+        """Raw inference outputs of one batch, split over the processes if any."""
+        group = replicas.group_of(self)
+        if group is not None and group.splits(len(xb), training=False):
+            with blas_one_thread():
+                return group.forward(self, xb)
+        return self.forward(xb)
+
+    def use_processes(self, processes: int | None = None):
+        """Split every batch over ``processes`` processes (``None``: one per core).
+
+        This process computes one slice and ``processes - 1`` replica processes the
+        others (see :mod:`cnnumpy.replicas` for why processes and how). Returns the
+        :class:`~cnnumpy.replicas.Replicas`, a context manager that stops them;
+        ``use_processes(1)`` stops them too. Models with BatchNorm or Dropout train
+        in one process (their training pass needs the whole batch or random draws)
+        and split only inference.
+        """
+        self._require_built()
+        return replicas.use_processes(self, processes)
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One forward, backward and optimiser step on one batch; returns the loss."""
@@ -282,7 +313,7 @@ class Sequential:
         check_batch_size(batch_size, "predict")
         out = None
         for lo in range(0, len(x), batch_size):
-            raw = self.forward(x[lo : lo + batch_size].astype(self.dtype, copy=False))
+            raw = self._infer(x[lo : lo + batch_size].astype(self.dtype, copy=False))
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
                 out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
@@ -300,7 +331,7 @@ class Sequential:
                 x[lo : lo + batch_size].astype(self.dtype, copy=False),
                 y[lo : lo + batch_size],
             )
-            raw = self.forward(xb)
+            raw = self._infer(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
             scores = self.loss.to_probabilities(raw)
             for name, fn in self.metrics.items():

@@ -91,6 +91,22 @@ class _Crew:
 
 _CREW: _Crew | None = None
 _CREW_LOCK = threading.Lock()
+_LOCAL = threading.local()  # .solo: this thread's kernels run without helpers
+
+
+@contextlib.contextmanager
+def solo():
+    """Run this thread's kernels on this thread alone while the block runs.
+
+    Why: with process replicas (:mod:`cnnumpy.replicas`) every core already runs
+    one process; helper threads would only fight them for the cores.
+    """
+    before = getattr(_LOCAL, "solo", False)
+    _LOCAL.solo = True
+    try:
+        yield
+    finally:
+        _LOCAL.solo = before
 
 
 def _crew() -> _Crew:
@@ -129,7 +145,7 @@ def parallel_chunks(work, bounds: list[tuple[int, int]]) -> list:
     comes first. Returns each worker's last return value.
     """
     workers = min(WORKERS, len(bounds))
-    crew = _crew() if workers > 1 else None
+    crew = _crew() if workers > 1 and not getattr(_LOCAL, "solo", False) else None
     if crew is None or not crew.busy.acquire(blocking=False):
         result = None
         for lo, hi in bounds:

@@ -30,6 +30,7 @@ class Dropout(Layer):
     """
 
     adds_neurons = False  # same neurons as the layer before (model summary)
+    splits_in_training = False  # see cnnumpy.replicas
 
     def __init__(
         self, rate: float, *, seed: int | None = None, name: str | None = None

@@ -86,6 +86,7 @@ class BatchNorm(Layer):
     """
 
     adds_neurons = False  # same neurons as the layer before (model summary)
+    splits_in_training = False  # see cnnumpy.replicas
 
     def __init__(
         self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None

@@ -1,0 +1,193 @@
+"""Process replicas (cnnumpy.replicas): same results as one process, clear failures."""
+
+import os
+
+import numpy as np
+import pytest
+
+import cnnumpy
+from cnnumpy import layers as L
+from cnnumpy import replicas
+from cnnumpy.replicas import ReplicaError, split_sizes
+
+
+def _small_cnn(dtype="float64", extra=tuple):
+    cnnumpy.seed(3)
+    model = cnnumpy.Sequential(
+        [
+            L.Conv2D(4, 3, padding=1),
+            L.ReLU(),
+            L.MaxPool2D(2),
+            *extra(),
+            L.Conv2D(6, 3),
+            L.Tanh(),
+            L.Flatten(),
+            L.Dense(5),
+        ],
+        input_shape=(2, 8, 8),
+    )
+    model.astype(dtype)
+    model.compile(cnnumpy.optimizers.SGD(0.05, momentum=0.9), "cross_entropy")
+    return model
+
+
+def _data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 2, 8, 8)), rng.integers(0, 5, n)
+
+
+def _max_weight_diff(a, b):
+    wa, wb = a.get_weights(), b.get_weights()
+    return max(
+        float(np.abs(wa[i][k] - wb[i][k]).max()) for i in range(len(wa)) for k in wa[i]
+    )
+
+
+@pytest.fixture
+def pair():
+    one, split = _small_cnn(), _small_cnn()
+    group = split.use_processes(2)
+    yield one, split, group
+    group.close()
+
+
+def test_split_sizes():
+    assert split_sizes(64, 2) == [32, 32]
+    assert split_sizes(37, 3) == [13, 12, 12]
+    assert sum(split_sizes(5, 4)) == 5
+
+
+@pytest.mark.parametrize("n", [32, 37, 5])  # even, uneven, too small to split
+def test_training_matches_one_process(pair, n):
+    one, split, group = pair
+    x, y = _data(n)
+    assert group.splits(n, training=True) == (n >= 16)
+    for _ in range(3):
+        assert split.train_on_batch(x, y) == pytest.approx(
+            one.train_on_batch(x, y), rel=1e-12
+        )
+    assert _max_weight_diff(one, split) < 1e-12
+
+
+def test_fit_predict_evaluate_match_one_process(pair):
+    one, split, _group = pair
+    x, y = _data(100, seed=1)
+    h1 = one.fit(x, y, epochs=2, batch_size=32, seed=5, verbose=0)
+    h2 = split.fit(x, y, epochs=2, batch_size=32, seed=5, verbose=0)
+    np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-12)
+    assert h1.history["accuracy"] == h2.history["accuracy"]
+    assert _max_weight_diff(one, split) < 1e-12
+    np.testing.assert_allclose(one.predict(x, 64), split.predict(x, 64), atol=1e-14)
+    e1, e2 = one.evaluate(x, y), split.evaluate(x, y)
+    assert e1 == pytest.approx(e2, rel=1e-12)
+
+
+def test_float32_model_splits_too():
+    one, split = _small_cnn("float32"), _small_cnn("float32")
+    x, y = _data(40)
+    with split.use_processes(3):
+        for _ in range(2):
+            one.train_on_batch(x, y)
+            split.train_on_batch(x, y)
+        out = split.predict(x)
+    assert out.dtype == np.float32
+    assert _max_weight_diff(one, split) < 1e-5
+    np.testing.assert_allclose(out, one.predict(x), atol=1e-5)
+
+
+def test_batchnorm_and_dropout_train_in_one_process_but_predict_split():
+    def extra():
+        return (L.BatchNorm(), L.Dropout(0.2, seed=7))
+
+    one, split = _small_cnn(extra=extra), _small_cnn(extra=extra)
+    x, y = _data(48)
+    with split.use_processes(2) as group:
+        assert not group.splits(48, training=True)
+        assert group.splits(48, training=False)
+        for _ in range(2):
+            one.train_on_batch(x, y)
+            split.train_on_batch(x, y)
+        assert _max_weight_diff(one, split) == 0.0  # the same single-process steps
+        # inference reads BatchNorm's running statistics, shared with the replica
+        np.testing.assert_allclose(one.predict(x), split.predict(x), atol=1e-14)
+
+
+def test_shared_files_are_unlinked(pair):
+    _one, split, group = pair
+    x, y = _data(32)
+    split.train_on_batch(x, y)
+    paths = [group._w_block.path] + [c["block"].path for c in group._children]
+    assert not any(os.path.exists(p) for p in paths)
+
+
+def test_a_dead_replica_raises_then_the_model_trains_alone(pair):
+    one, split, group = pair
+    x, y = _data(32)
+    group._children[0]["proc"].kill()
+    group._children[0]["proc"].wait()
+    with pytest.raises(ReplicaError, match="died"):
+        split.train_on_batch(x, y)
+    assert group.closed and replicas.group_of(split) is None
+    one.train_on_batch(x, y)
+    split.train_on_batch(x, y)  # no replica left: one process, no hang
+
+
+def test_close_and_use_processes_one_stop_the_replicas():
+    model = _small_cnn()
+    group = model.use_processes(2)
+    procs = [c["proc"] for c in group._children]
+    assert model.use_processes(1) is None
+    assert group.closed and all(p.poll() is not None for p in procs)
+    group.close()  # idempotent
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, "2", 1.5])
+def test_use_processes_rejects_bad_counts(bad):
+    model = _small_cnn()
+    with pytest.raises((TypeError, ValueError), match="expected an int >= 1"):
+        model.use_processes(bad)
+
+
+def test_unbuilt_model_is_refused():
+    model = cnnumpy.Sequential([L.Dense(3)])
+    with pytest.raises(ValueError, match="not built"):
+        model.use_processes(2)
+
+
+def test_custom_layer_is_refused():
+    class Twice(L.Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+
+        def backward(self, dout):
+            return 2 * dout
+
+    model = cnnumpy.Sequential([L.Dense(3), Twice()], input_shape=(4,))
+    with pytest.raises(ReplicaError, match="not one of cnnumpy's own layers"):
+        model.use_processes(2)
+
+
+def test_a_changed_model_is_refused(pair):
+    _one, split, _group = pair
+    split.astype("float32")
+    x, y = _data(32)
+    with pytest.raises(ReplicaError, match="changed after use_processes"):
+        split.train_on_batch(x, y)
+
+
+def test_an_error_here_keeps_the_replicas_in_step(pair, monkeypatch):
+    one, split, group = pair
+    x, y = _data(32)
+
+    def boom(*args):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(split, "_local_gradients", boom)
+    with pytest.raises(FloatingPointError, match="boom"):
+        split.train_on_batch(x, y)
+    monkeypatch.undo()
+    assert not group.closed  # the replica's answer was read: still usable
+    for _ in range(2):
+        one.train_on_batch(x, y)
+        split.train_on_batch(x, y)
+    assert _max_weight_diff(one, split) < 1e-12
