@@ -139,6 +139,14 @@ def _train_parser(sub) -> None:
     )
     p.add_argument("--seed", type=natural_int, default=0, help="default: %(default)s")
     p.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="split every batch over N processes (Sequential.use_processes; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
         "--dtype",
         choices=("float32", "float64"),
         default="float32",

@@ -231,6 +231,20 @@ def run(args) -> int:
     x_test = runs.preprocess(test.x, mean, std, dtype)
     timings = {"load_and_preprocess": time.perf_counter() - start}
     start = time.perf_counter()
+    group = model.use_processes(args.processes) if args.processes > 1 else None
+    try:
+        _fit(model, args, hooks, out, x_tr, y_tr, val, checkpoint_dir)
+    finally:
+        if group is not None:
+            group.close()
+    timings["train"] = time.perf_counter() - start
+    model.save(out / runs.MODEL, include_optimizer=False)
+    from cnnumpy.cli_tools import finish_run
+
+    return finish_run(out, model, config, x_test, test, timings, not args.no_report)
+
+
+def _fit(model, args, hooks, out, x_tr, y_tr, val, checkpoint_dir) -> None:
     model.fit(
         x_tr,
         y_tr,
@@ -243,11 +257,6 @@ def run(args) -> int:
         augment=_augmenter(x_tr.shape[1]) if args.augment else None,
         resume_from=checkpoint_dir,
     )
-    timings["train"] = time.perf_counter() - start
-    model.save(out / runs.MODEL, include_optimizer=False)
-    from cnnumpy.cli_tools import finish_run
-
-    return finish_run(out, model, config, x_test, test, timings, not args.no_report)
 
 
 def _print_header(config: dict, model, args) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnumpy import runs
+from cnnumpy import load_model, runs
 from cnnumpy.cli import main
 from cnnumpy.data import ChecksumWarning, sources
 from cnnumpy.data.sample import mnist_sample_path
@@ -410,3 +410,18 @@ def test_python_dash_m_help():
     assert result.returncode == 0
     for command in ("train", "evaluate", "predict", "visualize", "summary", "datasets"):
         assert command in result.stdout
+
+
+def test_train_with_two_processes_matches_one(data_dir, tmp_path, capsys):
+    """``--processes 2`` splits each batch; the trained weights are the same up to
+    float rounding."""
+    weights = []
+    for processes in (1, 2):
+        out = tmp_path / f"p{processes}"
+        argv = [*TRAIN, "--data-dir", data_dir, "--out", out, "--limit", "64"]
+        code, _, _ = run([*argv, "--val-split", "0", "--processes", processes], capsys)
+        assert code == 0
+        weights.append(load_model(out / runs.MODEL).get_weights())
+    for a, b in zip(*weights, strict=True):
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], atol=1e-5)
