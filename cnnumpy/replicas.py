@@ -23,7 +23,7 @@ How one training step runs with ``P`` processes (the caller and ``P - 1`` replic
 Inference (``predict``, ``evaluate``) splits the batch the same way. Layers whose
 training pass depends on the whole batch or on random draws (BatchNorm, Dropout) can
 not be split in training: such a model trains in one process and only its inference
-is split. Replicas are plain ``python -m cnnumpy.replica_main`` processes (never
+is split. Replicas are plain ``python -c`` processes (:data:`_ENTRY`) (never
 ``multiprocessing``, which would re-run an unguarded user script), rebuilt from the
 model's config, so only cnnumpy's own layers can be replicated. They talk to the caller
 through two pipes and share memory through an unlinked temporary file: nothing leaks
@@ -56,6 +56,14 @@ __all__ = ["ReplicaError", "Replicas", "use_processes"]
 START_TIMEOUT = 120.0  # seconds for a replica to import cnnumpy and build the model
 MIN_SLICE = 8  # a batch is split only when every process gets at least this many
 _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> Replicas
+
+
+# "python -c" puts the working directory first on sys.path: drop it, so that a stray
+# module there (a struct.py, an old cnnumpy/) is never imported by a replica
+_ENTRY = (
+    "import sys; del sys.path[0]; from cnnumpy.replicas import _serve; "
+    "_serve(int(sys.argv[1]), int(sys.argv[2]))"
+)
 
 
 class ReplicaError(RuntimeError):
@@ -101,11 +109,19 @@ class _Block:
         if path is None:
             where = "/dev/shm" if os.path.isdir("/dev/shm") else None
             fd, self.path = tempfile.mkstemp(prefix="cnnumpy-", dir=where)
-            os.ftruncate(fd, self.nbytes)
         else:
             self.path, fd = path, os.open(path, os.O_RDWR)
         try:
+            if path is None:  # reserve the pages now: a full /dev/shm is an OSError
+                if hasattr(os, "posix_fallocate"):  # here, not a SIGBUS later
+                    os.posix_fallocate(fd, 0, self.nbytes)
+                else:
+                    os.ftruncate(fd, self.nbytes)
             self.map = mmap.mmap(fd, self.nbytes)
+        except BaseException:
+            if path is None:
+                self.unlink()
+            raise
         finally:
             os.close(fd)
 
@@ -175,7 +191,8 @@ class Replicas:
                     f"use_processes: layer {i} ({layer!r}) is not one of cnnumpy's "
                     "own layers; replicas rebuild the model from its config"
                 )
-        self.model, self.processes = model, processes
+        self._model = weakref.ref(model)  # the replicas never keep a model alive
+        self.processes = processes
         self.dtype = np.dtype(model.dtype)
         self.trains = all(layer.splits_in_training for layer in model.layers)
         _tensors, meta = _model_payload(model, include_optimizer=False)
@@ -197,7 +214,6 @@ class Replicas:
                     {
                         "op": "setup",
                         "meta": meta["model"],
-                        "loss": None if model.loss is None else _loss_config(model),
                         "weights": self._w_block.path,
                         "w_offsets": self._w_offsets,
                         "g_offsets": self._g_offsets,
@@ -211,6 +227,10 @@ class Replicas:
             raise
         finally:
             self._w_block.unlink()
+
+    @property
+    def model(self):
+        return self._model()
 
     def _spawn(self) -> dict:
         import cnnumpy
@@ -227,7 +247,7 @@ class Replicas:
         fds = (to_child[0], from_child[1])
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cnnumpy.replica_main", *map(str, fds)],
+                [sys.executable, "-c", _ENTRY, *map(str, fds)],
                 pass_fds=fds,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -303,8 +323,14 @@ class Replicas:
         try:
             for k, child in enumerate(self._children, start=1):
                 lo, hi = cuts[k], cuts[k + 1]
-                part_y = None if y is None else y[lo:hi]
-                message = self._child_views(child, hi - lo, x[lo:hi], part_y, out_row)
+                part_x, part_y = x[lo:hi], None if y is None else y[lo:hi]
+                try:
+                    message = self._child_views(child, hi - lo, part_x, part_y, out_row)
+                except BaseException:  # a new block the replica would never hear of
+                    self.close()
+                    raise
+                if op == "train":
+                    message["loss"] = self._loss
                 try:
                     _send(child["cmd"], {"op": op, **message})
                 except OSError as exc:  # the replica's end of the pipe is gone
@@ -313,6 +339,9 @@ class Replicas:
                     raise ReplicaError(
                         f"a replica process died (exit code {code}): {exc}"
                     ) from None
+                except BaseException:  # e.g. Ctrl-C half-way through a message
+                    self.close()
+                    raise
                 sent.append((child, message))
                 if "block" in message:  # mapped by the replica once it answers
                     child["fresh"] = True
@@ -334,6 +363,7 @@ class Replicas:
 
     def train_step(self, model, x: np.ndarray, y) -> tuple[float, np.ndarray]:
         """One training step split over the processes: ``(mean loss, outputs)``."""
+        self._loss = _loss_config(model)  # sent with the step: a recompile is seen
 
         def own(x0, y0):
             with threads.solo():
@@ -381,8 +411,9 @@ class Replicas:
                 child["proc"].wait()
             if child.get("block") is not None:
                 child["block"].unlink()
-        if _GROUPS.get(self.model) is self:
-            del _GROUPS[self.model]
+        model = self.model
+        if model is not None and _GROUPS.get(model) is self:
+            del _GROUPS[model]
 
     def __enter__(self) -> Replicas:
         return self
@@ -404,9 +435,16 @@ def _has_fileno(stream) -> bool:
 
 
 def _loss_config(model) -> dict:
-    from cnnumpy.losses import serialize
+    """The loss as the replicas rebuild it; only cnnumpy's own losses qualify."""
+    from cnnumpy.losses import LOSSES, serialize
 
-    return serialize(model.loss)
+    loss = model.loss
+    if LOSSES.get(loss.name) is not type(loss):
+        raise ReplicaError(
+            f"{type(loss).__name__} is not one of cnnumpy's own losses; replicas "
+            "rebuild the loss from its config (train without use_processes)"
+        )
+    return serialize(loss)
 
 
 def use_processes(model, processes: int | None) -> Replicas | None:
@@ -437,7 +475,6 @@ def group_of(model) -> Replicas | None:
 
 # -- the replica's side ----------------------------------------------------------------
 def _build(setup: dict):
-    from cnnumpy import losses
     from cnnumpy.io import _layers_from_meta
     from cnnumpy.model import Sequential
 
@@ -445,8 +482,6 @@ def _build(setup: dict):
     layers = _layers_from_meta({"model": meta}, "replica")
     model = Sequential(layers, input_shape=tuple(meta["input_shape"]))
     model.astype(meta["dtype"])
-    if setup["loss"] is not None:
-        model.loss = losses.get(setup["loss"])
     return model
 
 
@@ -478,7 +513,9 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
     except Exception:
         _send(reply_fd, {"ok": False, "error": traceback.format_exc()})
         return
-    block = None
+    from cnnumpy import losses
+
+    block, loss_config = None, None
     while True:
         message = _receive(cmd_fd)
         if message is None:
@@ -486,6 +523,10 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
         try:
             if "block" in message:
                 block = _Block(message["block"][1], message["block"][0])
+                block.unlink()  # mapped here and by the caller: no file needed
+            if message.get("loss") not in (None, loss_config):
+                loss_config = message["loss"]
+                model.loss = losses.get(loss_config)
             at, shape, dtype = message["x"]
             x = block.array(at, shape, dtype)
             at, shape, dtype = message["out"]

@@ -191,3 +191,50 @@ def test_an_error_here_keeps_the_replicas_in_step(pair, monkeypatch):
         one.train_on_batch(x, y)
         split.train_on_batch(x, y)
     assert _max_weight_diff(one, split) < 1e-12
+
+
+def test_a_recompiled_loss_reaches_the_replicas():
+    one, split = _small_cnn(), _small_cnn()
+    x = _data(32)[0]
+    y = np.eye(5)[_data(32)[1]]
+    with split.use_processes(2):
+        for model in (one, split):
+            model.compile(cnnumpy.optimizers.SGD(0.05), "mse")
+        assert split.train_on_batch(x, y) == pytest.approx(
+            one.train_on_batch(x, y), rel=1e-12
+        )
+    assert _max_weight_diff(one, split) < 1e-12
+
+
+def test_a_custom_loss_is_refused(pair):
+    _one, split, _group = pair
+
+    class Scaled(cnnumpy.losses.CrossEntropy):
+        pass
+
+    split.compile("sgd", Scaled())
+    x, y = _data(32)
+    with pytest.raises(ReplicaError, match="not one of cnnumpy's own losses"):
+        split.train_on_batch(x, y)
+
+
+def test_a_dropped_model_stops_its_replicas():
+    import gc
+
+    model = _small_cnn()
+    group = model.use_processes(2)
+    procs = [c["proc"] for c in group._children]
+    del model, group
+    gc.collect()
+    for proc in procs:
+        assert proc.wait(timeout=10) is not None
+
+
+def test_a_module_in_the_working_directory_is_not_imported(tmp_path, monkeypatch):
+    marker = tmp_path / "imported"
+    (tmp_path / "cnnumpy.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    model = _small_cnn()
+    with model.use_processes(2):
+        model.train_on_batch(*_data(32))
+    assert not marker.exists()
