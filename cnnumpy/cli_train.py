@@ -9,6 +9,7 @@ the model, the metrics, the curves and the report. See ``cnnumpy.runs`` for the 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import time
@@ -231,32 +232,24 @@ def run(args) -> int:
     x_test = runs.preprocess(test.x, mean, std, dtype)
     timings = {"load_and_preprocess": time.perf_counter() - start}
     start = time.perf_counter()
-    group = model.use_processes(args.processes) if args.processes > 1 else None
-    try:
-        _fit(model, args, hooks, out, x_tr, y_tr, val, checkpoint_dir)
-    finally:
-        if group is not None:
-            group.close()
+    with model.use_processes(args.processes) or contextlib.nullcontext():
+        model.fit(
+            x_tr,
+            y_tr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=val,
+            callbacks=[*hooks, HistoryCSV(out / runs.HISTORY)],
+            verbose=2 if args.quiet else 1,
+            seed=args.seed,
+            augment=_augmenter(x_tr.shape[1]) if args.augment else None,
+            resume_from=checkpoint_dir,
+        )
     timings["train"] = time.perf_counter() - start
     model.save(out / runs.MODEL, include_optimizer=False)
     from cnnumpy.cli_tools import finish_run
 
     return finish_run(out, model, config, x_test, test, timings, not args.no_report)
-
-
-def _fit(model, args, hooks, out, x_tr, y_tr, val, checkpoint_dir) -> None:
-    model.fit(
-        x_tr,
-        y_tr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        validation_data=val,
-        callbacks=[*hooks, HistoryCSV(out / runs.HISTORY)],
-        verbose=2 if args.quiet else 1,
-        seed=args.seed,
-        augment=_augmenter(x_tr.shape[1]) if args.augment else None,
-        resume_from=checkpoint_dir,
-    )
 
 
 def _print_header(config: dict, model, args) -> None:
