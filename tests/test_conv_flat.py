@@ -29,6 +29,10 @@ CASES = [
     (2, 2, 4, 5, 3, (2, 3), ((3, 2), (1, 4))),  # pads >= kernel: slice-adds
     (1, 3, 4, 4, 2, (1, 1), ((0, 0), (0, 0))),
     (2, 2, 1, 9, 5, (1, 3), ((0, 0), (1, 1))),  # a 1-D signal
+    # row bands (use_bands: KW >= 4, C*KH >= 64) in the forward and in dx's full
+    # convolution (F*KH = 100), with a kernel that is not square and uneven pads
+    (2, 13, 5, 6, 20, (5, 4), ((2, 2), (1, 2))),
+    (3, 16, 4, 4, 5, (5, 5), ((2, 2), (2, 2))),  # bands in the forward only
 ]
 IDS = [f"N{c[0]}C{c[1]}-{c[2]}x{c[3]}-F{c[4]}-k{c[5]}-p{c[6]}" for c in CASES]
 
@@ -89,6 +93,21 @@ def test_both_dx_paths_agree(case):
     np.testing.assert_allclose(slice_add, dx_n, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_row_bands_match_full_columns(monkeypatch, bias):
+    """Both column layouts of ``_correlate`` give the same correlation (and the
+    bands are what the shapes above take)."""
+    case = CASES[-2]
+    x, w, b = _data(case, bias=bias)
+    assert conv_flat.use_bands(13, (5, 4)) and not conv_flat.use_bands(3, (5, 5))
+    _poison_scratch()
+    bands = conv_flat._correlate(x, w, b, case[-1])
+    monkeypatch.setattr(conv_flat, "use_bands", lambda channels, kernel: False)
+    _poison_scratch()
+    full = conv_flat._correlate(x, w, b, case[-1])
+    np.testing.assert_allclose(bands, full, rtol=1e-12, atol=1e-12)
+
+
 def test_dout_wide_zeroes_the_junk_columns():
     dout = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5) + 1
     _poison_scratch()
@@ -138,6 +157,13 @@ def test_other_convolutions_take_the_general_path(stride, mode):
 def test_flat_layers_finite_differences(layer):
     shape = (2, 2, 5) if isinstance(layer, Conv1D) else (2, 2, 5, 4)
     x = np.random.default_rng(0).standard_normal(shape)
+    check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
+
+
+def test_row_bands_layer_finite_differences():
+    layer = Conv2D(3, (5, 4), padding=(2, 1))  # 13 channels: row bands
+    x = np.random.default_rng(0).standard_normal((2, 13, 4, 3))
+    assert conv_flat.use_bands(13, (5, 4))
     check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
 
 
