@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy import inference, replicas, training
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy import replicas, training
 from cnnumpy.callbacks import History
 from cnnumpy.functional.parallel import blas_one_thread
 from cnnumpy.layers.activations import LeakyReLU, ReLU
@@ -218,10 +218,19 @@ class Sequential:
     def _infer(self, xb: np.ndarray) -> np.ndarray:
         """Raw inference outputs of one batch, split over the processes if any."""
         group = replicas.group_of(self)
-        if group is not None and group.splits(len(xb), training=False):
-            with blas_one_thread():
+        with blas_one_thread():
+            if group is not None and group.splits(len(xb), training=False):
                 return group.forward(self, xb)
-        return self.forward(xb)
+            return self._fused_forward(xb)
+
+    def _fused_forward(self, xb: np.ndarray) -> np.ndarray:
+        """``forward(xb)`` in inference with BatchNorm folded into the convolutions
+        and activations run inside them (:mod:`cnnumpy.inference`): what ``predict``
+        and ``evaluate`` use, equal to ``forward`` up to float rounding."""
+        self._require_built(xb)
+        xb = xb if xb.dtype == self.dtype else xb.astype(self.dtype)
+        with blas_one_thread():
+            return inference.forward(self.layers, execution_order(self.layers), xb)
 
     def use_processes(self, processes: int | None = None):
         """Split every batch over ``processes`` processes (``None``: one per core).

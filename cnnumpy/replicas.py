@@ -388,7 +388,7 @@ class Replicas:
 
         def own(x0, _y0):
             with threads.solo():
-                return None, model.forward(x0)
+                return None, model._fused_forward(x0)
 
         _results, (_sizes, outs) = self._run("forward", x, None, own)
         return np.concatenate(outs)
@@ -541,7 +541,7 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
                     g = layer.grads[key]
                     block.array(offset, g.shape, g.dtype)[...] = g
             else:
-                out[...] = model.forward(x)
+                out[...] = model._fused_forward(x)
         except Exception:
             reply = {"ok": False, "error": traceback.format_exc()}
         _send(reply_fd, reply)

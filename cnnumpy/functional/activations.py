@@ -186,6 +186,30 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     return dx
 
 
+# -- in place, no cache: fused inference ----------------------------------------------
+#
+# ``cnnumpy.inference`` runs ReLU or LeakyReLU on each chunk of a convolution's output
+# while the chunk is in cache. Same arithmetic as the ``*_forward`` above, so the same
+# values. (Not tanh or sigmoid: they are bound by arithmetic, not memory, and the
+# convolution's chunks also hold the wide grid's junk columns.)
+
+
+def relu_inplace(a: np.ndarray) -> None:
+    """``a = max(a, 0)`` in place."""
+    np.maximum(a, zeros(a.shape, a.dtype), out=a)
+
+
+def leaky_relu_inplace(a: np.ndarray, alpha: float) -> None:
+    """``a = a if a > 0 else alpha a`` in place, as :func:`leaky_relu_forward`."""
+    if 0.0 < alpha <= 1.0:
+        np.maximum(a * a.dtype.type(alpha), a, out=a)
+        return
+    z = zeros(a.shape, a.dtype)
+    neg = np.minimum(a, z)
+    np.maximum(a, z, out=a)
+    _leaky(a, neg, alpha)
+
+
 # -- softmax along an axis -------------------------------------------------------------
 
 

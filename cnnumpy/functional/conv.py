@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.conv_flat import (
+    Post,
     conv2d_backward_flat,
     conv2d_forward_flat,
     flat_applies,
@@ -153,6 +154,7 @@ def conv2d_forward(
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
     workspace: Workspace | None = None,
+    post: Post = None,
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
@@ -167,6 +169,8 @@ def conv2d_forward(
         padding_mode: ``"zeros"``, ``"reflect"`` or ``"replicate"``.
         workspace: a layer's own :class:`Workspace`; the padded input then goes to a
             reused buffer (border zeroed once) instead of a fresh allocation.
+        post: an in-place operation run on each chunk's output while it is in cache
+            (fused inference, :mod:`cnnumpy.inference`: the next layer's activation).
 
     Returns:
         out ``(N, F, H_out, W_out)`` with ``H_out = (H + top + bottom - KH) // SH + 1``,
@@ -179,7 +183,7 @@ def conv2d_forward(
     SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
     pads = resolve_padding(padding, (KH, KW), (SH, SW), (H, W))
     if flat_applies((SH, SW), padding_mode):
-        return conv2d_forward_flat(x, w, b, pads, workspace)
+        return conv2d_forward_flat(x, w, b, pads, workspace, post)
     if workspace is not None and padding_mode == "zeros" and any(sum(pads, ())):
         xp = workspace.padded("xp", x, pads)
     else:
@@ -193,6 +197,8 @@ def conv2d_forward(
         cols = fill_columns(xp[lo:hi], (KH, KW), (SH, SW), b is not None, f"cols{k}")
         res = SCRATCH.get(f"out{k}", (F, hi - lo, H_out, W_out), x.dtype)
         np.matmul(w_ext, cols, out=res.reshape(F, -1))  # ONE GEMM per chunk
+        if post is not None:
+            post(res)
         # (F, n, Ho, Wo) -> (N, F, Ho, Wo): inner runs are whole maps (Ho*Wo floats)
         out[lo:hi] = res.transpose(1, 0, 2, 3)
 
@@ -285,6 +291,7 @@ def conv1d_forward(
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
     workspace: Workspace | None = None,
+    post: Post = None,
 ) -> tuple[np.ndarray, tuple]:
     """1-D cross-correlation, ``out[n, f, i] = b[f] + sum_{c,u} w[f,c,u] x[n,c,i*S+u]``.
 
@@ -307,6 +314,7 @@ def conv1d_forward(
         pads,
         padding_mode,
         workspace,
+        post,
     )
     return out[:, :, 0, :], cache
 

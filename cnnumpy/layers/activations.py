@@ -65,6 +65,10 @@ class ReLU(_Activation):
     def _backward(self, dout, cache):
         return F.relu_backward(dout, cache)
 
+    def apply_inplace(self, a: np.ndarray) -> None:
+        """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
+        F.relu_inplace(a)
+
 
 class LeakyReLU(_Activation):
     """f(x) = x if x > 0 else alpha x (seed 000: alpha = 0.01). Keeps the mask x > 0.
@@ -88,6 +92,10 @@ class LeakyReLU(_Activation):
 
     def _backward(self, dout, cache):
         return F.leaky_relu_backward(dout, cache)
+
+    def apply_inplace(self, a: np.ndarray) -> None:
+        """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
+        F.leaky_relu_inplace(a, self.alpha)
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "name": self.name}

@@ -218,6 +218,19 @@ class _Conv(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Correlate ``x`` with every filter; keeps the padded input for backward."""
+        x = self._checked(x)  # builds the layer on its first input
+        out, self._cache = self._correlate(x, self.params["W"], self.params.get("b"))
+        self._out_shape = out.shape
+        return out
+
+    def fused_forward(self, x: np.ndarray, w: np.ndarray, b, post) -> np.ndarray:
+        """Inference with the kernels ``w`` and bias ``b`` in place of the layer's own
+        (a BatchNorm folded in) and ``post`` run in place on each chunk's output (the
+        next activation), see :mod:`cnnumpy.inference`. Keeps no cache."""
+        return self._correlate(self._checked(x), w, b, post)[0]
+
+    def _checked(self, x) -> np.ndarray:
+        """``x`` checked against the layer (and cast to its dtype)."""
         if (
             self.built
             and isinstance(x, np.ndarray)
@@ -225,32 +238,25 @@ class _Conv(Layer):
             and x.shape[1] != self.params["W"].shape[1]
         ):
             raise self._error(f"expected input {self._expected_input()}, got {x.shape}")
-        x = self._prepare_input(x, rank=self.rank + 2)
-        b = self.params.get("b")
+        return self._prepare_input(x, rank=self.rank + 2)
+
+    def _correlate(self, x: np.ndarray, w: np.ndarray, b, post=None):
+        """The functional kernel on a checked ``x``: ``(out, cache)``."""
         pads = self._pads(x.shape[2:])
         if self.rank == 1:
-            pads = pads[0]
-            out, self._cache = conv1d_forward(
+            return conv1d_forward(
                 x,
-                self.params["W"],
+                w,
                 b,
                 self.stride[0],
-                pads,
+                pads[0],
                 self.padding_mode,
                 self._workspace,
+                post,
             )
-        else:
-            out, self._cache = conv2d_forward(
-                x,
-                self.params["W"],
-                b,
-                self.stride,
-                pads,
-                self.padding_mode,
-                self._workspace,
-            )
-        self._out_shape = out.shape
-        return out
+        return conv2d_forward(
+            x, w, b, self.stride, pads, self.padding_mode, self._workspace, post
+        )
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Fill ``grads["W"]`` (and ``grads["b"]``); return dL/dx unless not needed."""

@@ -1,0 +1,167 @@
+"""Fused inference (cnnumpy/inference.py): what predict and evaluate run.
+
+The fused pass must give the layer-by-layer ``forward`` outputs up to float rounding:
+``1e-12`` relative in float64, ``1e-5`` in float32 (folding BatchNorm into the kernels
+rounds differently).
+"""
+
+import numpy as np
+import pytest
+
+import cnnumpy
+from cnnumpy import inference
+from cnnumpy.layers import (
+    BatchNorm,
+    Conv1D,
+    Conv2D,
+    Dense,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Tanh,
+)
+from cnnumpy.model import Sequential, execution_order
+
+
+def _randomise_batchnorms(model, seed=1):
+    """Statistics and affine parameters far from the identity the layer starts as."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            C = layer.params["gamma"].shape[0]
+            layer.state["running_mean"][...] = rng.normal(size=C)
+            layer.state["running_var"][...] = rng.uniform(0.3, 3.0, size=C)
+            layer.params["gamma"][...] = rng.normal(size=C)
+            layer.params["beta"][...] = rng.normal(size=C)
+
+
+def _model(layers, input_shape, dtype="float64"):
+    cnnumpy.seed(0)
+    model = Sequential(layers, input_shape=input_shape)
+    if dtype == "float64":
+        model.astype("float64")
+    _randomise_batchnorms(model)
+    return model
+
+
+def _check_equal_to_forward(model, x, rtol):
+    x = x.astype(model.dtype)
+    want = model.forward(x)
+    got = model._fused_forward(x)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+def _steps(model):
+    return inference.plan(model.layers, execution_order(model.layers))
+
+
+def _vgg_block():
+    return [
+        Conv2D(6, 3, padding=1, use_bias=False),
+        BatchNorm(),
+        ReLU(),
+        Conv2D(5, 3, padding=1),
+        BatchNorm(),
+        LeakyReLU(0.2),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(3),
+    ]
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_batchnorm_folded_and_activations_fused(dtype, rtol):
+    model = _model(_vgg_block(), (2, 8, 8), dtype)
+    # the LeakyReLU before the max-pool runs after it (execution_order): not fused
+    assert _steps(model) == [
+        (0, 1, 2),
+        (3, 4, None),
+        (6, None, None),
+        (5, None, None),
+        (7, None, None),
+        (8, None, None),
+    ]
+    x = np.random.default_rng(2).standard_normal((7, 2, 8, 8))
+    _check_equal_to_forward(model, x, rtol)
+
+
+def test_general_path_conv1d_and_unusual_slopes_are_fused():
+    strided = _model(
+        [Conv2D(4, 3, stride=2, padding_mode="reflect", padding=1), ReLU(), Flatten()],
+        (3, 9, 9),
+    )
+    sequence = _model([Conv1D(4, 3, padding=1), BatchNorm(), ReLU()], (2, 11))
+    for alpha in (0.0, 2.0, -0.5):  # the branch of leaky_relu_forward without max
+        slope = _model([Conv2D(3, 2), LeakyReLU(alpha), Flatten()], (2, 5, 5))
+        assert _steps(slope)[0] == (0, None, 1)
+        _check_equal_to_forward(
+            slope, np.random.default_rng(3).normal(size=(4, 2, 5, 5)), 1e-12
+        )
+    assert _steps(strided)[0] == (0, None, 1)
+    assert _steps(sequence)[0] == (0, 1, 2)
+    _check_equal_to_forward(
+        strided, np.random.default_rng(4).normal(size=(3, 3, 9, 9)), 1e-12
+    )
+    _check_equal_to_forward(
+        sequence, np.random.default_rng(5).normal(size=(3, 2, 11)), 1e-12
+    )
+
+
+def test_what_is_not_fused():
+    class LoudBatchNorm(BatchNorm):  # a subclass with its own forward runs as it is
+        def forward(self, x, training=False):
+            return super().forward(x, training) + 1.0
+
+    model = _model(
+        [Conv2D(3, 3), LoudBatchNorm(), ReLU(), Conv2D(2, 3), Tanh(), Flatten()],
+        (1, 9, 9),
+    )
+    # the conv runs alone when a custom BatchNorm follows; tanh is never fused
+    assert _steps(model) == [
+        (0, None, None),
+        (1, None, None),
+        (2, None, None),
+        (3, None, None),
+        (4, None, None),
+        (5, None, None),
+    ]
+    _check_equal_to_forward(
+        model, np.random.default_rng(6).normal(size=(2, 1, 9, 9)), 1e-12
+    )
+
+
+def test_predict_and_evaluate_run_the_fused_pass(monkeypatch):
+    model = _model(_vgg_block(), (2, 8, 8))
+    model.compile("sgd", "cross_entropy")
+    calls = []
+    fused = inference.forward
+
+    def spy(layers, order, x):
+        calls.append(len(x))
+        return fused(layers, order, x)
+
+    monkeypatch.setattr(inference, "forward", spy)
+    x = np.random.default_rng(7).standard_normal((10, 2, 8, 8))
+    y = np.arange(10) % 3
+    probs = model.predict(x, batch_size=4)
+    assert calls == [4, 4, 2]
+    model.evaluate(x, y, batch_size=5)
+    assert calls[3:] == [5, 5]
+    want = model.loss.to_probabilities(model.forward(x))
+    np.testing.assert_allclose(probs, want, rtol=1e-12, atol=1e-12)
+
+
+def test_folded_weights_are_a_copy():
+    model = _model(_vgg_block(), (2, 8, 8))
+    conv, bn = model.layers[0], model.layers[1]
+    before = conv.params["W"].copy()
+    w, b = inference.folded(conv, bn)
+    assert w is not conv.params["W"] and b.shape == (6,)
+    np.testing.assert_array_equal(conv.params["W"], before)
+    s = bn.params["gamma"] / np.sqrt(bn.state["running_var"] + bn.eps)
+    np.testing.assert_allclose(w, before * s[:, None, None, None], rtol=1e-15)
+    np.testing.assert_allclose(
+        b, bn.params["beta"] - s * bn.state["running_mean"], rtol=1e-14
+    )
