@@ -11,7 +11,9 @@ so that a noisy neighbour hurts both alike:
 - inference: ``model.predict`` / ``softmax(net(x))`` under ``torch.no_grad``.
 
 It prints the median images/s of both, their ratio (cnnumpy / PyTorch: above 1 means
-cnnumpy is faster), and one JSON line per measurement.
+cnnumpy is faster), the range of the ratios of each cnnumpy measurement to the PyTorch
+one right after it (how much the machine moved during the run), and one JSON line per
+measurement.
 
 ``--scaling`` reports the time per image for batches 1 to 512 and the peak memory of a
 training step (each framework in a fresh subprocess, peak RSS ``VmHWM`` after a reset,
@@ -210,12 +212,16 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
                     "torch_img_s": statistics.median(theirs),
                 }
                 row["ratio"] = row["cnnumpy_img_s"] / row["torch_img_s"]
+                # each cnnumpy measurement against the PyTorch one right after it:
+                # their spread shows how much the machine moved during the run
+                pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
+                row["pair_ratios"] = [round(r, 3) for r in pairs]
                 rows.append(row)
                 print(
                     f"  {mode:7s} batch {batch:4d}: "
                     f"cnnumpy {row['cnnumpy_img_s']:9.0f} "
                     f"img/s  torch {row['torch_img_s']:9.0f} img/s  ratio "
-                    f"{row['ratio']:.2f}",
+                    f"{row['ratio']:.2f} (pairs {min(pairs):.2f}-{max(pairs):.2f})",
                     flush=True,
                 )
                 print("JSON " + json.dumps(row), flush=True)
@@ -223,12 +229,16 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| net | mode | batch | cnnumpy img/s | PyTorch img/s | ratio |")
-    print("|---|---|---:|---:|---:|---:|")
+    print(
+        "\n| net | mode | batch | cnnumpy img/s | PyTorch img/s | ratio "
+        "| pair ratios, min-max |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['net']} | {r['mode']} | {r['batch']} | {r['cnnumpy_img_s']:.0f} | "
-            f"{r['torch_img_s']:.0f} | {r['ratio']:.2f} |"
+            f"{r['torch_img_s']:.0f} | {r['ratio']:.2f} | "
+            f"{min(r['pair_ratios']):.2f}-{max(r['pair_ratios']):.2f} |"
         )
 
 

@@ -1,25 +1,29 @@
 """Fused inference: what ``predict`` and ``evaluate`` run instead of layer by layer.
 
-In inference a layer needs no cache for a backward pass, so neighbours can merge:
+In inference a layer needs no cache for a backward pass, so a convolution and the
+layers that run right after it (in ``execution_order``) can merge into one pass over
+each chunk of images while the chunk is in the core's cache:
 
-- **BatchNorm folded into the convolution before it.** With the running statistics,
-  BatchNorm is a fixed affine map per channel, ``y = s * (z - mean) + beta`` with
+- **BatchNorm folded into the convolution.** With the running statistics, BatchNorm
+  is a fixed affine map per channel, ``y = s * (z - mean) + beta`` with
   ``s = gamma / sqrt(running_var + eps)``. Applied to a convolution's output
   ``z = W * x + b`` it is the convolution with kernels ``s[f] * W[f]`` and bias
   ``s * (b - mean) + beta``: the BatchNorm layer costs nothing (it made three passes
   over the activations, the largest arrays of the network).
-- **ReLU or LeakyReLU run inside the convolution** (right after it, or after its
-  folded BatchNorm), on each chunk of the output while the chunk is still in the
-  core's cache, instead of one more pass over the whole batch in memory. Not when a
-  max-pool follows: the pool then runs first (``execution_order``) and the activation
-  touches a quarter of the values. Not tanh or sigmoid: measured slower fused (their
-  cost is arithmetic, not memory, and the chunks also hold the wide grid's junk).
+- **A max-pool over tiles** (2x2 stride 2, or any pool whose stride is its size and
+  whose windows tile the map) taken on each chunk of the convolution's output: the
+  full-size output is never written to memory and read back.
+- **ReLU or LeakyReLU** run on each chunk (after the pool, when there is one:
+  ``execution_order`` already runs a max-pool before a monotone activation). Not
+  tanh or sigmoid: measured slower fused (their cost is arithmetic, not memory).
 
 Everything else runs as in :meth:`Sequential.forward`, in the same order. The
 outputs are those of ``model.forward(x)`` up to float rounding (the folded kernels
-round differently: about 1e-6 relative in float32; tests compare the two). Only
-cnnumpy's own layer classes are fused; a subclass that overrides ``forward`` runs as
-it is. Measured (``predict`` at batch 256, fused against layer by layer, same run):
+round differently: about 1e-6 relative in float32; tests compare the two); the
+layers' caches are not refreshed. Only layers of exactly cnnumpy's classes merge,
+and only when their ``forward`` is not replaced on the instance: anything else runs
+as it is.
+Measured (``predict`` at batch 256, fused against layer by layer, same run):
 ``vgg_cifar`` 1.2-1.3x faster; networks without BatchNorm about the same.
 """
 
@@ -30,37 +34,50 @@ import numpy as np
 from cnnumpy.layers.activations import LeakyReLU, ReLU
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.normalization import BatchNorm
+from cnnumpy.layers.pooling import MaxPool2D
 
 _CONVS = (Conv1D, Conv2D)
 _ACTIVATIONS = (ReLU, LeakyReLU)
 
 
 def _own(layer, classes) -> bool:
-    """``layer`` is one of ``classes`` and keeps their ``forward``."""
-    return any(
-        isinstance(layer, cls) and type(layer).forward is cls.forward for cls in classes
-    )
+    """``layer`` is exactly one of ``classes`` (no subclass, which may compute
+    something else) and its ``forward`` is not replaced on the instance."""
+    return type(layer) in classes and "forward" not in vars(layer)
 
 
-def plan(layers, order: list[int]) -> list[tuple[int, int | None, int | None]]:
-    """Steps ``(i, bn, act)`` in execution ``order``: layer ``i``, with the index of
-    the BatchNorm folded into it and of the activation run inside it (``None`` when
-    there is none). A layer merges only with the ones that run right after it."""
+def _tiles(pool) -> tuple[int, int] | None:
+    """A max-pool's tile ``(KH, KW)`` if its windows tile the input (stride = size,
+    no padding), else None; the caller checks that the tiles divide the map."""
+    if type(pool) is MaxPool2D and "forward" not in vars(pool):
+        if pool.stride == pool.pool_size and pool.padding == (0, 0):
+            return pool.pool_size
+    return None
+
+
+def _merges(role: str, conv, layer) -> bool:
+    """Whether ``layer``, next in line, can merge into ``conv`` in that role."""
+    if role == "bn":
+        return _own(layer, (BatchNorm,))
+    if role == "pool":
+        return conv.rank == 2 and _tiles(layer) is not None
+    return _own(layer, _ACTIVATIONS)
+
+
+def plan(layers, order: list[int]) -> list[tuple]:
+    """Steps ``(i, bn, pool, act)`` in execution ``order``: layer ``i``, with the
+    indices of the BatchNorm folded into it, of the max-pool and of the activation
+    run on its chunks (``None`` for each one that is not there). A layer merges only
+    with the ones that run right after it, in that order."""
     steps, p = [], 0
     while p < len(order):
-        i, bn, act = order[p], None, None
+        i, merged = order[p], {"bn": None, "pool": None, "act": None}
         p += 1
         if _own(layers[i], _CONVS):
-            if (
-                p < len(order)
-                and order[p] == i + 1
-                and _own(layers[i + 1], (BatchNorm,))
-            ):
-                bn, p = i + 1, p + 1
-            nxt = order[p] if p < len(order) else None
-            if nxt == order[p - 1] + 1 and _own(layers[nxt], _ACTIVATIONS):
-                act, p = nxt, p + 1
-        steps.append((i, bn, act))
+            for role in merged:
+                if p < len(order) and _merges(role, layers[i], layers[order[p]]):
+                    merged[role], p = order[p], p + 1
+        steps.append((i, merged["bn"], merged["pool"], merged["act"]))
     return steps
 
 
@@ -81,12 +98,22 @@ def forward(layers, order: list[int], x: np.ndarray) -> np.ndarray:
     """Inference outputs of ``x`` (already of the layers' dtype) through ``layers``
     run in ``order``, fused as above."""
     out = x
-    for i, bn, act in plan(layers, order):
+    for i, bn, pool, act in plan(layers, order):
         layer = layers[i]
-        if bn is None and act is None:
+        if bn is None and pool is None and act is None:
             out = layer.forward(out, training=False)
             continue
         w, b = folded(layer, None if bn is None else layers[bn])
+        tile = None if pool is None else layers[pool].pool_size
+        _F, *size = layer.output_shape(out.shape[1:])
+        if tile is not None and any(s % t for s, t in zip(size, tile, strict=True)):
+            # the tiles leave rows over at this input size: run the pool (and what
+            # follows it) as it is
+            out = layer.fused_forward(out, w, b)
+            for j in (pool, act):
+                if j is not None:
+                    out = layers[j].forward(out, training=False)
+            continue
         post = None if act is None else layers[act].apply_inplace
-        out = layer.fused_forward(out, w, b, post)
+        out = layer.fused_forward(out, w, b, post, tile)
     return out

@@ -119,9 +119,16 @@ def test_dout_wide_zeroes_the_junk_columns():
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 10**9])
-def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes):
+@pytest.mark.parametrize(
+    "case",
+    [
+        (5, 3, 6, 7, 8, (3, 3), ((1, 1), (2, 0))),
+        (5, 13, 5, 6, 20, (5, 4), ((2, 2), (1, 2))),
+    ],
+    ids=["full-columns", "row-bands"],
+)
+def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case):
     monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
-    case = (5, 3, 6, 7, 8, (3, 3), ((1, 1), (2, 0)))
     x, w, b = _data(case)
     out, cache = conv2d_forward(x, w, b, 1, case[-1])
     out_n, cache_n = conv2d_forward_naive(x, w, b, 1, case[-1])

@@ -11,6 +11,7 @@ import pytest
 import cnnumpy
 from cnnumpy import inference
 from cnnumpy.layers import (
+    AvgPool2D,
     BatchNorm,
     Conv1D,
     Conv2D,
@@ -74,14 +75,13 @@ def _vgg_block():
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
 def test_batchnorm_folded_and_activations_fused(dtype, rtol):
     model = _model(_vgg_block(), (2, 8, 8), dtype)
-    # the LeakyReLU before the max-pool runs after it (execution_order): not fused
+    # the LeakyReLU before the max-pool runs after it (execution_order): the second
+    # conv takes its BatchNorm, the pool, then the activation
     assert _steps(model) == [
-        (0, 1, 2),
-        (3, 4, None),
-        (6, None, None),
-        (5, None, None),
-        (7, None, None),
-        (8, None, None),
+        (0, 1, None, 2),
+        (3, 4, 6, 5),
+        (7, None, None, None),
+        (8, None, None, None),
     ]
     x = np.random.default_rng(2).standard_normal((7, 2, 8, 8))
     _check_equal_to_forward(model, x, rtol)
@@ -95,12 +95,12 @@ def test_general_path_conv1d_and_unusual_slopes_are_fused():
     sequence = _model([Conv1D(4, 3, padding=1), BatchNorm(), ReLU()], (2, 11))
     for alpha in (0.0, 2.0, -0.5):  # the branch of leaky_relu_forward without max
         slope = _model([Conv2D(3, 2), LeakyReLU(alpha), Flatten()], (2, 5, 5))
-        assert _steps(slope)[0] == (0, None, 1)
+        assert _steps(slope)[0] == (0, None, None, 1)
         _check_equal_to_forward(
             slope, np.random.default_rng(3).normal(size=(4, 2, 5, 5)), 1e-12
         )
-    assert _steps(strided)[0] == (0, None, 1)
-    assert _steps(sequence)[0] == (0, 1, 2)
+    assert _steps(strided)[0] == (0, None, None, 1)
+    assert _steps(sequence)[0] == (0, 1, None, 2)
     _check_equal_to_forward(
         strided, np.random.default_rng(4).normal(size=(3, 3, 9, 9)), 1e-12
     )
@@ -110,26 +110,85 @@ def test_general_path_conv1d_and_unusual_slopes_are_fused():
 
 
 def test_what_is_not_fused():
-    class LoudBatchNorm(BatchNorm):  # a subclass with its own forward runs as it is
+    class LoudBatchNorm(BatchNorm):  # a subclass may compute something else
         def forward(self, x, training=False):
             return super().forward(x, training) + 1.0
 
+    class Clip(ReLU):  # same forward, other arithmetic
+        def _forward(self, x):
+            out, mask = super()._forward(x)
+            return np.minimum(out, 0.5), mask
+
+    hooked = Conv2D(2, 3)
     model = _model(
-        [Conv2D(3, 3), LoudBatchNorm(), ReLU(), Conv2D(2, 3), Tanh(), Flatten()],
-        (1, 9, 9),
+        [
+            Conv2D(3, 3),
+            LoudBatchNorm(),
+            ReLU(),
+            Conv2D(2, 3, padding=1),
+            Clip(),
+            hooked,
+            ReLU(),
+            Conv2D(2, 3),
+            Tanh(),
+            AvgPool2D(2),
+            Flatten(),
+        ],
+        (1, 13, 13),
     )
-    # the conv runs alone when a custom BatchNorm follows; tanh is never fused
-    assert _steps(model) == [
-        (0, None, None),
-        (1, None, None),
-        (2, None, None),
-        (3, None, None),
-        (4, None, None),
-        (5, None, None),
-    ]
-    _check_equal_to_forward(
-        model, np.random.default_rng(6).normal(size=(2, 1, 9, 9)), 1e-12
+    original = hooked.forward
+    hooked.forward = lambda x, training=False: original(x, training) * 0.5
+    # nothing merges: a custom BatchNorm, a custom ReLU, a conv whose forward is
+    # replaced on the instance, tanh, an average pool
+    assert _steps(model) == [(k, None, None, None) for k in range(11)]
+    x = np.random.default_rng(6).normal(size=(2, 1, 13, 13))
+    _check_equal_to_forward(model, x, 1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_row_bands_with_padding_batchnorm_and_pool(dtype, rtol):
+    """The row-band kernel (16 channels, 5x5) with its strided chunks, fused with a
+    BatchNorm, a 2x2 max-pool and a LeakyReLU (seed 000's layers, plus BatchNorm)."""
+    model = _model(
+        [
+            Conv2D(16, 3, padding=1),
+            Conv2D(8, 5, padding=2),
+            BatchNorm(),
+            LeakyReLU(0.1),
+            MaxPool2D(2),
+            Flatten(),
+        ],
+        (2, 8, 8),
+        dtype,
     )
+    assert _steps(model)[1] == (1, 2, 4, 3)
+    x = np.random.default_rng(8).standard_normal((5, 2, 8, 8))
+    _check_equal_to_forward(model, x, rtol)
+
+
+def test_pools_that_do_not_tile():
+    overlapping = _model([Conv2D(3, 3), ReLU(), MaxPool2D(3, 2), Flatten()], (1, 9, 9))
+    assert _steps(overlapping)[0] == (0, None, None, None)  # stride 2 < pool 3
+    # 7x7 maps: 2x2 tiles leave a row and a column; the pool then runs as it is
+    ragged = _model([Conv2D(3, 3), ReLU(), MaxPool2D(2), Flatten()], (1, 9, 9))
+    assert _steps(ragged)[0] == (0, None, 2, 1)
+    for model in (overlapping, ragged):
+        x = np.random.default_rng(9).normal(size=(3, 1, 9, 9))
+        _check_equal_to_forward(model, x, 1e-12)
+
+
+def test_a_fused_conv_leaves_its_training_cache_alone():
+    """The fused conv pads into its own buffer, not the one its last training
+    forward keeps for backward."""
+    model = _model(_vgg_block(), (2, 8, 8))
+    conv = model.layers[0]
+    model.forward(np.random.default_rng(10).standard_normal((4, 2, 8, 8)), True)
+    kept = [a.copy() for a in conv._cache if isinstance(a, np.ndarray)]
+    model._fused_forward(np.random.default_rng(11).standard_normal((4, 2, 8, 8)))
+    now = [a for a in conv._cache if isinstance(a, np.ndarray)]
+    assert len(kept) == len(now) >= 2  # the padded input and the kernels
+    for a, b in zip(now, kept, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_predict_and_evaluate_run_the_fused_pass(monkeypatch):

@@ -35,9 +35,11 @@ import numpy as np
 
 from cnnumpy.functional.conv_flat import (
     Post,
+    chunk_epilogue,
     conv2d_backward_flat,
     conv2d_forward_flat,
     flat_applies,
+    out_size,
 )
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
@@ -155,6 +157,7 @@ def conv2d_forward(
     padding_mode: str = "zeros",
     workspace: Workspace | None = None,
     post: Post = None,
+    pool: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
@@ -171,6 +174,9 @@ def conv2d_forward(
             reused buffer (border zeroed once) instead of a fresh allocation.
         post: an in-place operation run on each chunk's output while it is in cache
             (fused inference, :mod:`cnnumpy.inference`: the next layer's activation).
+        pool: ``(KH, KW)``: each chunk's output is max-pooled over tiles of that size
+            first (fused inference; the output is then ``(N, F, H_out/KH,
+            W_out/KW)``, and the caller checks that the tiles divide it).
 
     Returns:
         out ``(N, F, H_out, W_out)`` with ``H_out = (H + top + bottom - KH) // SH + 1``,
@@ -183,7 +189,7 @@ def conv2d_forward(
     SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
     pads = resolve_padding(padding, (KH, KW), (SH, SW), (H, W))
     if flat_applies((SH, SW), padding_mode):
-        return conv2d_forward_flat(x, w, b, pads, workspace, post)
+        return conv2d_forward_flat(x, w, b, pads, workspace, post, pool)
     if workspace is not None and padding_mode == "zeros" and any(sum(pads, ())):
         xp = workspace.padded("xp", x, pads)
     else:
@@ -191,16 +197,14 @@ def conv2d_forward(
     H_out = conv_output_size(xp.shape[2], KH, SH)
     W_out = conv_output_size(xp.shape[3], KW, SW)
     w_ext = _weights_matrix(w, b)  # (F, C*KH*KW [+1]): the bias rides in the GEMM
-    out = np.empty((N, F, H_out, W_out), dtype=x.dtype)
+    out = np.empty((N, F, *out_size(H_out, W_out, pool)), dtype=x.dtype)
 
     def work(lo: int, hi: int, k: int) -> None:
         cols = fill_columns(xp[lo:hi], (KH, KW), (SH, SW), b is not None, f"cols{k}")
         res = SCRATCH.get(f"out{k}", (F, hi - lo, H_out, W_out), x.dtype)
         np.matmul(w_ext, cols, out=res.reshape(F, -1))  # ONE GEMM per chunk
-        if post is not None:
-            post(res)
         # (F, n, Ho, Wo) -> (N, F, Ho, Wo): inner runs are whole maps (Ho*Wo floats)
-        out[lo:hi] = res.transpose(1, 0, 2, 3)
+        out[lo:hi] = chunk_epilogue(res, pool, post, k).transpose(1, 0, 2, 3)
 
     per_image = w_ext.shape[1] * H_out * W_out * x.dtype.itemsize
     parallel_chunks(work, chunk_bounds(N, per_image))

@@ -32,6 +32,13 @@ before the last row's junk, so reads never leave the plane (no extra tail).
 
   Junk positions of ``g`` carry zeros, so they add nothing either way.
 
+Wide kernels over many channels (:func:`use_bands`: seed 000's 5x5 layers over 16-20
+channels) copy "row bands" instead, the columns of ``kw = 0`` only: the other ``kw``
+are the same rows read ``kw`` floats further on. The forward multiplies them by the
+kernels of every ``kw`` at once and adds the ``KW`` partial outputs shifted
+(:func:`_correlate`); ``dw`` takes one GEMM per ``kw`` on a shifted view
+(:func:`_dw_db_bands`). ``KW`` times fewer rows are copied.
+
 Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels
 (chunks of about 4 MB of columns: big enough that the per-chunk overhead of the two
 worker threads is small, measured faster than 1-image or whole-batch chunks, and
@@ -52,6 +59,7 @@ from cnnumpy.functional.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.functional.pool_tiles import max_of_tiles
 
 Post = Callable[[np.ndarray], object] | None  # an in-place operation on a chunk
 
@@ -67,6 +75,25 @@ def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
     s = a.strides[-1]
     shape, strides = a.shape[:-1] + (rows, width), a.strides[:-1] + (row_step * s, s)
     return strided_view(a, shape, strides, writeable=True)
+
+
+def chunk_epilogue(valid: np.ndarray, pool, post: Post, k: int) -> np.ndarray:
+    """What a chunk ``valid (F, n, Ho, Wo)`` of a convolution's output becomes before
+    it is copied to the output, in fused inference (:mod:`cnnumpy.inference`): max-
+    pooled over tiles ``pool = (KH, KW)`` if given, then ``post`` in place."""
+    if pool is not None:
+        F, n, Ho, Wo = valid.shape
+        shape = (F, n, Ho // pool[0], Wo // pool[1])
+        pooled = SCRATCH.get(f"pooled{k}", shape, valid.dtype)
+        valid = max_of_tiles(valid, pool[0], pool[1], pooled)
+    if post is not None:
+        post(valid)
+    return valid
+
+
+def out_size(Ho: int, Wo: int, pool) -> tuple[int, int]:
+    """The output's spatial size, after the fused pool if any."""
+    return (Ho, Wo) if pool is None else (Ho // pool[0], Wo // pool[1])
 
 
 def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role):
@@ -109,19 +136,26 @@ def use_bands(channels: int, kernel: tuple[int, int]) -> bool:
     return KW >= 4 and channels * KH >= 64
 
 
-def _fill_bands(xp: np.ndarray, KH: int, Q: int, bias: bool, role: str):
+def _fill_bands(
+    xp: np.ndarray, KH: int, Q: int, bias: bool, role: str, tail: int = 0
+) -> np.ndarray:
     """Row-band columns ``bands (C*KH [+1], n, Q)``, ``bands[(c, kh), n, q] =
     xp[n, c, kh*Wp + q]``: the columns of :func:`_fill_cols` for ``kw = 0`` only, each
     run ``KW - 1`` floats longer; the other ``kw`` are the same rows shifted by ``kw``
-    (see :func:`_correlate`)."""
+    (see :func:`_correlate`). Returned flat, followed by ``tail`` zeros (so that a
+    view shifted by up to ``tail`` floats stays inside the buffer, see
+    :func:`_dw_db_bands`)."""
     n, C, _Hp, _Wp = xp.shape
-    bands = SCRATCH.get(role, (C * KH + int(bias), n, Q), xp.dtype)
+    size = (C * KH + int(bias)) * n * Q
+    flat = SCRATCH.get(role, (size + tail,), xp.dtype)
+    bands = flat[:size].reshape(-1, n, Q)
     sN, sC, sH, sW = xp.strides
     shifted = strided_view(xp, (C, KH, n, Q), (sC, sH, sN, sW))
     np.copyto(bands[: C * KH].reshape(C, KH, n, Q), shifted)
     if bias:
         bands[-1] = 1
-    return bands
+    flat[size:] = 0
+    return flat
 
 
 def _band_weights(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -142,13 +176,14 @@ def _correlate(
     b: np.ndarray | None,
     pads: Pads | None = None,
     post: Post = None,
+    pool: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Valid stride-1 correlation of the planes ``x``, chunk by chunk.
 
     ``x`` is already padded, or with ``pads`` each chunk is zero-padded into a
-    scratch buffer first (no padded copy of the whole batch). ``post(a)``, if given,
-    runs in place on each chunk's result while it is in cache (fused inference: an
-    activation; the junk positions it also touches are never read).
+    scratch buffer first (no padded copy of the whole batch). ``pool`` and ``post``
+    (fused inference) run on each chunk while it is in cache, see
+    :func:`chunk_epilogue`.
 
     Two column layouts, by :func:`use_bands`:
 
@@ -174,7 +209,7 @@ def _correlate(
         if b is not None:  # [W | b]: the bias rides in the GEMM
             w_ext = np.concatenate([w_ext, b.reshape(F, 1).astype(w.dtype)], axis=1)
         per_image = w_ext.shape[1] * P * x.dtype.itemsize
-    out = np.empty((N, F, Ho, Wo), dtype=x.dtype)
+    out = np.empty((N, F, *out_size(Ho, Wo, pool)), dtype=x.dtype)
 
     def work(lo: int, hi: int, k: int) -> None:
         xp = x[lo:hi]
@@ -185,7 +220,9 @@ def _correlate(
         if bands:
             cols = _fill_bands(xp, KH, Q, b is not None, f"cols{k}")
             z = SCRATCH.get(f"out{k}", (KW, F, hi - lo, Q), x.dtype)
-            np.matmul(w_ext, cols.reshape(cols.shape[0], -1), out=z.reshape(KW * F, -1))
+            np.matmul(
+                w_ext, cols.reshape(w_ext.shape[1], -1), out=z.reshape(KW * F, -1)
+            )
             res = z[0, :, :, :P]
             for kw in range(1, KW):
                 res += z[kw, :, :, kw : kw + P]
@@ -193,9 +230,8 @@ def _correlate(
             cols = _fill_cols(xp, (KH, KW), P, b is not None, f"cols{k}")
             res = SCRATCH.get(f"out{k}", (F, hi - lo, P), x.dtype)
             np.matmul(w_ext, cols.reshape(cols.shape[0], -1), out=res.reshape(F, -1))
-        if post is not None:
-            post(res)
-        out[lo:hi] = _wide(res, Ho, Wo, Wp).transpose(1, 0, 2, 3)
+        valid = chunk_epilogue(_wide(res, Ho, Wo, Wp), pool, post, k)
+        out[lo:hi] = valid.transpose(1, 0, 2, 3)
 
     parallel_chunks(work, chunk_bounds(N, per_image))
     return out
@@ -208,9 +244,10 @@ def conv2d_forward_flat(
     pads: Pads,
     workspace: Workspace | None = None,
     post: Post = None,
+    pool: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """Stride-1 zero-padded cross-correlation on the wide grid (module docstring);
-    ``post`` as in :func:`_correlate`.
+    ``post`` and ``pool`` as in :func:`_correlate`.
 
     Shape:
         x ``(N, C, H, W)``, w ``(F, C, KH, KW)``, b ``(F,)`` -> out
@@ -220,17 +257,22 @@ def conv2d_forward_flat(
         ``(out, cache)``; the cache holds the padded input, not the columns.
     """
     xp = _padded(x, pads, workspace)
-    out = _correlate(xp, w, b, post=post)
+    out = _correlate(xp, w, b, post=post, pool=pool)
     return out, ("flat", x.shape, xp, w, b is not None, pads)
 
 
-def _dout_wide(dout: np.ndarray, Wp: int, role: str) -> np.ndarray:
-    """``g (F, n, P)``: ``dout (n, F, Ho, Wo)`` on the wide grid, zeros on the junk."""
+def _dout_wide(
+    dout: np.ndarray, Wp: int, role: str, length: int | None = None
+) -> np.ndarray:
+    """``g (F, n, P)``: ``dout (n, F, Ho, Wo)`` on the wide grid, zeros on the junk
+    (and on ``P .. length - 1`` when a longer ``length`` is asked for)."""
     n, F, Ho, Wo = dout.shape
-    g = SCRATCH.get(role, (F, n, (Ho - 1) * Wp + Wo), dout.dtype)
+    P = (Ho - 1) * Wp + Wo
+    g = SCRATCH.get(role, (F, n, length or P), dout.dtype)
     _wide(g, Ho, Wo, Wp)[...] = dout.transpose(1, 0, 2, 3)
     if Wp > Wo and Ho > 1:
         _wide(g[..., Wo:], Ho - 1, Wp - Wo, Wp)[...] = 0
+    g[..., P:] = 0
     return g
 
 
@@ -288,10 +330,53 @@ def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
     return dx
 
 
+def _dw_db_bands(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """:func:`_dw_db` from row bands (:func:`use_bands`): ``KW`` GEMMs per chunk.
+
+    ``dw[f, c, kh, kw] = sum_{n, p} g[f, n, p] * bands[(c, kh), n, p + kw]``. With
+    ``g`` on ``Q = P + KW - 1`` positions per image (zeros beyond ``P``), the bands
+    of a chunk read as ONE matrix ``(C*KH, n*Q)`` shifted by ``kw`` floats: the last
+    ``KW - 1`` positions of an image then read the next image's first ones (or the
+    zero tail of the buffer), multiplied by the zeros of ``g``. So ``dw[..., kw]`` is
+    one GEMM ``g @ shifted.T`` on a view, with no copy per ``kw``.
+    """
+    _tag, _x_shape, xp, w, has_bias, _pads = cache
+    F, C, KH, KW = w.shape
+    N, _, Hp, Wp = xp.shape
+    P = (dout.shape[2] - 1) * Wp + dout.shape[3]
+    Q = P + KW - 1
+    rows = C * KH + int(has_bias)
+
+    def work(lo: int, hi: int, k: int) -> np.ndarray:
+        n = hi - lo
+        flat = _fill_bands(xp[lo:hi], KH, Q, has_bias, f"cols{k}", KW - 1)
+        g = _dout_wide(dout[lo:hi], Wp, f"g{k}", Q).reshape(F, n * Q)
+        part = SCRATCH.get(f"dw{k}", (KW, F, rows), dout.dtype)
+        step = flat.itemsize
+        for kw in range(KW):
+            shifted = strided_view(flat[kw:], (rows, n * Q), (n * Q * step, step))
+            if lo == bounds[k][0]:  # the worker's first chunk
+                np.matmul(g, shifted.T, out=part[kw])
+            else:
+                part[kw] += g @ shifted.T
+        return part
+
+    bounds = chunk_bounds(N, rows * Q * dout.dtype.itemsize)
+    part = sum(parallel_chunks(work, bounds))
+    dw_ext = np.empty((F, C * KH * KW + int(has_bias)), dtype=dout.dtype)
+    # part[kw, f, c*KH + kh] -> dw_ext[f, (c*KH + kh)*KW + kw]
+    dw_ext[:, : C * KH * KW] = part[:, :, : C * KH].transpose(1, 2, 0).reshape(F, -1)
+    if has_bias:
+        dw_ext[:, -1] = part[0, :, -1]
+    return dw_ext
+
+
 def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``."""
     _tag, _x_shape, xp, w, has_bias, _pads = cache
     F, C, KH, KW = w.shape
+    if use_bands(C, (KH, KW)):
+        return _dw_db_bands(dout, cache)
     N, _, Hp, Wp = xp.shape
     P = (dout.shape[2] - 1) * Wp + dout.shape[3]
     rows = C * KH * KW + int(has_bias)

@@ -39,6 +39,24 @@ def _by_images(work, x_shape: tuple[int, ...], itemsize: int) -> None:
     parallel_chunks(work, chunk_bounds(x_shape[0], per_image, 2**19))
 
 
+def max_of_tiles(v: np.ndarray, KH: int, KW: int, out: np.ndarray) -> np.ndarray:
+    """``out[..., i, j] = max of v[..., i*KH : (i+1)*KH, j*KW : (j+1)*KW]``, in the
+    calling thread: ``KH*KW - 1`` calls of ``np.maximum`` on strided slices of the
+    free reshape ``(..., H/KH, KH, W/KW, KW)`` of ``v``, which may itself be a
+    strided view (a convolution's chunk, :mod:`cnnumpy.inference`)."""
+    *lead, H, W = v.shape
+    t = v.reshape(*lead, H // KH, KH, W // KW, KW)  # splitting axes: always a view
+    offsets = [(i, j) for i in range(KH) for j in range(KW)]
+    if len(offsets) == 1:
+        out[...] = t[..., :, 0, :, 0]
+        return out
+    (i0, j0), (i1, j1), *rest = offsets
+    np.maximum(t[..., :, i0, :, j0], t[..., :, i1, :, j1], out=out)
+    for i, j in rest:
+        np.maximum(out, t[..., :, i, :, j], out=out)
+    return out
+
+
 def maxpool_tiles(x: np.ndarray, g: dict) -> np.ndarray:
     """Max over tiling windows: ``KH*KW - 1`` calls of ``np.maximum``, no copy of ``x``.
 
@@ -50,19 +68,10 @@ def maxpool_tiles(x: np.ndarray, g: dict) -> np.ndarray:
     index is stored: backward finds the maxima again from ``x`` and ``out``, so
     inference pays for none.
     """
-    offsets = tile_offsets(g)
     out = np.empty((x.shape[0], x.shape[1], g["H_out"], g["W_out"]), dtype=x.dtype)
 
     def part(lo: int, hi: int, k: int) -> None:
-        v, o = tile_view(x[lo:hi], g), out[lo:hi]
-        if len(offsets) == 1:
-            o[...] = v[:, :, :, 0, :, 0]
-            return
-        np.maximum(
-            v[:, :, :, 0, :, 0], v[:, :, :, offsets[1][1], :, offsets[1][2]], out=o
-        )
-        for _, i, j in offsets[2:]:
-            np.maximum(o, v[:, :, :, i, :, j], out=o)
+        max_of_tiles(x[lo:hi], g["KH"], g["KW"], out[lo:hi])
 
     _by_images(part, x.shape, x.itemsize)
     return out

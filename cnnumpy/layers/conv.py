@@ -103,6 +103,7 @@ class _Conv(Layer):
         self._out_shape: tuple[int, ...] | None = None
         # the padded input lives in a buffer reused pass after pass (see Workspace)
         self._workspace = Workspace()
+        self._fused_workspace = None  # fused inference's own, made on first use
 
     # -- argument checks -------------------------------------------------------------
     def _ints(self, value, what: str, owner: str) -> tuple[int, ...]:
@@ -223,11 +224,18 @@ class _Conv(Layer):
         self._out_shape = out.shape
         return out
 
-    def fused_forward(self, x: np.ndarray, w: np.ndarray, b, post) -> np.ndarray:
+    def fused_forward(
+        self, x: np.ndarray, w: np.ndarray, b, post=None, pool=None
+    ) -> np.ndarray:
         """Inference with the kernels ``w`` and bias ``b`` in place of the layer's own
-        (a BatchNorm folded in) and ``post`` run in place on each chunk's output (the
-        next activation), see :mod:`cnnumpy.inference`. Keeps no cache."""
-        return self._correlate(self._checked(x), w, b, post)[0]
+        (a BatchNorm folded in), each chunk's output max-pooled over ``pool`` tiles
+        and then ``post`` run on it in place (the next layers), see
+        :mod:`cnnumpy.inference`. Leaves the cache of the last ``forward`` as it was
+        (its own padding buffer, not the one that cache holds)."""
+        x = self._checked(x)
+        if self._fused_workspace is None:
+            self._fused_workspace = Workspace()
+        return self._correlate(x, w, b, post, pool, self._fused_workspace)[0]
 
     def _checked(self, x) -> np.ndarray:
         """``x`` checked against the layer (and cast to its dtype)."""
@@ -240,9 +248,10 @@ class _Conv(Layer):
             raise self._error(f"expected input {self._expected_input()}, got {x.shape}")
         return self._prepare_input(x, rank=self.rank + 2)
 
-    def _correlate(self, x: np.ndarray, w: np.ndarray, b, post=None):
+    def _correlate(self, x, w, b, post=None, pool=None, workspace=None):
         """The functional kernel on a checked ``x``: ``(out, cache)``."""
         pads = self._pads(x.shape[2:])
+        workspace = self._workspace if workspace is None else workspace
         if self.rank == 1:
             return conv1d_forward(
                 x,
@@ -251,11 +260,11 @@ class _Conv(Layer):
                 self.stride[0],
                 pads[0],
                 self.padding_mode,
-                self._workspace,
+                workspace,
                 post,
             )
         return conv2d_forward(
-            x, w, b, self.stride, pads, self.padding_mode, self._workspace, post
+            x, w, b, self.stride, pads, self.padding_mode, workspace, post, pool
         )
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
