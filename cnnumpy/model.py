@@ -209,7 +209,7 @@ class Sequential:
     def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
         group = replicas.group_of(self)
         with blas_one_thread():
-            if group is not None and group.splits(len(xb), training=True):
+            if group is not None and group.splits(len(xb)):
                 return group.train_step(self, xb, yb)  # updates once, here
             loss, out = self._local_gradients(xb, yb)
             self.optimizer.step(self.layers)
@@ -219,7 +219,7 @@ class Sequential:
         """Raw inference outputs of one batch, split over the processes if any."""
         group = replicas.group_of(self)
         with blas_one_thread():
-            if group is not None and group.splits(len(xb), training=False):
+            if group is not None and group.splits(len(xb)):
                 return group.forward(self, xb)
             return self._fused_forward(xb)
 
@@ -238,9 +238,9 @@ class Sequential:
         This process computes one slice and ``processes - 1`` replica processes the
         others (see :mod:`cnnumpy.replicas` for why processes and how). Returns the
         :class:`~cnnumpy.replicas.Replicas`, a context manager that stops them;
-        ``use_processes(1)`` stops them too. Models with BatchNorm or Dropout train
-        in one process (their training pass needs the whole batch or random draws)
-        and split only inference.
+        ``use_processes(1)`` stops them too. BatchNorm's statistics are those of the
+        whole batch and Dropout's masks those one process would draw
+        (:mod:`cnnumpy.sync`).
         """
         self._require_built()
         return replicas.use_processes(self, processes)

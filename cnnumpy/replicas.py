@@ -20,15 +20,18 @@ How one training step runs with ``P`` processes (the caller and ``P - 1`` replic
    over the whole batch (the same as one process computes, up to float rounding);
 4. the caller's optimiser updates the weights, once.
 
-Inference (``predict``, ``evaluate``) splits the batch the same way. Layers whose
-training pass depends on the whole batch or on random draws (BatchNorm, Dropout) can
-not be split in training: such a model trains in one process and only its inference
-is split. Replicas are plain ``python -c`` processes (:data:`_ENTRY`) (never
-``multiprocessing``, which would re-run an unguarded user script), rebuilt from the
-model's config, so only cnnumpy's own layers can be replicated. They talk to the caller
-through two pipes and share memory through an unlinked temporary file: nothing leaks
-when either side dies, and a replica that dies makes the caller raise
-:class:`ReplicaError` instead of waiting forever.
+Inference (``predict``, ``evaluate``) splits the batch the same way. Two layers depend
+on the whole batch in training (:mod:`cnnumpy.sync`): BatchNorm adds its per-channel
+sums up over the processes mid-step (each replica sends its part through its pipe and
+waits for the total: two exchanges in the forward pass, one in the backward), and
+Dropout draws the whole batch's mask in every process from a generator whose state the
+caller sends with the step, each keeping its own rows. So a model with either trains
+split too, with the numbers of one process up to float rounding. Replicas are plain
+``python -c`` processes (:data:`_ENTRY`) (never ``multiprocessing``, which would re-run
+an unguarded user script), rebuilt from the model's config, so only cnnumpy's own
+layers can be replicated. They talk to the caller through two pipes and share memory
+through an unlinked temporary file: nothing leaks when either side dies, and a replica
+that dies makes the caller raise :class:`ReplicaError` instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ import weakref
 
 import numpy as np
 
+from cnnumpy import sync
 from cnnumpy.functional import threads
 
 __all__ = ["ReplicaError", "Replicas", "use_processes"]
@@ -178,7 +182,7 @@ class Replicas:
 
     def __init__(self, model, processes: int) -> None:
         from cnnumpy.io import _model_payload
-        from cnnumpy.layers import LAYERS
+        from cnnumpy.layers import LAYERS, BatchNorm, Dropout
 
         if os.name != "posix":
             raise ReplicaError("process replicas need a POSIX system (Linux, macOS)")
@@ -194,7 +198,12 @@ class Replicas:
         self._model = weakref.ref(model)  # the replicas never keep a model alive
         self.processes = processes
         self.dtype = np.dtype(model.dtype)
-        self.trains = all(layer.splits_in_training for layer in model.layers)
+        # BatchNorm adds its sums up over the processes mid-step (cnnumpy.sync); Dropout
+        # draws the whole batch's mask from a generator the replicas get the state of
+        self._allreduces = any(isinstance(layer, BatchNorm) for layer in model.layers)
+        self._dropouts = [
+            i for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)
+        ]
         _tensors, meta = _model_payload(model, include_optimizer=False)
         weights = _weight_arrays(model)
         self._w_shapes = [(a.shape, a.dtype) for a in weights]
@@ -272,13 +281,9 @@ class Replicas:
         return message
 
     # -- per batch ---------------------------------------------------------------------
-    def splits(self, n: int, training: bool) -> bool:
-        """Whether a batch of ``n`` is split (large enough, and the layers allow it)."""
-        return (
-            not self.closed
-            and (self.trains or not training)
-            and n >= MIN_SLICE * self.processes
-        )
+    def splits(self, n: int) -> bool:
+        """Whether a batch of ``n`` is split: every process gets ``MIN_SLICE``."""
+        return not self.closed and n >= MIN_SLICE * self.processes
 
     def _publish_weights(self) -> None:
         weights = _weight_arrays(self.model)
@@ -330,7 +335,7 @@ class Replicas:
                     self.close()
                     raise
                 if op == "train":
-                    message["loss"] = self._loss
+                    message.update(self._step_info, lo=lo, total=len(x))
                 try:
                     _send(child["cmd"], {"op": op, **message})
                 except OSError as exc:  # the replica's end of the pipe is gone
@@ -345,7 +350,12 @@ class Replicas:
                 sent.append((child, message))
                 if "block" in message:  # mapped by the replica once it answers
                     child["fresh"] = True
-            mine = own(x[: cuts[1]], None if y is None else y[: cuts[1]])
+            try:
+                mine = own(x[: cuts[1]], None if y is None else y[: cuts[1]])
+            except BaseException:
+                if op == "train" and self._allreduces and not self.closed:
+                    self.close()  # replicas may wait in an allreduce we never reach
+                raise
         finally:
             try:
                 for child, _message in [] if self.closed else sent:
@@ -363,10 +373,17 @@ class Replicas:
 
     def train_step(self, model, x: np.ndarray, y) -> tuple[float, np.ndarray]:
         """One training step split over the processes: ``(mean loss, outputs)``."""
-        self._loss = _loss_config(model)  # sent with the step: a recompile is seen
+        self._step_info = {
+            "loss": _loss_config(model),  # sent with the step: a recompile is seen
+            # every process draws the whole batch's dropout masks from the same state
+            "rng": {
+                str(i): model.layers[i].rng.bit_generator.state for i in self._dropouts
+            },
+        }
 
         def own(x0, y0):
-            with threads.solo():
+            part = sync.Slice(0, len(x0), len(x), self._allreduce)
+            with threads.solo(), sync.training_slice(part):
                 return model._local_gradients(x0, y0)
 
         results, (sizes, outs) = self._run("train", x, y, own)
@@ -382,6 +399,24 @@ class Replicas:
                 g += (size / n) * child["block"].array(offset, g.shape, g.dtype)
         model.optimizer.step(model.layers)
         return loss / n, np.concatenate(outs)
+
+    def _allreduce(self, a: np.ndarray) -> np.ndarray:
+        """The caller's side of :attr:`cnnumpy.sync.Slice.allreduce`: ``a`` plus every
+        replica's part (read from its pipe, in a fixed order), sent back to all."""
+        total = np.array(a, copy=True)
+        try:
+            for child in self._children:
+                message = _receive(child["reply"])
+                if message is None or "sum" not in message:
+                    error = "died" if message is None else message.get("error")
+                    raise ReplicaError(f"a replica failed mid-step: {error}")
+                total += np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
+            for child in self._children:
+                _send(child["cmd"], {"sum": total.tolist()})
+        except BaseException:
+            self.close()  # the pipes are out of step
+            raise
+        return total
 
     def forward(self, model, x: np.ndarray) -> np.ndarray:
         """Inference outputs of ``x``, split over the processes."""
@@ -424,6 +459,16 @@ class Replicas:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def _generator(state: dict) -> np.random.Generator:
+    """A generator in ``state`` (a ``bit_generator.state`` dict from the caller)."""
+    kinds = {"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"}
+    if state.get("bit_generator") not in kinds:
+        raise ReplicaError(f"unknown bit generator in {state!r}")
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
 
 
 def _has_fileno(stream) -> bool:
@@ -515,6 +560,13 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
         return
     from cnnumpy import losses
 
+    def _replica_allreduce(a: np.ndarray) -> np.ndarray:
+        _send(reply_fd, {"ok": True, "sum": a.tolist()})
+        message = _receive(cmd_fd)
+        if message is None:
+            raise SystemExit(0)  # the caller is gone
+        return np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
+
     block, loss_config = None, None
     while True:
         message = _receive(cmd_fd)
@@ -535,7 +587,12 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
             if message["op"] == "train":
                 at, shape, dtype = message["y"]
                 y = block.array(at, shape, dtype)
-                reply["loss"], out[...] = model._local_gradients(x, y)
+                for i, state in message["rng"].items():
+                    model.layers[int(i)].rng = _generator(state)
+                lo = message["lo"]
+                part = sync.Slice(lo, lo + len(x), message["total"], _replica_allreduce)
+                with sync.training_slice(part):
+                    reply["loss"], out[...] = model._local_gradients(x, y)
                 grads = _grad_arrays(model)
                 for (layer, key), offset in zip(grads, g_offsets, strict=True):
                     g = layer.grads[key]

@@ -61,7 +61,7 @@ def test_split_sizes():
 def test_training_matches_one_process(pair, n):
     one, split, group = pair
     x, y = _data(n)
-    assert group.splits(n, training=True) == (n >= 16)
+    assert group.splits(n) == (n >= 16)
     for _ in range(3):
         assert split.train_on_batch(x, y) == pytest.approx(
             one.train_on_batch(x, y), rel=1e-12
@@ -95,21 +95,69 @@ def test_float32_model_splits_too():
     np.testing.assert_allclose(out, one.predict(x), atol=1e-5)
 
 
-def test_batchnorm_and_dropout_train_in_one_process_but_predict_split():
-    def extra():
-        return (L.BatchNorm(), L.Dropout(0.2, seed=7))
+def _bn_dropout():
+    return (L.BatchNorm(), L.Dropout(0.2, seed=7))
 
-    one, split = _small_cnn(extra=extra), _small_cnn(extra=extra)
-    x, y = _data(48)
+
+@pytest.mark.parametrize("processes, n", [(2, 48), (2, 37), (3, 40)])
+def test_batchnorm_and_dropout_train_split_like_one_process(processes, n):
+    """BatchNorm adds its sums up over the processes, Dropout draws the whole batch's
+    mask in every process: weights, losses, running statistics and dropout masks
+    are those of one process up to float rounding."""
+    one, split = _small_cnn(extra=_bn_dropout), _small_cnn(extra=_bn_dropout)
+    x, y = _data(n)
+    with split.use_processes(processes) as group:
+        assert group.splits(n)
+        for _ in range(3):
+            a, b = one.train_on_batch(x, y), split.train_on_batch(x, y)
+            assert abs(a - b) < 1e-12
+        assert _max_weight_diff(one, split) < 1e-12  # running statistics included
+        # the dropout generators moved by the same draws
+        drop_one, drop_split = one.layers[4], split.layers[4]
+        assert drop_one.rng.random() == drop_split.rng.random()
+        np.testing.assert_allclose(one.predict(x), split.predict(x), atol=1e-12)
+        assert not group.closed
+
+
+def test_an_error_in_the_callers_slice_of_a_batchnorm_model_closes_the_group(
+    monkeypatch,
+):
+    """The replica then waits in BatchNorm's allreduce for a sum that never comes:
+    the group is closed (its replicas stopped) rather than left hanging."""
+    split = _small_cnn(extra=_bn_dropout)
+    x, y = _data(32)
     with split.use_processes(2) as group:
-        assert not group.splits(48, training=True)
-        assert group.splits(48, training=False)
-        for _ in range(2):
-            one.train_on_batch(x, y)
+        bn = split.layers[3]
+        real = type(bn).forward
+
+        def broken(self, x, training=False):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(type(bn), "forward", broken)
+        with pytest.raises(RuntimeError, match="boom"):
             split.train_on_batch(x, y)
-        assert _max_weight_diff(one, split) == 0.0  # the same single-process steps
-        # inference reads BatchNorm's running statistics, shared with the replica
-        np.testing.assert_allclose(one.predict(x), split.predict(x), atol=1e-14)
+        monkeypatch.setattr(type(bn), "forward", real)
+        assert group.closed and replicas.group_of(split) is None
+        split.train_on_batch(x, y)  # alone now
+
+
+def test_a_replica_dying_mid_step_raises(monkeypatch):
+    split = _small_cnn(extra=_bn_dropout)
+    x, y = _data(32)
+    with split.use_processes(2) as group:
+        split.train_on_batch(x, y)
+        child = group._children[0]["proc"]
+        real = group._allreduce
+
+        def kill_first(a):  # the replica dies while the caller is mid-step
+            child.kill()
+            child.wait()
+            return real(a)
+
+        monkeypatch.setattr(group, "_allreduce", kill_first)
+        with pytest.raises(ReplicaError, match="mid-step"):
+            split.train_on_batch(x, y)
+        assert group.closed
 
 
 def test_shared_files_are_unlinked(pair):

@@ -38,10 +38,6 @@ class Layer:
     # counts the outputs of convolution, pooling and dense layers; an activation,
     # Flatten, Dropout or BatchNorm works on the same neurons and sets this to False).
     adds_neurons = True
-    # Whether a training batch may be cut into slices run by separate processes
-    # (cnnumpy.replicas): False for a layer whose training pass needs the whole batch
-    # (BatchNorm's statistics) or draws random numbers (Dropout).
-    splits_in_training = True
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnumpy import sync
 from cnnumpy.layers.base import Layer
 
 
@@ -30,7 +31,6 @@ class Dropout(Layer):
     """
 
     adds_neurons = False  # same neurons as the layer before (model summary)
-    splits_in_training = False  # see cnnumpy.replicas
 
     def __init__(
         self, rate: float, *, seed: int | None = None, name: str | None = None
@@ -54,7 +54,11 @@ class Dropout(Layer):
             self._mask = None  # identity: backward passes dout through
             return x
         draw_dtype = np.float32 if x.dtype == np.float32 else np.float64
-        keep = self.rng.random(x.shape, dtype=draw_dtype) >= self.rate
+        part = sync.current()  # split over processes: the whole batch's mask, our rows
+        shape = x.shape if part is None else (part.total, *x.shape[1:])
+        keep = self.rng.random(shape, dtype=draw_dtype) >= self.rate
+        if part is not None:
+            keep = keep[part.lo : part.hi]
         # keep: the scaled mask only, m / (1 - rate), in the input's dtype
         self._mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
         return x * self._mask

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnumpy import sync
 from cnnumpy.functional.parallel import chunk_bounds, parallel_chunks
 from cnnumpy.layers.base import Layer
 
@@ -86,7 +87,6 @@ class BatchNorm(Layer):
     """
 
     adds_neurons = False  # same neurons as the layer before (model summary)
-    splits_in_training = False  # see cnnumpy.replicas
 
     def __init__(
         self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None
@@ -158,14 +158,21 @@ class BatchNorm(Layer):
         xc = np.empty(x.shape, dtype=x.dtype)  # C order: its (N, C, L) view is no copy
         xc3 = _planes(xc)
         if training:
-            mean = _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
+            # split over processes (cnnumpy.sync): the statistics of the whole batch
+            part = sync.current()
+            reduce = (lambda a: a) if part is None else part.allreduce
+            if part is not None:
+                m = m // (part.hi - part.lo) * part.total  # values per channel in all
+            mean = reduce(
+                _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
+            )
             mean /= dt(m)
 
             def centre(lo: int, hi: int) -> np.ndarray:  # x - mu, and its square sums
                 np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi])
                 return _channel_dots(xc3[lo:hi], xc3[lo:hi])
 
-            var = _over_images(centre, x, 1)[0] / dt(m)
+            var = reduce(_over_images(centre, x, 1)[0]) / dt(m)
             self._update_running(mean, var * dt(m / (m - 1)))
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
@@ -212,6 +219,13 @@ class BatchNorm(Layer):
             return np.stack([_channel_sums(d), _channel_dots(d, xc3[lo:hi])])
 
         dbeta, dot = _over_images(sums, dout, 2)
+        part = sync.current() if training else None
+        if part is not None:
+            # the sums over the whole batch of the gradient of ITS mean loss: this
+            # slice's dout is of the slice's mean loss, weighted by its share in all
+            dbeta, dot = part.allreduce(
+                np.stack([dbeta, dot]) * dout.dtype.type(part.share)
+            )
         dgamma = inv_std * dot
         self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
         if not self.need_input_grad:
@@ -227,8 +241,10 @@ class BatchNorm(Layer):
         # d/dx of (x - mu) / std through mu and var too (the batch statistics):
         # dx = scale * (dout - dbeta/m - x_hat * dgamma/m)
         dt = dout.dtype.type
-        k_xc = (inv_std * dgamma / dt(m))[:, None]
-        k_mean = (dbeta / dt(m))[:, None]
+        # (split: dx of this slice's own mean loss, as every other layer computes)
+        per = dt(m) if part is None else dt(m) * dt(part.share)
+        k_xc = (inv_std * dgamma / per)[:, None]
+        k_mean = (dbeta / per)[:, None]
 
         def input_grad(lo: int, hi: int) -> None:
             part = dx3[lo:hi]
