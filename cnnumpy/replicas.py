@@ -54,6 +54,7 @@ import numpy as np
 
 from cnnumpy import sync
 from cnnumpy.functional import threads
+from cnnumpy.rng import generator_from_state, generator_state
 
 __all__ = ["ReplicaError", "Replicas", "use_processes"]
 
@@ -200,7 +201,10 @@ class Replicas:
         self.dtype = np.dtype(model.dtype)
         # BatchNorm adds its sums up over the processes mid-step (cnnumpy.sync); Dropout
         # draws the whole batch's mask from a generator the replicas get the state of
-        self._allreduces = any(isinstance(layer, BatchNorm) for layer in model.layers)
+        self._batchnorms = [
+            i for i, layer in enumerate(model.layers) if isinstance(layer, BatchNorm)
+        ]
+        self._allreduces = bool(self._batchnorms)
         self._dropouts = [
             i for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)
         ]
@@ -373,12 +377,19 @@ class Replicas:
 
     def train_step(self, model, x: np.ndarray, y) -> tuple[float, np.ndarray]:
         """One training step split over the processes: ``(mean loss, outputs)``."""
+        layers = model.layers
         self._step_info = {
             "loss": _loss_config(model),  # sent with the step: a recompile is seen
-            # every process draws the whole batch's dropout masks from the same state
-            "rng": {
-                str(i): model.layers[i].rng.bit_generator.state for i in self._dropouts
+            # every process draws the whole batch's dropout masks from the same
+            # generator state (read only when it draws: a rate-0 layer spawns none)
+            "dropout": {
+                str(i): [
+                    layers[i].rate,
+                    generator_state(layers[i].rng) if layers[i].rate > 0 else None,
+                ]
+                for i in self._dropouts
             },
+            "eps": {str(i): layers[i].eps for i in self._batchnorms},
         }
 
         def own(x0, y0):
@@ -413,6 +424,9 @@ class Replicas:
                 total += np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
             for child in self._children:
                 _send(child["cmd"], {"sum": total.tolist()})
+        except OSError as exc:  # a replica's end of the pipe is gone
+            self.close()
+            raise ReplicaError(f"a replica died mid-step: {exc}") from None
         except BaseException:
             self.close()  # the pipes are out of step
             raise
@@ -459,16 +473,6 @@ class Replicas:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-
-def _generator(state: dict) -> np.random.Generator:
-    """A generator in ``state`` (a ``bit_generator.state`` dict from the caller)."""
-    kinds = {"PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64"}
-    if state.get("bit_generator") not in kinds:
-        raise ReplicaError(f"unknown bit generator in {state!r}")
-    bit_generator = getattr(np.random, state["bit_generator"])()
-    bit_generator.state = state
-    return np.random.Generator(bit_generator)
 
 
 def _has_fileno(stream) -> bool:
@@ -561,7 +565,10 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
     from cnnumpy import losses
 
     def _replica_allreduce(a: np.ndarray) -> np.ndarray:
-        _send(reply_fd, {"ok": True, "sum": a.tolist()})
+        try:
+            _send(reply_fd, {"ok": True, "sum": a.tolist()})
+        except OSError:  # the caller closed the group mid-step
+            raise SystemExit(0) from None
         message = _receive(cmd_fd)
         if message is None:
             raise SystemExit(0)  # the caller is gone
@@ -587,8 +594,13 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
             if message["op"] == "train":
                 at, shape, dtype = message["y"]
                 y = block.array(at, shape, dtype)
-                for i, state in message["rng"].items():
-                    model.layers[int(i)].rng = _generator(state)
+                for i, (rate, state) in message["dropout"].items():
+                    layer = model.layers[int(i)]
+                    layer.rate = rate
+                    if state is not None:
+                        layer.rng = generator_from_state(state)
+                for i, eps in message["eps"].items():
+                    model.layers[int(i)].eps = eps
                 lo = message["lo"]
                 part = sync.Slice(lo, lo + len(x), message["total"], _replica_allreduce)
                 with sync.training_slice(part):
@@ -601,4 +613,7 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
                 out[...] = model._fused_forward(x)
         except Exception:
             reply = {"ok": False, "error": traceback.format_exc()}
-        _send(reply_fd, reply)
+        try:
+            _send(reply_fd, reply)
+        except OSError:  # the caller closed the group: nobody to answer
+            return

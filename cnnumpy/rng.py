@@ -71,8 +71,17 @@ class isolated:
 
 
 def generator_state(rng: np.random.Generator) -> dict:
-    """The JSON-serialisable state of a generator."""
-    return rng.bit_generator.state
+    """The JSON-serialisable state of a generator (MT19937, Philox and SFC64 keep
+    arrays in theirs: they become lists, which their ``state`` setter accepts)."""
+
+    def plain(value):
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, dict):
+            return {key: plain(v) for key, v in value.items()}
+        return value
+
+    return plain(rng.bit_generator.state)
 
 
 def generator_from_state(

@@ -403,3 +403,16 @@ def test_unknown_loss_loads_uncompiled_with_a_warning(tmp_path):
         loaded = load_model(path)
     assert loaded.loss is None
     np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+
+
+@pytest.mark.parametrize("kind", ["MT19937", "Philox", "SFC64", "PCG64"])
+def test_layer_generators_of_every_kind_round_trip(tmp_path, kind):
+    """Dropout's generator is saved with the model; MT19937, Philox and SFC64 keep
+    arrays in their state, written as lists (JSON)."""
+    model = cnnumpy.Sequential([Flatten(), Dropout(0.5), Dense(2)], input_shape=(3,))
+    model.layers[1].rng = np.random.Generator(getattr(np.random, kind)(11))
+    model.layers[1].rng.random(3)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.layers[1].rng.random() == model.layers[1].rng.random()

@@ -119,6 +119,27 @@ def test_batchnorm_and_dropout_train_split_like_one_process(processes, n):
         assert not group.closed
 
 
+def test_settings_changed_after_use_processes_and_other_bit_generators():
+    """The replicas get Dropout's rate and generator state and BatchNorm's eps with
+    every step: a change made after use_processes is seen, and a generator whose
+    state holds arrays (MT19937) travels too. A rate-0 Dropout spawns no generator."""
+    one, split = _small_cnn(extra=_bn_dropout), _small_cnn(extra=_bn_dropout)
+    for model in (one, split):
+        model.layers[4].rng = np.random.Generator(np.random.MT19937(5))
+    x, y = _data(32)
+    with split.use_processes(2):
+        for model in (one, split):
+            model.layers[4].rate = 0.5
+            model.layers[3].eps = 1e-2
+        for _ in range(2):
+            assert abs(one.train_on_batch(x, y) - split.train_on_batch(x, y)) < 1e-12
+        assert _max_weight_diff(one, split) < 1e-12
+    quiet = _small_cnn(extra=lambda: (L.Dropout(0.0),))
+    with quiet.use_processes(2):
+        quiet.train_on_batch(x, y)
+        assert quiet.layers[3]._rng is None
+
+
 def test_an_error_in_the_callers_slice_of_a_batchnorm_model_closes_the_group(
     monkeypatch,
 ):

@@ -173,7 +173,8 @@ class BatchNorm(Layer):
                 return _channel_dots(xc3[lo:hi], xc3[lo:hi])
 
             var = reduce(_over_images(centre, x, 1)[0]) / dt(m)
-            self._update_running(mean, var * dt(m / (m - 1)))
+            if part is None or part.lo == 0:  # a replica's copy is overwritten anyway
+                self._update_running(mean, var * dt(m / (m - 1)))
         else:
             mean, var = self.state["running_mean"], self.state["running_var"]
             _over_images(
