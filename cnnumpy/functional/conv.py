@@ -204,7 +204,7 @@ def conv2d_forward(
         res = SCRATCH.get(f"out{k}", (F, hi - lo, H_out, W_out), x.dtype)
         np.matmul(w_ext, cols, out=res.reshape(F, -1))  # ONE GEMM per chunk
         # (F, n, Ho, Wo) -> (N, F, Ho, Wo): inner runs are whole maps (Ho*Wo floats)
-        out[lo:hi] = chunk_epilogue(res, pool, post, k).transpose(1, 0, 2, 3)
+        out[lo:hi] = chunk_epilogue(res, res, pool, post, k).transpose(1, 0, 2, 3)
 
     per_image = w_ext.shape[1] * H_out * W_out * x.dtype.itemsize
     parallel_chunks(work, chunk_bounds(N, per_image))
