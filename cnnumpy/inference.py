@@ -50,8 +50,8 @@ def _own(layer, classes) -> bool:
 def _tiles(pool) -> tuple[int, int] | None:
     """A max-pool's tile ``(KH, KW)`` if its windows tile the input (stride = size,
     no padding), else None; the caller checks that the tiles divide the map."""
-    if type(pool) is MaxPool2D and "forward" not in vars(pool):
-        if pool.stride == pool.pool_size and pool.padding == (0, 0):
+    if _own(pool, (MaxPool2D,)) and pool.stride == pool.pool_size:
+        if pool.padding == (0, 0):
             return pool.pool_size
     return None
 
