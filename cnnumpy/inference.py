@@ -14,8 +14,11 @@ each chunk of images while the chunk is in the core's cache:
   whose windows tile the map) taken on each chunk of the convolution's output: the
   full-size output is never written to memory and read back.
 - **ReLU or LeakyReLU** run on each chunk (after the pool, when there is one:
-  ``execution_order`` already runs a max-pool before a monotone activation). Not
-  tanh or sigmoid: measured slower fused (their cost is arithmetic, not memory).
+  ``execution_order`` already runs a max-pool before a monotone activation).
+- **An activation then an average pool over tiles** (LeNet's tanh and 2x2 average
+  pooling): the activation runs on the chunk, then the mean over the tiles; the
+  full-size activations are never written. Tanh alone does not merge: its cost is
+  arithmetic, and on the chunk it would also run on the wide grid's junk columns.
 
 Everything else runs as in :meth:`Sequential.forward`, in the same order. The
 outputs are those of ``model.forward(x)`` up to float rounding (the folded kernels
@@ -32,13 +35,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.layers.activations import LeakyReLU, ReLU
+from cnnumpy.functional.conv_flat import Tiles
+from cnnumpy.layers.activations import LeakyReLU, ReLU, Tanh
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.normalization import BatchNorm
-from cnnumpy.layers.pooling import MaxPool2D
+from cnnumpy.layers.pooling import AvgPool2D, MaxPool2D
 
 _CONVS = (Conv1D, Conv2D)
 _ACTIVATIONS = (ReLU, LeakyReLU)
+# activations that merge when an average pool follows them
+_BEFORE_MEAN = (ReLU, LeakyReLU, Tanh)
 
 
 def _own(layer, classes) -> bool:
@@ -47,38 +53,49 @@ def _own(layer, classes) -> bool:
     return type(layer) in classes and "forward" not in vars(layer)
 
 
-def _tiles(pool) -> tuple[int, int] | None:
-    """A max-pool's tile ``(KH, KW)`` if its windows tile the input (stride = size,
-    no padding), else None; the caller checks that the tiles divide the map."""
-    if _own(pool, (MaxPool2D,)) and pool.stride == pool.pool_size:
+def tiles(pool) -> Tiles | None:
+    """A max- or average pool's :class:`Tiles` if its windows tile the input (stride
+    = size, no padding), else None; the caller checks that the tiles divide the map."""
+    if _own(pool, (MaxPool2D, AvgPool2D)) and pool.stride == pool.pool_size:
         if pool.padding == (0, 0):
-            return pool.pool_size
+            return Tiles(*pool.pool_size, mean=type(pool) is AvgPool2D)
     return None
 
 
-def _merges(role: str, conv, layer) -> bool:
-    """Whether ``layer``, next in line, can merge into ``conv`` in that role."""
-    if role == "bn":
-        return _own(layer, (BatchNorm,))
-    if role == "pool":
-        return conv.rank == 2 and _tiles(layer) is not None
-    return _own(layer, _ACTIVATIONS)
+def _pool_tiles(conv, layer, mean: bool) -> bool:
+    """Whether ``layer`` is a tiling pool (an average one if ``mean``, else a max)
+    that can merge into ``conv``."""
+    tile = tiles(layer)
+    return conv.rank == 2 and tile is not None and tile.mean == mean
 
 
 def plan(layers, order: list[int]) -> list[tuple]:
     """Steps ``(i, bn, pool, act)`` in execution ``order``: layer ``i``, with the
-    indices of the BatchNorm folded into it, of the max-pool and of the activation
-    run on its chunks (``None`` for each one that is not there). A layer merges only
-    with the ones that run right after it, in that order."""
+    indices of the BatchNorm folded into it, of the pool and of the activation run
+    on its chunks (``None`` for each one that is not there). A layer merges only with
+    the ones that run right after it: a BatchNorm, then a max-pool and a ReLU or
+    LeakyReLU, or an activation and an average pool, in that order."""
     steps, p = [], 0
+
+    def ahead(k: int = 0):
+        """The layer ``k`` places after the current one in ``order`` (or None)."""
+        return layers[order[p + k]] if p + k < len(order) else None
+
     while p < len(order):
-        i, merged = order[p], {"bn": None, "pool": None, "act": None}
+        i, bn, pool, act = order[p], None, None, None
         p += 1
-        if _own(layers[i], _CONVS):
-            for role in merged:
-                if p < len(order) and _merges(role, layers[i], layers[order[p]]):
-                    merged[role], p = order[p], p + 1
-        steps.append((i, merged["bn"], merged["pool"], merged["act"]))
+        conv = layers[i]
+        if _own(conv, _CONVS):
+            if _own(ahead(), (BatchNorm,)):
+                bn, p = order[p], p + 1
+            if _own(ahead(), _BEFORE_MEAN) and _pool_tiles(conv, ahead(1), mean=True):
+                act, pool, p = order[p], order[p + 1], p + 2
+            else:
+                if _pool_tiles(conv, ahead(), mean=False):
+                    pool, p = order[p], p + 1
+                if _own(ahead(), _ACTIVATIONS):
+                    act, p = order[p], p + 1
+        steps.append((i, bn, pool, act))
     return steps
 
 
@@ -105,15 +122,14 @@ def forward(layers, order: list[int], x: np.ndarray) -> np.ndarray:
             out = layer.forward(out, training=False)
             continue
         w, b = folded(layer, None if bn is None else layers[bn])
-        tile = None if pool is None else layers[pool].pool_size
+        tile = None if pool is None else tiles(layers[pool])
         _F, *size = layer.output_shape(out.shape[1:])
-        if tile is not None and any(s % t for s, t in zip(size, tile, strict=True)):
-            # the tiles leave rows over at this input size: run the pool (and what
-            # follows it) as it is
+        if tile is not None and (size[0] % tile.KH or size[1] % tile.KW):
+            # the tiles leave rows over at this input size: run the pool and the
+            # activation as they are, in their order
             out = layer.fused_forward(out, w, b)
-            for j in (pool, act):
-                if j is not None:
-                    out = layers[j].forward(out, training=False)
+            for j in sorted((j for j in (pool, act) if j is not None), key=order.index):
+                out = layers[j].forward(out, training=False)
             continue
         post = None if act is None else layers[act].apply_inplace
         out = layer.fused_forward(out, w, b, post, tile)

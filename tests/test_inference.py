@@ -10,6 +10,7 @@ import pytest
 
 import cnnumpy
 from cnnumpy import inference
+from cnnumpy.functional.conv_flat import use_bands
 from cnnumpy.layers import (
     AvgPool2D,
     BatchNorm,
@@ -131,7 +132,6 @@ def test_what_is_not_fused():
             ReLU(),
             Conv2D(2, 3),
             Tanh(),
-            AvgPool2D(2),
             Flatten(),
         ],
         (1, 13, 13),
@@ -139,10 +139,62 @@ def test_what_is_not_fused():
     original = hooked.forward
     hooked.forward = lambda x, training=False: original(x, training) * 0.5
     # nothing merges: a custom BatchNorm, a custom ReLU, a conv whose forward is
-    # replaced on the instance, tanh, an average pool
-    assert _steps(model) == [(k, None, None, None) for k in range(11)]
+    # replaced on the instance, tanh without an average pool after it
+    assert _steps(model) == [(k, None, None, None) for k in range(10)]
     x = np.random.default_rng(6).normal(size=(2, 1, 13, 13))
     _check_equal_to_forward(model, x, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_activation_then_average_pool_fused(dtype):
+    """LeNet's tanh then 2x2 average pooling merge into the convolution (activation
+    on the chunk, then the mean of its tiles): the same values as layer by layer,
+    bit for bit (same ufuncs, same order of the adds), with row bands (16 -> 8
+    channels 5x5), a BatchNorm folded in, and a ReLU before a 3x2 mean."""
+    model = _model(
+        [
+            Conv2D(16, 5, padding=2),
+            Tanh(),
+            AvgPool2D(2),
+            Conv2D(8, 5, padding=2, use_bias=False),
+            BatchNorm(),
+            ReLU(),
+            AvgPool2D((3, 2)),
+            Conv2D(4, 1),
+            LeakyReLU(0.1),
+            AvgPool2D(2, stride=1),  # overlapping windows: not tiles, runs alone
+            Flatten(),
+        ],
+        (3, 12, 12),
+        dtype,
+    )
+    assert _steps(model) == [
+        (0, None, 2, 1),
+        (3, 4, 6, 5),
+        (7, None, None, 8),
+        (9, None, None, None),
+        (10, None, None, None),
+    ]
+    x = np.random.default_rng(9).standard_normal((5, 3, 12, 12)).astype(dtype)
+    want = model.forward(x)
+    assert use_bands(model.layers[3].params["W"].shape[1], (5, 5))
+    rtol = 1e-12 if dtype == "float64" else 1e-5  # the folded BatchNorm rounds
+    np.testing.assert_allclose(model._fused_forward(x), want, rtol=rtol, atol=rtol)
+    # without the BatchNorm, every value is the layer-by-layer one exactly
+    plain = _model([Conv2D(6, 5), Tanh(), AvgPool2D(2), Flatten()], (1, 28, 28), dtype)
+    assert _steps(plain)[0] == (0, None, 2, 1)
+    x = np.random.default_rng(10).standard_normal((9, 1, 28, 28)).astype(dtype)
+    np.testing.assert_array_equal(plain._fused_forward(x), plain.forward(x))
+
+
+def test_activation_then_ragged_average_pool_runs_in_order():
+    """A 2x2 average pool over a 7x7 map leaves a row over: the conv is fused alone,
+    then the tanh and the pool run as layers, in that order."""
+    model = _model([Conv2D(3, 3), Tanh(), AvgPool2D(2), Flatten()], (2, 9, 9))
+    assert _steps(model)[0] == (0, None, 2, 1)
+    _check_equal_to_forward(
+        model, np.random.default_rng(11).normal(size=(4, 2, 9, 9)), 1e-12
+    )
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 1e-5)])

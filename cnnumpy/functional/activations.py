@@ -189,14 +189,20 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 # -- in place, no cache: fused inference ----------------------------------------------
 #
 # ``cnnumpy.inference`` runs ReLU or LeakyReLU on each chunk of a convolution's output
-# while the chunk is in cache. Same arithmetic as the ``*_forward`` above, so the same
-# values. (Not tanh or sigmoid: they are bound by arithmetic, not memory, and the
-# convolution's chunks also hold the wide grid's junk columns.)
+# while the chunk is in cache, and tanh when an average pool follows it. Same
+# arithmetic as the ``*_forward`` above, so the same values. (Tanh alone is not fused:
+# it is bound by arithmetic, not memory, and the convolution's chunks also hold the
+# wide grid's junk columns; fused with the pool it saves a pass over the activations.)
 
 
 def relu_inplace(a: np.ndarray) -> None:
     """``a = max(a, 0)`` in place."""
     np.maximum(a, zeros(a.shape, a.dtype), out=a)
+
+
+def tanh_inplace(a: np.ndarray) -> None:
+    """``a = tanh(a)`` in place."""
+    np.tanh(a, out=a)
 
 
 def leaky_relu_inplace(a: np.ndarray, alpha: float) -> None:

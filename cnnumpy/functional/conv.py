@@ -35,6 +35,7 @@ import numpy as np
 
 from cnnumpy.functional.conv_flat import (
     Post,
+    Tiles,
     chunk_epilogue,
     conv2d_backward_flat,
     conv2d_forward_flat,
@@ -157,7 +158,7 @@ def conv2d_forward(
     padding_mode: str = "zeros",
     workspace: Workspace | None = None,
     post: Post = None,
-    pool: tuple[int, int] | None = None,
+    pool: Tiles | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
@@ -174,9 +175,9 @@ def conv2d_forward(
             reused buffer (border zeroed once) instead of a fresh allocation.
         post: an in-place operation run on each chunk's output while it is in cache
             (fused inference, :mod:`cnnumpy.inference`: the next layer's activation).
-        pool: ``(KH, KW)``: each chunk's output is max-pooled over tiles of that size
-            first (fused inference; the output is then ``(N, F, H_out/KH,
-            W_out/KW)``, and the caller checks that the tiles divide it).
+        pool: :class:`Tiles`: each chunk's output is pooled over tiles of that size
+            (fused inference; the output is then ``(N, F, H_out/KH, W_out/KW)``, and
+            the caller checks that the tiles divide it).
 
     Returns:
         out ``(N, F, H_out, W_out)`` with ``H_out = (H + top + bottom - KH) // SH + 1``,

@@ -48,6 +48,7 @@ faster than one whole-batch GEMM on the BLAS's own two threads).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,7 +60,7 @@ from cnnumpy.functional.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
-from cnnumpy.functional.pool_tiles import max_of_tiles
+from cnnumpy.functional.pool_tiles import max_of_tiles, mean_of_tiles
 
 Post = Callable[[np.ndarray], object] | None  # an in-place operation on a chunk
 
@@ -77,31 +78,51 @@ def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
     return strided_view(a, shape, strides, writeable=True)
 
 
+class Tiles(NamedTuple):
+    """A pool fused into a convolution's chunks (:mod:`cnnumpy.inference`): windows
+    ``KH x KW`` that tile the output (stride = size, no padding), their maximum, or
+    their mean when ``mean``."""
+
+    KH: int
+    KW: int
+    mean: bool = False
+
+
 def chunk_epilogue(
-    res: np.ndarray, valid: np.ndarray, pool, post: Post, k: int
+    res: np.ndarray, valid: np.ndarray, pool: Tiles | None, post: Post, k: int
 ) -> np.ndarray:
     """What a chunk of a convolution's output becomes before it is copied to the
     output, in fused inference (:mod:`cnnumpy.inference`): ``valid (F, n, Ho, Wo)``,
-    a view of ``res`` (what the GEMM wrote), max-pooled over tiles ``pool = (KH,
-    KW)`` if given, with ``post`` run in place on the result.
+    a view of ``res`` (what the GEMM wrote), pooled over ``pool`` tiles if given,
+    with ``post`` (an activation) run in place.
 
-    Without a pool, ``post`` runs on the whole of ``res``, junk columns included:
-    long contiguous runs. On the ``valid`` view each run is one output row (32
-    floats in ``vgg_cifar``'s first layer), and NumPy's per-run cost made a ReLU
-    there 1.7x slower than the separate layer."""
-    if pool is not None:
-        F, n, Ho, Wo = valid.shape
-        shape = (F, n, Ho // pool[0], Wo // pool[1])
-        pooled = SCRATCH.get(f"pooled{k}", shape, valid.dtype)
-        valid = res = max_of_tiles(valid, pool[0], pool[1], pooled)
+    - A max-pool runs first and ``post`` after it, on four times fewer values: the
+      order ``execution_order`` gives a max-pool and a monotone activation.
+    - A mean does not commute with an activation, so the activation runs first, then
+      the mean over the tiles (LeNet's tanh and average pooling).
+    - Without a pool, or before a mean, ``post`` runs on the whole of ``res``, junk
+      columns included: long contiguous runs. On the ``valid`` view each run is one
+      output row (32 floats in ``vgg_cifar``'s first layer), and NumPy's per-run cost
+      made a ReLU there 1.7x slower than the separate layer."""
+    if pool is None or pool.mean:
+        if post is not None:
+            post(res)
+        if pool is None:
+            return valid
+        post = None
+    F, n, Ho, Wo = valid.shape
+    shape = (F, n, Ho // pool.KH, Wo // pool.KW)
+    pooled = SCRATCH.get(f"pooled{k}", shape, valid.dtype)
+    take = mean_of_tiles if pool.mean else max_of_tiles
+    pooled = take(valid, pool.KH, pool.KW, pooled)
     if post is not None:
-        post(res)
-    return valid
+        post(pooled)
+    return pooled
 
 
-def out_size(Ho: int, Wo: int, pool) -> tuple[int, int]:
+def out_size(Ho: int, Wo: int, pool: Tiles | None) -> tuple[int, int]:
     """The output's spatial size, after the fused pool if any."""
-    return (Ho, Wo) if pool is None else (Ho // pool[0], Wo // pool[1])
+    return (Ho, Wo) if pool is None else (Ho // pool.KH, Wo // pool.KW)
 
 
 def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role):
@@ -184,7 +205,7 @@ def _correlate(
     b: np.ndarray | None,
     pads: Pads | None = None,
     post: Post = None,
-    pool: tuple[int, int] | None = None,
+    pool: Tiles | None = None,
 ) -> np.ndarray:
     """Valid stride-1 correlation of the planes ``x``, chunk by chunk.
 
@@ -252,7 +273,7 @@ def conv2d_forward_flat(
     pads: Pads,
     workspace: Workspace | None = None,
     post: Post = None,
-    pool: tuple[int, int] | None = None,
+    pool: Tiles | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """Stride-1 zero-padded cross-correlation on the wide grid (module docstring);
     ``post`` and ``pool`` as in :func:`_correlate`.

@@ -57,6 +57,20 @@ def max_of_tiles(v: np.ndarray, KH: int, KW: int, out: np.ndarray) -> np.ndarray
     return out
 
 
+def mean_of_tiles(v: np.ndarray, KH: int, KW: int, out: np.ndarray) -> np.ndarray:
+    """``out[..., i, j] = mean of v[..., i*KH : (i+1)*KH, j*KW : (j+1)*KW]``, in the
+    calling thread, like :func:`max_of_tiles`: ``KH*KW - 1`` strided adds and one
+    scaling (the same order as :func:`avgpool_tiles`, so the same rounding)."""
+    *lead, H, W = v.shape
+    t = v.reshape(*lead, H // KH, KH, W // KW, KW)
+    (i0, j0), *rest = [(i, j) for i in range(KH) for j in range(KW)]
+    out[...] = t[..., :, i0, :, j0]
+    for i, j in rest:
+        out += t[..., :, i, :, j]
+    out *= v.dtype.type(1.0 / (KH * KW))
+    return out
+
+
 def maxpool_tiles(x: np.ndarray, g: dict) -> np.ndarray:
     """Max over tiling windows: ``KH*KW - 1`` calls of ``np.maximum``, no copy of ``x``.
 

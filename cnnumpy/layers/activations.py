@@ -126,6 +126,10 @@ class Tanh(_Activation):
     def _backward(self, dout, cache):
         return F.tanh_backward(dout, cache)
 
+    def apply_inplace(self, a: np.ndarray) -> None:
+        """tanh in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
+        F.tanh_inplace(a)
+
 
 class Softmax(_Activation):
     """s = exp(x - max) / sum exp(x - max) along ``axis`` (seed 004, eq. 4).
