@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv_flat import Tiles
+from cnnumpy.functional.epilogue import Tiles
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Tanh
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.normalization import BatchNorm

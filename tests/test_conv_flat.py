@@ -1,5 +1,7 @@
 """The flat ("wide grid") stride-1 convolution against its naive twin, finite
-differences and PyTorch, with both of its dx paths and its dispatch.
+differences and PyTorch, with both of its dx paths and its dispatch; and its small-map
+twin with the images innermost (conv_inner), which these shapes take by default: the
+``layout`` fixture runs the tests on both.
 
 Tolerances: float64 against the naive loops ``1e-12`` (same sums, different order);
 float32 against PyTorch ``rtol=1e-4, atol=1e-5`` (as in test_conv_torch.py).
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as TF
 
 import cnnumpy.functional.parallel as parallel_module
-from cnnumpy.functional import conv_flat
+from cnnumpy.functional import conv_flat, conv_inner
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from cnnumpy.functional.parallel import SCRATCH, Workspace
@@ -37,6 +39,16 @@ CASES = [
 IDS = [f"N{c[0]}C{c[1]}-{c[2]}x{c[3]}-F{c[4]}-k{c[5]}-p{c[6]}" for c in CASES]
 
 
+@pytest.fixture(params=["wide", "inner"])
+def layout(request, monkeypatch):
+    """Small maps take conv_inner (images innermost); "wide" forces the wide grid of
+    conv_flat on them, "inner" takes conv_inner for every map size."""
+    limit = 0 if request.param == "wide" else 10**9
+    monkeypatch.setattr(conv_inner, "INNER_MAX_OUTPUTS", limit)
+    monkeypatch.setattr(conv_inner, "INNER_MIN_JUNK", 1.0)
+    return request.param
+
+
 def _data(case, dtype=np.float64, bias=True):
     N, C, H, W, F, kernel, _pads = case
     rng = np.random.default_rng(0)
@@ -56,7 +68,7 @@ def _poison_scratch():
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_flat_matches_naive(case, bias):
+def test_flat_matches_naive(case, bias, layout):
     x, w, b = _data(case, bias=bias)
     pads = case[-1]
     for workspace in (None, Workspace()):
@@ -78,7 +90,7 @@ def test_flat_matches_naive(case, bias):
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_both_dx_paths_agree(case):
+def test_both_dx_paths_agree(case, layout):
     x, w, b = _data(case)
     out, cache = conv_flat.conv2d_forward_flat(x, w, b, case[-1])
     dout = np.random.default_rng(2).standard_normal(out.shape)
@@ -95,8 +107,9 @@ def test_both_dx_paths_agree(case):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_row_bands_match_full_columns(monkeypatch, bias):
-    """Both column layouts of ``_correlate`` give the same correlation (and the
-    bands are what the shapes above take)."""
+    """Both column layouts of the wide grid give the same correlation (and the
+    bands are what the shapes above take there)."""
+    monkeypatch.setattr(conv_inner, "INNER_MAX_OUTPUTS", 0)
     case = CASES[-2]
     x, w, b = _data(case, bias=bias)
     assert conv_flat.use_bands(13, (5, 4)) and not conv_flat.use_bands(3, (5, 5))
@@ -127,7 +140,7 @@ def test_dout_wide_zeroes_the_junk_columns():
     ],
     ids=["full-columns", "row-bands"],
 )
-def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case):
+def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case, layout):
     monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     x, w, b = _data(case)
     out, cache = conv2d_forward(x, w, b, 1, case[-1])
@@ -138,6 +151,45 @@ def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case):
         conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_n), strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_small_maps_take_the_inner_layout(monkeypatch):
+    """Maps up to 16x16 with at least 10% junk on the wide grid go to conv_inner;
+    larger maps, 1x1 kernels and 2x2 kernels on 14x14 maps stay on the wide grid."""
+    assert conv_inner.inner_applies(16, 16, 18)  # 3x3 "same": 286 positions
+    assert conv_inner.inner_applies(8, 8, 12)  # 5x5 "same": 92 positions for 64
+    assert not conv_inner.inner_applies(17, 16, 18)
+    assert not conv_inner.inner_applies(8, 8, 8)  # 1x1: no junk
+    assert not conv_inner.inner_applies(14, 14, 15)  # 209 positions for 196
+    taken = []
+    real = conv_inner.correlate_inner
+    monkeypatch.setattr(
+        conv_flat, "correlate_inner", lambda *a: taken.append(a[0].shape) or real(*a)
+    )
+    for H in (8, 20):
+        x, w, b = _data((2, 3, H, H, 4, (3, 3), None))
+        out, cache = conv2d_forward(x, w, b, 1, 1)
+        np.testing.assert_allclose(
+            out, conv2d_forward_naive(x, w, b, 1, 1)[0], rtol=1e-12, atol=1e-12
+        )
+    assert taken == [(2, 3, 10, 10)]  # the 8x8 input, padded by 1
+
+
+def test_inner_layout_is_chunked_like_the_wide_grid(monkeypatch):
+    """Many chunks over the worker threads (a chunk of one image each), and dw summed
+    over the chunks of each worker: the same values as one chunk."""
+    case = (7, 5, 6, 6, 4, (3, 3), ((1, 1), (1, 1)))
+    x, w, b = _data(case)
+    whole = conv2d_forward(x, w, b, 1, case[-1])
+    dout = np.random.default_rng(4).standard_normal(whole[0].shape)
+    want = conv2d_backward(dout, whole[1])
+    monkeypatch.setattr(parallel_module, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(parallel_module, "PARALLEL_BYTES", 1)
+    _poison_scratch()
+    out, cache = conv2d_forward(x, w, b, 1, case[-1])
+    np.testing.assert_allclose(out, whole[0], rtol=1e-12, atol=1e-12)
+    for got, ref in zip(conv2d_backward(dout, cache), want, strict=True):
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -161,13 +213,13 @@ def test_other_convolutions_take_the_general_path(stride, mode):
     ],
     ids=["slice-add", "full", "big-pads", "conv1d"],
 )
-def test_flat_layers_finite_differences(layer):
+def test_flat_layers_finite_differences(layer, layout):
     shape = (2, 2, 5) if isinstance(layer, Conv1D) else (2, 2, 5, 4)
     x = np.random.default_rng(0).standard_normal(shape)
     check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
 
 
-def test_row_bands_layer_finite_differences():
+def test_row_bands_layer_finite_differences(layout):
     layer = Conv2D(3, (5, 4), padding=(2, 1))  # 13 channels: row bands
     x = np.random.default_rng(0).standard_normal((2, 13, 4, 3))
     assert conv_flat.use_bands(13, (5, 4))
@@ -176,7 +228,7 @@ def test_row_bands_layer_finite_differences():
 
 @pytest.mark.torch
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_flat_matches_torch_float32(case):
+def test_flat_matches_torch_float32(case, layout):
     x, w, b = _data(case, np.float32)
     out, cache = conv2d_forward(x, w, b, 1, case[-1], workspace=Workspace())
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)

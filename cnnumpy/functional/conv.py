@@ -34,14 +34,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.conv_flat import (
-    Post,
-    Tiles,
-    chunk_epilogue,
     conv2d_backward_flat,
     conv2d_forward_flat,
     flat_applies,
-    out_size,
 )
+from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
     col2im,

@@ -39,6 +39,11 @@ kernels of every ``kw`` at once and adds the ``KW`` partial outputs shifted
 (:func:`_correlate`); ``dw`` takes one GEMM per ``kw`` on a shifted view
 (:func:`_dw_db_bands`). ``KW`` times fewer rows are copied.
 
+Small output maps (up to 16x16) on which the wide grid would compute at least 10%
+junk take :mod:`conv_inner` instead (the images innermost: no junk), for the forward,
+``dw`` and the full-convolution ``dx`` (:func:`_correlate` and :func:`_dw_db`
+dispatch).
+
 Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels
 (chunks of about 4 MB of columns: big enough that the per-chunk overhead of the two
 worker threads is small, measured faster than 1-image or whole-batch chunks, and
@@ -47,11 +52,10 @@ faster than one whole-batch GEMM on the BLAS's own two threads).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
-
 import numpy as np
 
+from cnnumpy.functional.conv_inner import correlate_inner, dw_db_inner, inner_applies
+from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.functional.im2col import pad2d, pad_into, strided_view
 from cnnumpy.functional.parallel import (
     SCRATCH,
@@ -60,9 +64,6 @@ from cnnumpy.functional.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
-from cnnumpy.functional.pool_tiles import max_of_tiles, mean_of_tiles
-
-Post = Callable[[np.ndarray], object] | None  # an in-place operation on a chunk
 
 
 def flat_applies(stride: tuple[int, int], padding_mode: str) -> bool:
@@ -76,53 +77,6 @@ def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
     s = a.strides[-1]
     shape, strides = a.shape[:-1] + (rows, width), a.strides[:-1] + (row_step * s, s)
     return strided_view(a, shape, strides, writeable=True)
-
-
-class Tiles(NamedTuple):
-    """A pool fused into a convolution's chunks (:mod:`cnnumpy.inference`): windows
-    ``KH x KW`` that tile the output (stride = size, no padding), their maximum, or
-    their mean when ``mean``."""
-
-    KH: int
-    KW: int
-    mean: bool = False
-
-
-def chunk_epilogue(
-    res: np.ndarray, valid: np.ndarray, pool: Tiles | None, post: Post, k: int
-) -> np.ndarray:
-    """What a chunk of a convolution's output becomes before it is copied to the
-    output, in fused inference (:mod:`cnnumpy.inference`): ``valid (F, n, Ho, Wo)``,
-    a view of ``res`` (what the GEMM wrote), pooled over ``pool`` tiles if given,
-    with ``post`` (an activation) run in place.
-
-    - A max-pool runs first and ``post`` after it, on four times fewer values: the
-      order ``execution_order`` gives a max-pool and a monotone activation.
-    - A mean does not commute with an activation, so the activation runs first, then
-      the mean over the tiles (LeNet's tanh and average pooling).
-    - Without a pool, or before a mean, ``post`` runs on the whole of ``res``, junk
-      columns included: long contiguous runs. On the ``valid`` view each run is one
-      output row (32 floats in ``vgg_cifar``'s first layer), and NumPy's per-run cost
-      made a ReLU there 1.7x slower than the separate layer."""
-    if pool is None or pool.mean:
-        if post is not None:
-            post(res)
-        if pool is None:
-            return valid
-        post = None
-    F, n, Ho, Wo = valid.shape
-    shape = (F, n, Ho // pool.KH, Wo // pool.KW)
-    pooled = SCRATCH.get(f"pooled{k}", shape, valid.dtype)
-    take = mean_of_tiles if pool.mean else max_of_tiles
-    pooled = take(valid, pool.KH, pool.KW, pooled)
-    if post is not None:
-        post(pooled)
-    return pooled
-
-
-def out_size(Ho: int, Wo: int, pool: Tiles | None) -> tuple[int, int]:
-    """The output's spatial size, after the fused pool if any."""
-    return (Ho, Wo) if pool is None else (Ho // pool.KH, Wo // pool.KW)
 
 
 def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role):
@@ -227,6 +181,8 @@ def _correlate(
     Hp, Wp = H + top + bottom, W + left + right
     F, _, KH, KW = w.shape
     Ho, Wo = Hp - KH + 1, Wp - KW + 1
+    if inner_applies(Ho, Wo, Wp):  # small maps: no junk (conv_inner)
+        return correlate_inner(x, w, b, pads, post, pool)
     P = (Ho - 1) * Wp + Wo
     bands = use_bands(C, (KH, KW))
     if bands:
@@ -404,6 +360,8 @@ def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``."""
     _tag, _x_shape, xp, w, has_bias, _pads = cache
     F, C, KH, KW = w.shape
+    if inner_applies(*dout.shape[2:], xp.shape[3]):
+        return dw_db_inner(dout, xp, has_bias)
     if use_bands(C, (KH, KW)):
         return _dw_db_bands(dout, cache)
     N, _, Hp, Wp = xp.shape
