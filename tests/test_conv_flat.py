@@ -31,6 +31,7 @@ CASES = [
     (2, 2, 4, 5, 3, (2, 3), ((3, 2), (1, 4))),  # pads >= kernel: slice-adds
     (1, 3, 4, 4, 2, (1, 1), ((0, 0), (0, 0))),
     (2, 2, 1, 9, 5, (1, 3), ((0, 0), (1, 1))),  # a 1-D signal
+    (2, 3, 6, 6, 6, (3, 3), ((1, 1), (1, 1))),  # 2C = F: full convolution if inner
     # row bands (use_bands: KW >= 4, C*KH >= 64) in the forward and in dx's full
     # convolution (F*KH = 100), with a kernel that is not square and uneven pads
     (2, 13, 5, 6, 20, (5, 4), ((2, 2), (1, 2))),
