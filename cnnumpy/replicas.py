@@ -406,8 +406,8 @@ class Replicas:
         for (layer, key), offset in zip(self._grads, self._g_offsets, strict=True):
             g = layer.grads[key]
             g *= sizes[0] / n
-            for child, size in zip(self._children, sizes[1:], strict=True):
-                g += (size / n) * child["block"].array(offset, g.shape, g.dtype)
+            for child in self._children:  # already weighted by the replica's share
+                g += child["block"].array(offset, g.shape, g.dtype)
         model.optimizer.step(model.layers)
         return loss / n, np.concatenate(outs)
 
@@ -605,10 +605,13 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
                 part = sync.Slice(lo, lo + len(x), message["total"], _replica_allreduce)
                 with sync.training_slice(part):
                     reply["loss"], out[...] = model._local_gradients(x, y)
+                # weighted by this slice's share of the batch on the way (the copy
+                # costs the same): the caller then adds them with no temporary
+                share = len(x) / message["total"]
                 grads = _grad_arrays(model)
                 for (layer, key), offset in zip(grads, g_offsets, strict=True):
                     g = layer.grads[key]
-                    block.array(offset, g.shape, g.dtype)[...] = g
+                    np.multiply(g, share, out=block.array(offset, g.shape, g.dtype))
             else:
                 out[...] = model._fused_forward(x)
         except Exception:
