@@ -19,10 +19,11 @@ So the columns ``cols[(c, kh, kw), (i, j, m)]`` are a copy of runs ``Wo*n`` floa
 The price is two transposing copies per chunk (the input into ``(C, Hp, Wp, n)``, the
 output back to ``(n, F, Ho, Wo)``), each over one activation map, where the columns are
 ``KH*KW`` times larger. Measured on one core of the project's machine (float32, batch
-32, forward, wide grid -> this layout): seed 000's 8x8 layer (20 -> 20 channels 5x5)
-1.09 -> 0.77 ms, its 16x16 layer (16 -> 20) 2.74 -> 2.39 ms, ``vgg_cifar``'s 8x8 layer
-(128 -> 128, 3x3) 9.35 -> 7.46 ms and its 16x16 one (64 -> 64) 9.32 -> 8.58 ms; 32x32
-maps ran slower (a 32 -> 32 layer 11.2 -> 12.1 ms): their rows are long already and
+32, wide grid -> this layout, forward | backward): seed 000's 8x8 layer (20 -> 20
+channels 5x5) 1.09 -> 0.89 | 2.49 -> 1.70 ms, its 16x16 layer (16 -> 20) 3.48 -> 2.81 |
+6.77 -> 5.90 ms, ``vgg_cifar``'s 8x8 layer (128 -> 128, 3x3) 9.58 -> 8.25 | 19.4 ->
+16.5 ms. Maps of 28x28 and 32x32 ran slower this way (forward 0.42-0.96x, ``dw``
+0.47-1.17x; a 32 -> 32 3x3 layer 0.87x | 0.79x): their rows are long already and
 the junk is small. Hence :func:`inner_applies`.
 """
 
