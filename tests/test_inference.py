@@ -148,9 +148,9 @@ def test_what_is_not_fused():
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_activation_then_average_pool_fused(dtype):
     """LeNet's tanh then 2x2 average pooling merge into the convolution (activation
-    on the chunk, then the mean of its tiles): the same values as layer by layer,
-    bit for bit (same ufuncs, same order of the adds), with row bands (16 -> 8
-    channels 5x5), a BatchNorm folded in, and a ReLU before a 3x2 mean."""
+    on the chunk, then the mean of its tiles): the same values as layer by layer
+    (bit for bit in float64: same ufuncs, same order of the adds), with row bands
+    (16 -> 8 channels 5x5), a BatchNorm folded in, and a ReLU before a 3x2 mean."""
     model = _model(
         [
             Conv2D(16, 5, padding=2),
@@ -180,11 +180,36 @@ def test_activation_then_average_pool_fused(dtype):
     assert use_bands(model.layers[3].params["W"].shape[1], (5, 5))
     rtol = 1e-12 if dtype == "float64" else 1e-5  # the folded BatchNorm rounds
     np.testing.assert_allclose(model._fused_forward(x), want, rtol=rtol, atol=rtol)
-    # without the BatchNorm, every value is the layer-by-layer one exactly
+    # without the BatchNorm, every value is the layer-by-layer one: exactly in
+    # float64; in float32 up to the error of the fused tanh (tanh_inplace)
     plain = _model([Conv2D(6, 5), Tanh(), AvgPool2D(2), Flatten()], (1, 28, 28), dtype)
     assert _steps(plain)[0] == (0, None, 2, 1)
     x = np.random.default_rng(10).standard_normal((9, 1, 28, 28)).astype(dtype)
-    np.testing.assert_array_equal(plain._fused_forward(x), plain.forward(x))
+    if dtype == "float64":
+        np.testing.assert_array_equal(plain._fused_forward(x), plain.forward(x))
+    else:
+        np.testing.assert_allclose(plain._fused_forward(x), plain.forward(x), atol=3e-7)
+
+
+def test_fused_float32_tanh_error_is_absolute_and_small():
+    """tanh_inplace in float32 (1 - 2 / (exp(2x) + 1)): within 2e-7 of the exact
+    tanh everywhere, exactly +-1 at the infinities and past exp's overflow, NaN kept;
+    float64 is np.tanh itself."""
+    from cnnumpy.functional.activations import tanh_inplace
+
+    tiny = np.float32(10.0) ** np.linspace(-30, 1.7, 20_001, dtype=np.float32)
+    x = np.concatenate([np.linspace(-20, 20, 400_001, dtype=np.float32), tiny, -tiny])
+    got = x.copy()
+    tanh_inplace(got)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.abs(got - exact).max() <= 2e-7
+    special = np.array([np.inf, -np.inf, 50, -50, 100, -100, np.nan], np.float32)
+    tanh_inplace(special)
+    np.testing.assert_array_equal(special, [1, -1, 1, -1, 1, -1, np.nan])
+    x64 = np.linspace(-5, 5, 1001)
+    got64 = x64.copy()
+    tanh_inplace(got64)
+    np.testing.assert_array_equal(got64, np.tanh(x64))
 
 
 def test_activation_then_ragged_average_pool_runs_in_order():
