@@ -51,6 +51,7 @@ from cnnumpy.functional.parallel import (
     SCRATCH,
     Pads,
     Workspace,
+    add_product,
     chunk_bounds,
     parallel_chunks,
 )
@@ -254,10 +255,7 @@ def conv2d_backward(
         g = SCRATCH.get(f"g{k}", (F, hi - lo, Ho, Wo), dout.dtype)
         g[...] = dout[lo:hi].transpose(1, 0, 2, 3)  # (F, n*Ho*Wo), in cache
         part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
-        if lo == bounds[k][0]:  # the worker's first chunk
-            np.matmul(g.reshape(F, -1), cols.T, out=part)  # batch folded into K
-        else:
-            part += g.reshape(F, -1) @ cols.T
+        add_product(part, g.reshape(F, -1), cols.T, lo == bounds[k][0])
         return part
 
     bounds = chunk_bounds(dout.shape[0], rows * Ho * Wo * dout.dtype.itemsize)

@@ -63,6 +63,7 @@ from cnnumpy.functional.parallel import (
     SCRATCH,
     Pads,
     Workspace,
+    add_product,
     chunk_bounds,
     parallel_chunks,
 )
@@ -342,10 +343,7 @@ def _dw_db_bands(dout: np.ndarray, cache: tuple) -> np.ndarray:
         step = flat.itemsize
         for kw in range(KW):
             shifted = strided_view(flat[kw:], (rows, n * Q), (n * Q * step, step))
-            if lo == bounds[k][0]:  # the worker's first chunk
-                np.matmul(g, shifted.T, out=part[kw])
-            else:
-                part[kw] += g @ shifted.T
+            add_product(part[kw], g, shifted.T, lo == bounds[k][0])
         return part
 
     bounds = chunk_bounds(N, rows * Q * dout.dtype.itemsize)
@@ -375,10 +373,7 @@ def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
         g = _dout_wide(dout[lo:hi], Wp, f"g{k}")
         part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
         g_mat, cols_mat = g.reshape(F, -1), cols.reshape(rows, -1)
-        if lo == bounds[k][0]:  # the worker's first chunk
-            np.matmul(g_mat, cols_mat.T, out=part)  # batch folded into K
-        else:
-            part += g_mat @ cols_mat.T
+        add_product(part, g_mat, cols_mat.T, lo == bounds[k][0])
         return part
 
     bounds = chunk_bounds(N, rows * P * dout.dtype.itemsize)

@@ -33,7 +33,13 @@ import numpy as np
 
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.functional.im2col import pad_into, strided_view
-from cnnumpy.functional.parallel import SCRATCH, Pads, chunk_bounds, parallel_chunks
+from cnnumpy.functional.parallel import (
+    SCRATCH,
+    Pads,
+    add_product,
+    chunk_bounds,
+    parallel_chunks,
+)
 
 # Largest output map (Ho*Wo) laid out with the images innermost: 16x16.
 INNER_MAX_OUTPUTS = 256
@@ -136,10 +142,7 @@ def dw_db_inner(dout: np.ndarray, xp: np.ndarray, has_bias: bool) -> np.ndarray:
         g = SCRATCH.get(f"g{k}", (F, Ho, Wo, hi - lo), dout.dtype)
         g[...] = dout[lo:hi].transpose(1, 2, 3, 0)
         part = SCRATCH.get(f"dw{k}", (F, rows), dout.dtype)
-        if lo == bounds[k][0]:  # the worker's first chunk
-            np.matmul(g.reshape(F, -1), cols.T, out=part)  # batch folded into K
-        else:
-            part += g.reshape(F, -1) @ cols.T
+        add_product(part, g.reshape(F, -1), cols.T, lo == bounds[k][0])
         return part
 
     bounds = chunk_bounds(N, rows * Ho * Wo * dout.dtype.itemsize)
