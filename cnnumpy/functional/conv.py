@@ -46,6 +46,7 @@ from cnnumpy.functional.im2col import (
     normalize_pads,
     pad2d,
     pad2d_backward,
+    weights_matrix,
 )
 from cnnumpy.functional.parallel import (
     SCRATCH,
@@ -138,15 +139,6 @@ def resolve_padding(
     return normalize_pads(padding)
 
 
-def _weights_matrix(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """``[W | b]``: the kernels as rows ``(F, C*KH*KW)``, plus the bias column."""
-    F = w.shape[0]
-    w_mat = w.reshape(F, -1)
-    if b is None:
-        return w_mat
-    return np.concatenate([w_mat, b.reshape(F, 1).astype(w.dtype)], axis=1)
-
-
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -195,7 +187,7 @@ def conv2d_forward(
         xp = pad2d(x, pads, padding_mode)
     H_out = conv_output_size(xp.shape[2], KH, SH)
     W_out = conv_output_size(xp.shape[3], KW, SW)
-    w_ext = _weights_matrix(w, b)  # (F, C*KH*KW [+1]): the bias rides in the GEMM
+    w_ext = weights_matrix(w, b)  # (F, C*KH*KW [+1]): the bias rides in the GEMM
     out = np.empty((N, F, *out_size(H_out, W_out, pool)), dtype=x.dtype)
 
     def work(lo: int, hi: int, k: int) -> None:

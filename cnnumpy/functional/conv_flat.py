@@ -58,7 +58,7 @@ import numpy as np
 
 from cnnumpy.functional.conv_inner import correlate_inner, dw_db_inner, inner_applies
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import pad2d, pad_into, strided_view
+from cnnumpy.functional.im2col import pad2d, pad_into, strided_view, weights_matrix
 from cnnumpy.functional.parallel import (
     SCRATCH,
     Pads,
@@ -193,9 +193,7 @@ def _correlate(
         w_ext = _band_weights(w, b)
         per_image = max(w_ext.shape[1], w_ext.shape[0]) * Q * x.dtype.itemsize
     else:
-        w_ext = w.reshape(F, -1)
-        if b is not None:  # [W | b]: the bias rides in the GEMM
-            w_ext = np.concatenate([w_ext, b.reshape(F, 1).astype(w.dtype)], axis=1)
+        w_ext = weights_matrix(w, b)  # [W | b]: the bias rides in the GEMM
         per_image = w_ext.shape[1] * P * x.dtype.itemsize
     out = np.empty((N, F, *out_size(Ho, Wo, pool)), dtype=x.dtype)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import pad_into, strided_view
+from cnnumpy.functional.im2col import pad_into, strided_view, weights_matrix
 from cnnumpy.functional.parallel import (
     SCRATCH,
     Pads,
@@ -84,14 +84,6 @@ def _fill_cols_inner(
     return cols
 
 
-def _weights_ext(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """``[W | b]``: ``(F, C*KH*KW [+1])``, the bias as the last column."""
-    w_ext = w.reshape(w.shape[0], -1)
-    if b is None:
-        return w_ext
-    return np.concatenate([w_ext, b.reshape(-1, 1).astype(w.dtype)], axis=1)
-
-
 def correlate_inner(
     x: np.ndarray,
     w: np.ndarray,
@@ -111,7 +103,7 @@ def correlate_inner(
     (top, bottom), (left, right) = pads or ((0, 0), (0, 0))
     F, _, KH, KW = w.shape
     Ho, Wo = H + top + bottom - KH + 1, W + left + right - KW + 1
-    w_ext = _weights_ext(w, b)
+    w_ext = weights_matrix(w, b)
     out = np.empty((N, F, *out_size(Ho, Wo, pool)), dtype=x.dtype)
 
     def work(lo: int, hi: int, k: int) -> None:

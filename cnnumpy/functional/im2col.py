@@ -218,6 +218,16 @@ def col2im(
     return acc.transpose(1, 0, 2, 3)
 
 
+def weights_matrix(w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """``[W | b]``: the kernels as rows ``(F, C*KH*KW)``, plus the bias column, so
+    that the bias rides in the GEMM with the columns' row of ones."""
+    F = w.shape[0]
+    w_mat = w.reshape(F, -1)
+    if b is None:
+        return w_mat
+    return np.concatenate([w_mat, b.reshape(F, 1).astype(w.dtype)], axis=1)
+
+
 def pad_into(dst: np.ndarray, src: np.ndarray, pads: Pads) -> np.ndarray:
     """Write ``src`` zero-padded by ``pads`` into ``dst`` (which may hold garbage).
 
