@@ -43,100 +43,23 @@ from cnnumpy.functional.im2col import (
     PADDING_MODES,
     col2im,
     fill_columns,
-    normalize_pads,
     pad2d,
     pad2d_backward,
     weights_matrix,
 )
 from cnnumpy.functional.parallel import (
     SCRATCH,
-    Pads,
     Workspace,
     add_product,
     chunk_bounds,
     parallel_chunks,
 )
-
-
-def conv_output_size(
-    size: int, kernel: int, stride: int = 1, pad_total: int = 0
-) -> int:
-    """``(size + pad_total - kernel) // stride + 1`` (floor, like the frameworks)."""
-    return (size + pad_total - kernel) // stride + 1
-
-
-def check_output_size(
-    size: int,
-    kernel: int,
-    stride: int,
-    pad_total: int,
-    axis: str = "height",
-) -> int:
-    """The notes' output size ``(D - F + 2P) / S + 1``, refusing what they call invalid.
-
-    Seed 003 ("ERREUR ! Combinaison D-F-S invalide"): when ``D - F + 2P`` is not a
-    multiple of ``S``, the last window would hang over the edge, so the configuration is
-    rejected rather than silently dropping input rows.
-
-    Raises:
-        ValueError: the kernel is larger than the padded input, or ``S`` does not divide
-            ``D - F + 2P``; the message names the numbers.
-    """
-    span = size + pad_total - kernel
-    if span < 0:
-        raise ValueError(
-            f"kernel {axis} {kernel} is larger than the padded input {axis} "
-            f"{size} + {pad_total} = {size + pad_total}"
-        )
-    if span % stride:
-        raise ValueError(
-            f"invalid D-F-S combination along {axis}: (D - F + 2P) / S + 1 = "
-            f"({size} - {kernel} + {pad_total}) / {stride} + 1 is not an integer "
-            f"({span} is not divisible by {stride}); change the padding or the stride, "
-            f"or pass allow_uneven=True to drop the leftover rows like the frameworks"
-        )
-    return span // stride + 1
-
-
-def _same_pads(size: int | None, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow's "same": output ``ceil(size / stride)``, extra pad at the end."""
-    if stride == 1 or size is None:
-        total = kernel - 1
-    else:
-        out = -(-size // stride)
-        total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def resolve_padding(
-    padding: int | str | tuple,
-    kernel: tuple[int, int],
-    stride: tuple[int, int] = (1, 1),
-    size: tuple[int, int] | None = None,
-) -> Pads:
-    """Turn a user padding into ``((top, bottom), (left, right))``.
-
-    Args:
-        padding: ``P``, ``(PH, PW)``, ``((top, bottom), (left, right))``, ``"valid"``
-            (no padding) or ``"same"`` (output size ``ceil(H / S)``, i.e. ``H`` for
-            stride 1; an even kernel gets the extra row at the bottom and the extra
-            column on the right, like TensorFlow/Keras).
-        kernel: ``(KH, KW)``.
-        stride: ``(SH, SW)``, used by ``"same"`` with a stride above 1.
-        size: ``(H, W)``, needed by ``"same"`` with a stride above 1.
-    """
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0), (0, 0)
-        if padding == "same":
-            sizes = size if size is not None else (None, None)
-            top_bottom = _same_pads(sizes[0], kernel[0], stride[0])
-            left_right = _same_pads(sizes[1], kernel[1], stride[1])
-            return top_bottom, left_right
-        raise ValueError(
-            f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}"
-        )
-    return normalize_pads(padding)
+from cnnumpy.textbook.padding import (
+    check_output_size,
+    conv_output_size,
+    resolve_padding,
+    resolve_padding_1d,
+)
 
 
 def conv2d_forward(
@@ -257,22 +180,6 @@ def conv2d_backward(
     if not need_dx:
         return None, dw, db
     return _dx_col2im(dout, cache), dw, db
-
-
-def resolve_padding_1d(
-    padding: int | str | tuple,
-    kernel: int,
-    stride: int = 1,
-    size: int | None = None,
-) -> Pads:
-    """A 1-D padding ``P``, ``(left, right)``, "same" or "valid" as 2-D pads of a
-    height-1 image: ``((0, 0), (left, right))``."""
-    if isinstance(padding, str):
-        return (0, 0), resolve_padding(padding, (1, kernel), (1, stride), (1, size))[1]
-    if isinstance(padding, (int, np.integer)):
-        return (0, 0), (int(padding), int(padding))
-    left, right = padding
-    return (0, 0), (int(left), int(right))
 
 
 def conv1d_forward(
