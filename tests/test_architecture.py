@@ -93,7 +93,6 @@ KNOWN_CYCLES = {
 
 # (importer, imported module, private name) today.
 KNOWN_PRIVATE = {
-    ("cnnumpy.functional.pool_naive", "cnnumpy.functional.pool", "_pair"),
     ("cnnumpy.io", "cnnumpy.safefile", "_read"),
     ("cnnumpy.optimizers", "cnnumpy.optimizer_base", "_check"),
     ("cnnumpy.replicas", "cnnumpy.io", "_layers_from_meta"),

@@ -12,14 +12,14 @@ from cnnumpy.functional.conv import (
     conv2d_forward,
     resolve_padding,
 )
-from cnnumpy.functional.conv_naive import (
-    conv1d_backward_naive,
-    conv1d_forward_naive,
-    conv2d_backward_naive,
-    conv2d_forward_naive,
-)
 from cnnumpy.functional.im2col import col2im, im2col, pad2d, pad2d_backward
 from cnnumpy.layers import Conv1D, Conv2D
+from cnnumpy.textbook.loops import (
+    conv1d_backward_loops,
+    conv1d_forward_loops,
+    conv2d_backward_loops,
+    conv2d_forward_loops,
+)
 from gradcheck import check_layer_gradients, numerical_gradient
 
 # (kernel, stride, padding, padding_mode, (H, W), allow_uneven): all valid D-F-S combos.
@@ -134,13 +134,13 @@ def test_conv2d_matches_naive(kernel, stride, padding, mode, size, uneven):
     w = rng.standard_normal((4, 3, KH, KW))
     b = rng.standard_normal(4)
     out, cache = conv2d_forward(x, w, b, stride, padding, mode)
-    out_naive, cache_naive = conv2d_forward_naive(x, w, b, stride, padding, mode)
+    out_naive, cache_naive = conv2d_forward_loops(x, w, b, stride, padding, mode)
     assert out.shape == out_naive.shape
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     for got, want in zip(
         conv2d_backward(dout, cache),
-        conv2d_backward_naive(dout, cache_naive),
+        conv2d_backward_loops(dout, cache_naive),
         strict=True,
     ):
         assert got.shape == want.shape
@@ -155,11 +155,11 @@ def test_conv1d_matches_naive(kernel, stride, padding, mode, length, uneven):
     x = rng.standard_normal((2, 3, length))
     w = rng.standard_normal((4, 3, kernel))
     out, cache = conv1d_forward(x, w, None, stride, padding, mode)
-    out_naive, cache_naive = conv1d_forward_naive(x, w, None, stride, padding, mode)
+    out_naive, cache_naive = conv1d_forward_loops(x, w, None, stride, padding, mode)
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     dx, dw, db = conv1d_backward(dout, cache)
-    dx_n, dw_n, db_n = conv1d_backward_naive(dout, cache_naive)
+    dx_n, dw_n, db_n = conv1d_backward_loops(dout, cache_naive)
     assert db is None and db_n is None
     np.testing.assert_allclose(dx, dx_n, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dw, dw_n, rtol=1e-12, atol=1e-12)

@@ -15,9 +15,9 @@ import torch.nn.functional as TF
 import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional import conv_flat, conv_inner
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from cnnumpy.functional.parallel import SCRATCH, Workspace
 from cnnumpy.layers import Conv1D, Conv2D
+from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 from tests.gradcheck import check_layer_gradients
 
 # (N, C, H, W, F, kernel, pads): odd sizes, batch 1, asymmetric pads, pads >= kernel,
@@ -76,12 +76,12 @@ def test_flat_matches_naive(case, bias, layout):
         _poison_scratch()
         out, cache = conv2d_forward(x, w, b, 1, pads, workspace=workspace)
         assert cache[0] == "flat"
-        out_n, cache_n = conv2d_forward_naive(x, w, b, 1, pads)
+        out_n, cache_n = conv2d_forward_loops(x, w, b, 1, pads)
         np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
         dout = np.random.default_rng(1).standard_normal(out.shape)
         _poison_scratch()
         got = conv2d_backward(dout, cache)
-        want = conv2d_backward_naive(dout, cache_n)
+        want = conv2d_backward_loops(dout, cache_n)
         for g, ref in zip(got, want, strict=True):
             if ref is None:
                 assert g is None
@@ -101,8 +101,8 @@ def test_both_dx_paths_agree(case, layout):
     if max(top, bottom) < KH and max(left, right) < KW:
         full = conv_flat._dx_full_flat(dout, cache)
         np.testing.assert_allclose(full, slice_add, rtol=1e-12, atol=1e-12)
-    _o, cache_n = conv2d_forward_naive(x, w, b, 1, case[-1])
-    dx_n = conv2d_backward_naive(dout, cache_n)[0]
+    _o, cache_n = conv2d_forward_loops(x, w, b, 1, case[-1])
+    dx_n = conv2d_backward_loops(dout, cache_n)[0]
     np.testing.assert_allclose(slice_add, dx_n, rtol=1e-12, atol=1e-12)
 
 
@@ -145,11 +145,11 @@ def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case, layout):
     monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     x, w, b = _data(case)
     out, cache = conv2d_forward(x, w, b, 1, case[-1])
-    out_n, cache_n = conv2d_forward_naive(x, w, b, 1, case[-1])
+    out_n, cache_n = conv2d_forward_loops(x, w, b, 1, case[-1])
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(3).standard_normal(out.shape)
     for got, want in zip(
-        conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_n), strict=True
+        conv2d_backward(dout, cache), conv2d_backward_loops(dout, cache_n), strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
@@ -171,7 +171,7 @@ def test_small_maps_take_the_inner_layout(monkeypatch):
         x, w, b = _data((2, 3, H, H, 4, (3, 3), None))
         out, cache = conv2d_forward(x, w, b, 1, 1)
         np.testing.assert_allclose(
-            out, conv2d_forward_naive(x, w, b, 1, 1)[0], rtol=1e-12, atol=1e-12
+            out, conv2d_forward_loops(x, w, b, 1, 1)[0], rtol=1e-12, atol=1e-12
         )
     assert taken == [(2, 3, 10, 10)]  # the 8x8 input, padded by 1
 
@@ -200,7 +200,7 @@ def test_other_convolutions_take_the_general_path(stride, mode):
     x, w, b = _data((2, 2, 7, 7, 3, (3, 3), None))
     out, cache = conv2d_forward(x, w, b, stride, 1, mode)
     assert cache[0] != "flat"
-    out_n, _ = conv2d_forward_naive(x, w, b, stride, 1, mode)
+    out_n, _ = conv2d_forward_loops(x, w, b, stride, 1, mode)
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
 
 

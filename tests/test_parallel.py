@@ -27,11 +27,11 @@ from cnnumpy.functional.pool import (
     maxpool2d_backward,
     maxpool2d_forward,
 )
-from cnnumpy.functional.pool_naive import (
-    avgpool2d_backward_naive,
-    avgpool2d_forward_naive,
-    maxpool2d_backward_naive,
-    maxpool2d_forward_naive,
+from cnnumpy.textbook.loops import (
+    avgpool2d_backward_loops,
+    avgpool2d_forward_loops,
+    maxpool2d_backward_loops,
+    maxpool2d_forward_loops,
 )
 
 
@@ -190,8 +190,8 @@ def test_tile_pooling_in_small_chunks_matches_naive(monkeypatch, kind):
         "avg": (avgpool2d_forward, avgpool2d_backward),
     }[kind]
     fwd_n, bwd_n = {
-        "max": (maxpool2d_forward_naive, maxpool2d_backward_naive),
-        "avg": (avgpool2d_forward_naive, avgpool2d_backward_naive),
+        "max": (maxpool2d_forward_loops, maxpool2d_backward_loops),
+        "avg": (avgpool2d_forward_loops, avgpool2d_backward_loops),
     }[kind]
     out, cache = fwd(x, 2, 2)
     out_n, cache_n = fwd_n(x, 2, 2)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cnnumpy.functional import pool as P
-from cnnumpy.functional import pool_naive as PN
 from cnnumpy.layers import AvgPool1D, AvgPool2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
+from cnnumpy.textbook import loops as PN
 from tests.gradcheck import check_layer_gradients
 
 # (pool, stride, padding, input shape): tiling 2x2/2, non-dividing sizes, overlapping
@@ -32,28 +32,28 @@ FUNCS_2D = {
     "max": (
         P.maxpool2d_forward,
         P.maxpool2d_backward,
-        PN.maxpool2d_forward_naive,
-        PN.maxpool2d_backward_naive,
+        PN.maxpool2d_forward_loops,
+        PN.maxpool2d_backward_loops,
     ),
     "avg": (
         P.avgpool2d_forward,
         P.avgpool2d_backward,
-        PN.avgpool2d_forward_naive,
-        PN.avgpool2d_backward_naive,
+        PN.avgpool2d_forward_loops,
+        PN.avgpool2d_backward_loops,
     ),
 }
 FUNCS_1D = {
     "max": (
         P.maxpool1d_forward,
         P.maxpool1d_backward,
-        PN.maxpool1d_forward_naive,
-        PN.maxpool1d_backward_naive,
+        PN.maxpool1d_forward_loops,
+        PN.maxpool1d_backward_loops,
     ),
     "avg": (
         P.avgpool1d_forward,
         P.avgpool1d_backward,
-        PN.avgpool1d_forward_naive,
-        PN.avgpool1d_backward_naive,
+        PN.avgpool1d_forward_loops,
+        PN.avgpool1d_backward_loops,
     ),
 }
 
@@ -118,12 +118,12 @@ def test_pool1d_naive_twin(kind, pool, stride, padding, shape, rng):
 def test_global_avgpool_naive_twin(rng):
     x = rng.standard_normal((2, 3, 4, 5))
     out, cache = P.global_avgpool2d_forward(x)
-    out_naive, cache_naive = PN.global_avgpool2d_forward_naive(x)
+    out_naive, cache_naive = PN.global_avgpool2d_forward_loops(x)
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(
         P.global_avgpool2d_backward(dout, cache),
-        PN.global_avgpool2d_backward_naive(dout, cache_naive),
+        PN.global_avgpool2d_backward_loops(dout, cache_naive),
         rtol=1e-12,
         atol=1e-12,
     )

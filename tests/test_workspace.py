@@ -5,11 +5,11 @@ import pytest
 
 import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.conv_naive import conv2d_backward_naive, conv2d_forward_naive
 from cnnumpy.functional.im2col import pad_into
 from cnnumpy.functional.parallel import Workspace, chunk_bounds
 from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
 from cnnumpy.layers import Conv2D
+from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 
 
 def test_workspace_reuses_and_grows():
@@ -52,11 +52,11 @@ def test_conv_chunking_matches_naive(monkeypatch, chunk_bytes, padding, stride):
     w = rng.standard_normal((3, 2, 2 if padding == "same" else 3, 3))
     b = rng.standard_normal(3)
     out, cache = conv2d_forward(x, w, b, stride, padding, workspace=Workspace())
-    out_n, cache_n = conv2d_forward_naive(x, w, b, stride, padding)
+    out_n, cache_n = conv2d_forward_loops(x, w, b, stride, padding)
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     for got, want in zip(
-        conv2d_backward(dout, cache), conv2d_backward_naive(dout, cache_n), strict=True
+        conv2d_backward(dout, cache), conv2d_backward_loops(dout, cache_n), strict=True
     ):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
@@ -97,8 +97,8 @@ def test_flat_conv_layer_survives_changing_batch_sizes():
         dout = rng.standard_normal(out.shape)
         dx = layer.backward(dout)
         w, b = layer.params["W"], layer.params["b"]
-        out_n, cache_n = conv2d_forward_naive(x, w, b, 1, 1)
-        dx_n, dw_n, db_n = conv2d_backward_naive(dout, cache_n)
+        out_n, cache_n = conv2d_forward_loops(x, w, b, 1, 1)
+        dx_n, dw_n, db_n = conv2d_backward_loops(dout, cache_n)
         np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(dx, dx_n, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(layer.grads["W"], dw_n, rtol=1e-12, atol=1e-12)

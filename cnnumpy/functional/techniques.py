@@ -12,7 +12,7 @@ dense, convolution (stride 1, zero padding ``P``) and 2x2 max pooling:
 | technique     | layers      | how                                                   |
 |---------------|-------------|-------------------------------------------------------|
 | loops         | all         | every multiply-add (comparison) is a Python statement |
-|               |             | (seed 000, technique 1)                               |
+|               |             | (seed 000, technique 1; :mod:`cnnumpy.textbook.loops`)|
 | loops+np.sum  | dense, conv | a Python loop over the outputs, ``np.sum`` of one     |
 |               |             | window (technique 2)                                  |
 | loops+np.max  | pool        | a loop over output positions, ``np.max`` of one       |
@@ -23,10 +23,12 @@ dense, convolution (stride 1, zero padding ``P``) and 2x2 max pooling:
 | einsum        | dense, conv | ONE ``einsum`` (conv: over a strided view of every    |
 |               |             | window; dx as a full convolution) (technique 4)       |
 | max/view      | pool        | ONE max over a strided view (2x2 tiles, no copy)      |
-| im2col+matmul | conv        | windows copied as columns, ONE matrix product         |
-| im2col+max    | pool        | windows copied as columns, ONE max (seed 001, 3.3)    |
-| fast          | all         | cnnumpy's kernel: dense is the matrix product of      |
-|               |             | seed 001 Table 1; conv chunked im2col + GEMM + threads|
+| book          | all         | :mod:`cnnumpy.textbook`, the reading path: dense, the |
+|               |             | matrix product of seed 001 Table 1; conv, im2col and  |
+|               |             | ONE product (seed 001, 3.1; dx as the full            |
+|               |             | convolution); pool, im2col and ONE max with the mask  |
+|               |             | (seed 001, 3.3)                                       |
+| fast          | all         | cnnumpy's engine: threads, chunks, the wide grid ...  |
 
 ``run_lab()`` times the forward and the backward pass of every technique apart, checks
 both against the loops and returns the rows; ``format_table(rows)`` prints them like
@@ -44,6 +46,8 @@ import numpy as np
 from cnnumpy.functional import techniques_conv as tc
 from cnnumpy.functional import techniques_pool as tp
 from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.textbook import dense as book_dense
+from cnnumpy.textbook import loops
 
 DEFAULT_SIZES = {
     "dense": {"N": 8, "I": 256, "J": 64},
@@ -72,33 +76,7 @@ class Technique(NamedTuple):
     backward: Callable
 
 
-# -- dense: y = x W + b ------------------------------------------------------------
-def dense_loops_forward(x, W, b):
-    N, I = x.shape  # noqa: E741 (the notes name the inputs I)
-    J = W.shape[1]
-    y = np.zeros((N, J), dtype=x.dtype)
-    for n in range(N):
-        for j in range(J):
-            y[n, j] = b[j]
-            for i in range(I):
-                y[n, j] += x[n, i] * W[i, j]
-    return y, (x, W)
-
-
-def dense_loops_backward(dout, cache):
-    x, W = cache
-    N, I = x.shape  # noqa: E741
-    J = W.shape[1]
-    dx, dW, db = np.zeros_like(x), np.zeros_like(W), np.zeros(J, dtype=dout.dtype)
-    for n in range(N):
-        for j in range(J):
-            db[j] += dout[n, j]
-            for i in range(I):
-                dx[n, i] += dout[n, j] * W[i, j]
-                dW[i, j] += x[n, i] * dout[n, j]
-    return dx, dW, db
-
-
+# -- dense: y = x W + b (technique 1, the loops, is the book's) ---------------------
 def dense_loops_sum_forward(x, W, b):
     N, J = x.shape[0], W.shape[1]
     y = np.zeros((N, J), dtype=x.dtype)
@@ -149,10 +127,11 @@ def dense_einsum_backward(dout, cache):
 
 TECHNIQUES: dict[str, dict[str, Technique]] = {
     "dense": {
-        "loops": Technique(dense_loops_forward, dense_loops_backward),
+        "loops": Technique(loops.dense_forward_loops, loops.dense_backward_loops),
         "loops+np.sum": Technique(dense_loops_sum_forward, dense_loops_sum_backward),
         "einsum/pos": Technique(dense_einsum_pos_forward, dense_einsum_pos_backward),
         "einsum": Technique(dense_einsum_forward, dense_einsum_backward),
+        "book": Technique(book_dense.dense_forward, book_dense.dense_backward),
         "fast": Technique(dense_forward, dense_backward),
     },
     "conv": {
@@ -164,7 +143,7 @@ TECHNIQUES: dict[str, dict[str, Technique]] = {
             tc.conv_einsum_pos_forward, tc.conv_einsum_pos_backward
         ),
         "einsum": Technique(tc.conv_einsum_forward, tc.conv_einsum_backward),
-        "im2col+matmul": Technique(tc.conv_im2col_forward, tc.conv_im2col_backward),
+        "book": Technique(tc.conv_book_forward, tc.conv_book_backward),
         "fast": Technique(tc.conv_fast_forward, tc.conv_fast_backward),
     },
     "pool": {
@@ -173,7 +152,7 @@ TECHNIQUES: dict[str, dict[str, Technique]] = {
             tp.pool_loops_max_forward, tp.pool_loops_max_backward
         ),
         "max/view": Technique(tp.pool_view_forward, tp.pool_view_backward),
-        "im2col+max": Technique(tp.pool_im2col_forward, tp.pool_im2col_backward),
+        "book": Technique(tp.pool_book_forward, tp.pool_book_backward),
         "fast": Technique(tp.pool_fast_forward, tp.pool_fast_backward),
     },
 }

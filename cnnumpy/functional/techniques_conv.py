@@ -14,7 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.im2col import col2im, im2col, window_view
+from cnnumpy.textbook import conv as book_conv
+from cnnumpy.textbook import loops
+from cnnumpy.textbook.im2col import window_view
 
 
 def _pad(x, P):
@@ -30,45 +32,13 @@ def _cache(x, w, P, **more):
     return {"xp": _pad(x, P), "w": w, "P": P, "hw": x.shape[2:], **more}
 
 
-# -- 1 loops: every multiply-add is a Python statement (seed 000, technique 1) -------
+# -- 1 loops: every multiply-add is a Python statement (seed 000, technique 1): the
+# book's :func:`cnnumpy.textbook.loops.conv2d_forward_loops`, stride 1, padding P
 def conv_loops_forward(x, w, b, P):
-    c = _cache(x, w, P)
-    xp = c["xp"]
-    N, C, Hp, Wp = xp.shape
-    F, _, K, _ = w.shape
-    Ho, Wo = Hp - K + 1, Wp - K + 1
-    y = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(Ho):
-                for j in range(Wo):
-                    y[n, f, i, j] = b[f]
-                    for ch in range(C):
-                        for u in range(K):
-                            for v in range(K):
-                                y[n, f, i, j] += (
-                                    w[f, ch, u, v] * xp[n, ch, i + u, j + v]
-                                )
-    return y, c
+    return loops.conv2d_forward_loops(x, w, b, 1, P)
 
 
-def conv_loops_backward(dout, c):
-    xp, w = c["xp"], c["w"]
-    N, F, Ho, Wo = dout.shape
-    _, C, K, _ = w.shape
-    dxp, dw, db = np.zeros_like(xp), np.zeros_like(w), np.zeros(F, dtype=dout.dtype)
-    for n in range(N):
-        for f in range(F):
-            for i in range(Ho):
-                for j in range(Wo):
-                    g = dout[n, f, i, j]
-                    db[f] += g
-                    for ch in range(C):
-                        for u in range(K):
-                            for v in range(K):
-                                dw[f, ch, u, v] += xp[n, ch, i + u, j + v] * g
-                                dxp[n, ch, i + u, j + v] += w[f, ch, u, v] * g
-    return _crop(dxp, c), dw, db
+conv_loops_backward = loops.conv2d_backward_loops
 
 
 # -- 2 loops over outputs, np.sum of one window (technique 2) -------------------------
@@ -148,26 +118,16 @@ def conv_einsum_backward(dout, c):
     return dx, dw, np.sum(dout, axis=(0, 2, 3))
 
 
-# -- 5 im2col + ONE matrix product (seed 001, 3.1) ------------------------------------
-def conv_im2col_forward(x, w, b, P):
-    c = _cache(x, w, P)
-    F, K, N = w.shape[0], w.shape[2], x.shape[0]
-    c["cols"] = cols = im2col(c["xp"], (K, K), (1, 1))  # (C*K*K, N*Ho*Wo)
-    Ho, Wo = c["xp"].shape[2] - K + 1, c["xp"].shape[3] - K + 1
-    y = w.reshape(F, -1) @ cols + b[:, None]
-    return y.reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3), c
+# -- 5 the book: im2col + ONE matrix product (seed 001, 3.1), dx as the notes' full
+# convolution (:mod:`cnnumpy.textbook.conv`)
+def conv_book_forward(x, w, b, P):
+    return book_conv.conv2d_forward(x, w, b, 1, P)
 
 
-def conv_im2col_backward(dout, c):
-    w, cols = c["w"], c["cols"]
-    F, K = w.shape[0], w.shape[2]
-    g = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*Ho*Wo)
-    dw = (g @ cols.T).reshape(w.shape)
-    dxp = col2im(w.reshape(F, -1).T @ g, c["xp"].shape, (K, K), (1, 1))
-    return _crop(dxp, c), dw, g.sum(axis=1)
+conv_book_backward = book_conv.conv2d_backward
 
 
-# -- 6 cnnumpy's kernel (chunked im2col, GEMM, threads: see conv.py) -----------------
+# -- 6 the engine (chunks, the wide grid, threads: conv.py, conv_flat.py) ------------
 def conv_fast_forward(x, w, b, P):
     return conv2d_forward(x, w, b, 1, P)
 

@@ -13,39 +13,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.im2col import col2im, im2col
 from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
+from cnnumpy.textbook import loops
+from cnnumpy.textbook import pool as book_pool
 
 
-# -- 1 loops: every comparison is a Python statement ---------------------------------
+# -- 1 loops: every comparison is a Python statement (the book's
+# :func:`cnnumpy.textbook.loops.maxpool2d_forward_loops`)
 def pool_loops_forward(x):
-    N, C, H, W = x.shape
-    y = np.zeros((N, C, H // 2, W // 2), dtype=x.dtype)
-    winner = np.zeros(y.shape, dtype=np.intp)  # u * 2 + v of the first maximum
-    for n in range(N):
-        for c in range(C):
-            for i in range(H // 2):
-                for j in range(W // 2):
-                    best, arg = -np.inf, 0
-                    for u in range(2):
-                        for v in range(2):
-                            if x[n, c, 2 * i + u, 2 * j + v] > best:
-                                best, arg = x[n, c, 2 * i + u, 2 * j + v], 2 * u + v
-                    y[n, c, i, j], winner[n, c, i, j] = best, arg
-    return y, (x.shape, winner)
+    return loops.maxpool2d_forward_loops(x, 2, 2)
 
 
 def pool_loops_backward(dout, cache):
-    shape, winner = cache
-    N, C, Ho, Wo = dout.shape
-    dx = np.zeros(shape, dtype=dout.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(Ho):
-                for j in range(Wo):
-                    u, v = divmod(int(winner[n, c, i, j]), 2)
-                    dx[n, c, 2 * i + u, 2 * j + v] = dout[n, c, i, j]
-    return (dx,)
+    return (loops.maxpool2d_backward_loops(dout, cache),)
 
 
 # -- 2 a loop over output positions, np.max of one window (seed 000, II.2.c) -----------
@@ -94,24 +74,17 @@ def pool_view_backward(dout, cache):
     return (dtiles.transpose(0, 1, 2, 4, 3, 5).reshape(shape),)
 
 
-# -- 4 im2col + ONE max over the columns (seed 001, 3.3) -----------------------------
-def pool_im2col_forward(x):
-    N, C, H, W = x.shape
-    cols = im2col(x, (2, 2), (2, 2)).reshape(C, 4, -1)  # (C, u*2+v, N*Ho*Wo)
-    winner = cols.argmax(axis=1)  # (C, N*Ho*Wo), the first maximum
-    y = np.take_along_axis(cols, winner[:, None], axis=1)[:, 0]
-    return y.reshape(C, N, H // 2, W // 2).transpose(1, 0, 2, 3), (x.shape, winner)
+# -- 4 the book: im2col + ONE max with the mask (seed 001, 3.3;
+# :mod:`cnnumpy.textbook.pool`)
+def pool_book_forward(x):
+    return book_pool.maxpool2d_forward(x, 2, 2)
 
 
-def pool_im2col_backward(dout, cache):
-    shape, winner = cache
-    C = shape[1]
-    g = dout.transpose(1, 0, 2, 3).reshape(C, 1, -1)  # (C, 1, N*Ho*Wo)
-    dcols = (winner[:, None] == np.arange(4)[:, None]) * g  # mask x gradient
-    return (col2im(dcols.reshape(C * 4, -1), shape, (2, 2), (2, 2)),)
+def pool_book_backward(dout, cache):
+    return (book_pool.maxpool2d_backward(dout, cache),)
 
 
-# -- 5 cnnumpy's kernel (see pool.py) -----------------------------------------------
+# -- 5 the engine (see pool.py and pool_tiles.py) -----------------------------------
 def pool_fast_forward(x):
     return maxpool2d_forward(x, 2, 2)
 
