@@ -1,4 +1,4 @@
-"""Loss objects for ``Sequential.compile(loss=...)``, over ``functional.losses``.
+"""Loss objects for ``Sequential.compile(loss=...)``, over ``textbook.losses``.
 
 A loss is called like a function, ``value = loss(y_pred, y_true)``; it keeps dL/dy_pred,
 which ``loss.backward()`` returns to start the backward pass (seed 002: "il suffira de
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from cnnumpy.functional import losses as F
-from cnnumpy.functional.activations import sigmoid, softmax
+from cnnumpy.textbook import losses as F
+from cnnumpy.textbook.activations import sigmoid, softmax
 
 
 class Loss:

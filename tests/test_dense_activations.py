@@ -5,9 +5,9 @@ import warnings
 import numpy as np
 import pytest
 
-from cnnumpy.functional.activations import sigmoid, softmax
 from cnnumpy.functional.dense import dense_backward, dense_forward
 from cnnumpy.layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from cnnumpy.textbook.activations import sigmoid, softmax
 from tests.gradcheck import check_layer_gradients
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cnnumpy import losses
-from cnnumpy.functional.losses import binary_cross_entropy, cross_entropy, mse
+from cnnumpy.textbook.losses import binary_cross_entropy, cross_entropy, mse
 
 
 def numerical_loss_gradient(loss_fn, y, t, h=1e-6):

@@ -21,31 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.parallel import by_rows, zeros
-
-# -- plain functions (also used by the losses and by predict) --------------------------
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)), numerically stable for large |x|.
-
-    ``exp(-|x|)`` never overflows: for x >= 0 we use 1 / (1 + e), for x < 0 the equal
-    form e / (1 + e), with e = exp(-|x|). No warning even at x = +-1000.
-    """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
-def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(x - max) / sum(exp(x - max)) along ``axis`` (stable for any magnitude)."""
-    shifted = x - x.max(axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def log_softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """log softmax(x) = (x - m) - log sum exp(x - m), the stable log-sum-exp trick."""
-    shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+from cnnumpy.textbook.activations import sigmoid, softmax
 
 
 def _floating(x) -> np.ndarray:

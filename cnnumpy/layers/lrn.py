@@ -1,14 +1,14 @@
 """LocalResponseNorm layer (AlexNet's "LRN").
 
-The math is in ``cnnumpy.functional.lrn``.
+The math is in ``cnnumpy.textbook.lrn``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.lrn import lrn_backward, lrn_forward
 from cnnumpy.layers.base import Layer
+from cnnumpy.textbook.lrn import lrn_backward, lrn_forward
 
 
 class LocalResponseNorm(Layer):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.activations import softmax
 from cnnumpy.layers.activations import Softmax
+from cnnumpy.textbook.activations import softmax
 from cnnumpy.validation import check_inputs
 from cnnumpy.visualize import _checks as ck
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.activations import log_softmax, sigmoid
+from cnnumpy.textbook.activations import log_softmax, sigmoid
 
 
 def _predictions(y, loss: str, what: str) -> np.ndarray:
