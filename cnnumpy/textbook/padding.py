@@ -1,7 +1,7 @@
 """Padding and the output-size formula: what every convolution and pooling needs first.
 
-Output size (seed 003, "Taille de la carte d'activation"): a window of ``F`` cells sliding by ``S``
-over ``D`` cells padded by ``P`` on each side fits
+Output size (seed 003, "Taille de la carte d'activation"): a window of ``F`` cells
+sliding by ``S`` over ``D`` cells padded by ``P`` on each side fits
 
     D_out = (D - F + 2P) / S + 1
 
