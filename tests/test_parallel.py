@@ -22,10 +22,10 @@ from cnnumpy.functional.parallel import (
     zeros,
 )
 from cnnumpy.functional.pool import (
-    avgpool2d_backward,
-    avgpool2d_forward,
-    maxpool2d_backward,
-    maxpool2d_forward,
+    avgpool2d_backward_tiles,
+    avgpool2d_forward_tiles,
+    maxpool2d_backward_tiles,
+    maxpool2d_forward_tiles,
 )
 from cnnumpy.textbook.loops import (
     avgpool2d_backward_loops,
@@ -186,8 +186,8 @@ def test_tile_pooling_in_small_chunks_matches_naive(monkeypatch, kind):
     rng = np.random.default_rng(2)
     x = rng.integers(-3, 3, (9, 2, 6, 8)).astype(np.float64)  # many ties
     fwd, bwd = {
-        "max": (maxpool2d_forward, maxpool2d_backward),
-        "avg": (avgpool2d_forward, avgpool2d_backward),
+        "max": (maxpool2d_forward_tiles, maxpool2d_backward_tiles),
+        "avg": (avgpool2d_forward_tiles, avgpool2d_backward_tiles),
     }[kind]
     fwd_n, bwd_n = {
         "max": (maxpool2d_forward_loops, maxpool2d_backward_loops),
@@ -345,8 +345,8 @@ def test_empty_batches_pass_through_the_split_kernels():
         assert out.shape == x.shape
         assert getattr(A, f"{name}_backward")(out, cache).shape == x.shape
     for fwd, bwd in (
-        (maxpool2d_forward, maxpool2d_backward),
-        (avgpool2d_forward, avgpool2d_backward),
+        (maxpool2d_forward_tiles, maxpool2d_backward_tiles),
+        (avgpool2d_forward_tiles, avgpool2d_backward_tiles),
     ):
         out, cache = fwd(x, 2, 2)
         assert out.shape == (0, 3, 2, 2) and bwd(out, cache).shape == x.shape

@@ -1,12 +1,21 @@
 """Pooling: finite differences, naive loop twins, shapes, the notes' example, errors."""
 
+import engine_modes
 import numpy as np
 import pytest
 
-from cnnumpy.functional import pool as P
+from cnnumpy.engine import ops
 from cnnumpy.layers import AvgPool1D, AvgPool2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 from cnnumpy.textbook import loops as PN
 from tests.gradcheck import check_layer_gradients
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("maxpool2d", "avgpool2d"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each pooling kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
+
 
 # (pool, stride, padding, input shape): tiling 2x2/2, non-dividing sizes, overlapping
 # 3x3/2 (AlexNet), padding, stride 1, batch 1, rectangular windows.
@@ -29,32 +38,12 @@ IDS_2D = [f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}" for c in CASES_2D]
 IDS_1D = [f"k{c[0]}-s{c[1]}-p{c[2]}-{c[3]}" for c in CASES_1D]
 
 FUNCS_2D = {
-    "max": (
-        P.maxpool2d_forward,
-        P.maxpool2d_backward,
-        PN.maxpool2d_forward_loops,
-        PN.maxpool2d_backward_loops,
-    ),
-    "avg": (
-        P.avgpool2d_forward,
-        P.avgpool2d_backward,
-        PN.avgpool2d_forward_loops,
-        PN.avgpool2d_backward_loops,
-    ),
+    "max": (ops.maxpool2d, PN.maxpool2d_forward_loops, PN.maxpool2d_backward_loops),
+    "avg": (ops.avgpool2d, PN.avgpool2d_forward_loops, PN.avgpool2d_backward_loops),
 }
 FUNCS_1D = {
-    "max": (
-        P.maxpool1d_forward,
-        P.maxpool1d_backward,
-        PN.maxpool1d_forward_loops,
-        PN.maxpool1d_backward_loops,
-    ),
-    "avg": (
-        P.avgpool1d_forward,
-        P.avgpool1d_backward,
-        PN.avgpool1d_forward_loops,
-        PN.avgpool1d_backward_loops,
-    ),
+    "max": (MaxPool1D, PN.maxpool1d_forward_loops, PN.maxpool1d_backward_loops),
+    "avg": (AvgPool1D, PN.avgpool1d_forward_loops, PN.avgpool1d_backward_loops),
 }
 
 
@@ -87,15 +76,15 @@ def _inputs(shape, rng):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize(("pool", "stride", "padding", "shape"), CASES_2D, ids=IDS_2D)
 def test_pool2d_naive_twin(kind, pool, stride, padding, shape, rng):
-    fwd, bwd, fwd_naive, bwd_naive = FUNCS_2D[kind]
+    op, fwd_naive, bwd_naive = FUNCS_2D[kind]
     stride = pool if stride is None else stride
     for x in _inputs(shape, rng):
-        out, cache = fwd(x, pool, stride, padding)
+        out, cache = op.forward(x, pool, stride, padding)
         out_naive, cache_naive = fwd_naive(x, pool, stride, padding)
         assert out.shape == out_naive.shape
         np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
         dout = rng.standard_normal(out.shape)
-        dx, dx_naive = bwd(dout, cache), bwd_naive(dout, cache_naive)
+        dx, dx_naive = op.backward(dout, cache), bwd_naive(dout, cache_naive)
         assert dx.shape == dx_naive.shape == x.shape
         np.testing.assert_allclose(dx, dx_naive, rtol=1e-12, atol=1e-12)
 
@@ -103,26 +92,28 @@ def test_pool2d_naive_twin(kind, pool, stride, padding, shape, rng):
 @pytest.mark.parametrize("kind", ["max", "avg"])
 @pytest.mark.parametrize(("pool", "stride", "padding", "shape"), CASES_1D, ids=IDS_1D)
 def test_pool1d_naive_twin(kind, pool, stride, padding, shape, rng):
-    fwd, bwd, fwd_naive, bwd_naive = FUNCS_1D[kind]
+    cls, fwd_naive, bwd_naive = FUNCS_1D[kind]
     stride = pool if stride is None else stride
     for x in _inputs(shape, rng):
-        out, cache = fwd(x, pool, stride, padding)
+        layer = cls(pool, stride, padding)
+        layer.need_input_grad = True
+        out = layer.forward(x)
         out_naive, cache_naive = fwd_naive(x, pool, stride, padding)
         np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
         dout = rng.standard_normal(out.shape)
-        dx, dx_naive = bwd(dout, cache), bwd_naive(dout, cache_naive)
+        dx, dx_naive = layer.backward(dout), bwd_naive(dout, cache_naive)
         assert dx.shape == dx_naive.shape == x.shape
         np.testing.assert_allclose(dx, dx_naive, rtol=1e-12, atol=1e-12)
 
 
 def test_global_avgpool_naive_twin(rng):
     x = rng.standard_normal((2, 3, 4, 5))
-    out, cache = P.global_avgpool2d_forward(x)
+    out, cache = ops.global_avgpool2d.forward(x)
     out_naive, cache_naive = PN.global_avgpool2d_forward_loops(x)
     np.testing.assert_allclose(out, out_naive, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     np.testing.assert_allclose(
-        P.global_avgpool2d_backward(dout, cache),
+        ops.global_avgpool2d.backward(dout, cache),
         PN.global_avgpool2d_backward_loops(dout, cache_naive),
         rtol=1e-12,
         atol=1e-12,

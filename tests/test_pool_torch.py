@@ -6,6 +6,7 @@ libraries must pick the same element (the first maximum in row-major window orde
 dx is compared exactly as well.
 """
 
+import engine_modes
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,14 @@ import torch.nn.functional as F
 from cnnumpy.layers import AvgPool1D, AvgPool2D, GlobalAvgPool2D, MaxPool1D, MaxPool2D
 
 pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("maxpool2d", "avgpool2d"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each pooling kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
+
 
 TOLERANCES = {
     np.float64: {"rtol": 1e-12, "atol": 1e-12},

@@ -7,7 +7,7 @@ import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.functional.im2col import pad_into
 from cnnumpy.functional.parallel import Workspace, chunk_bounds
-from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
+from cnnumpy.functional.pool import maxpool2d_backward_tiles, maxpool2d_forward_tiles
 from cnnumpy.layers import Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 
@@ -78,8 +78,8 @@ def test_layer_forward_twice_uses_the_latest_input():
 
 def test_maxpool_fast_path_ties_like_torch():
     x = np.array([[[[1.0, 1.0, 2.0, 0.0], [1.0, 1.0, 2.0, 2.0]]]], dtype=np.float32)
-    out, cache = maxpool2d_forward(x, 2, 2)
-    dx = maxpool2d_backward(np.array([[[[5.0, 7.0]]]], dtype=np.float32), cache)
+    out, cache = maxpool2d_forward_tiles(x, 2, 2)
+    dx = maxpool2d_backward_tiles(np.array([[[[5.0, 7.0]]]], dtype=np.float32), cache)
     np.testing.assert_array_equal(out, [[[[1.0, 2.0]]]])
     np.testing.assert_array_equal(dx, [[[[5.0, 0.0, 7.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
     assert dx.dtype == np.float32

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.pool import maxpool2d_backward, maxpool2d_forward
+from cnnumpy.engine import ops
 from cnnumpy.textbook import loops
 from cnnumpy.textbook import pool as book_pool
 
@@ -86,8 +86,8 @@ def pool_book_backward(dout, cache):
 
 # -- 5 the engine (see pool.py and pool_tiles.py) -----------------------------------
 def pool_fast_forward(x):
-    return maxpool2d_forward(x, 2, 2)
+    return ops.maxpool2d.forward(x, 2, 2)
 
 
 def pool_fast_backward(dout, cache):
-    return (maxpool2d_backward(dout, cache),)
+    return (ops.maxpool2d.backward(dout, cache),)

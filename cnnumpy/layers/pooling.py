@@ -1,8 +1,10 @@
-"""Pooling layers: thin classes around ``cnnumpy.functional.pool``.
+"""Pooling layers: thin classes around the pooling operations.
 
-A pooling layer has no parameters: it keeps the cache of its last forward pass (the
-argmax of each window for max pooling, the shapes for average pooling) and sends the
-gradient back through the matching functional backward. Output size (seed 001, 2.3.1;
+A pooling layer has no parameters: it keeps the cache of its last forward pass and
+sends the gradient back through the matching backward. The math is the book's
+(``cnnumpy/textbook/pool.py``); ``cnnumpy.engine.ops`` runs a faster kernel where one
+serves the call. A 1-D pooling is the 2-D one on ``(N, C, 1, L)``.
+Output size (seed 001, 2.3.1;
 floor, PyTorch's ``ceil_mode=False``):
 
     H_out = (H + 2P - KH) // S + 1
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnumpy.functional import pool as P
+from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer, pair
 
 
@@ -32,7 +34,7 @@ class _Pool(Layer):
     """Shared machinery of the 2-D and 1-D window poolings (``ndim`` spatial axes)."""
 
     ndim = 2
-    forward_fn = backward_fn = None  # the functional pair, set by each subclass
+    op = None  # the operation (max or average), set by each subclass
 
     def __init__(self, pool_size, stride=None, padding=0, *, name=None) -> None:
         super().__init__(name=name)
@@ -89,11 +91,13 @@ class _Pool(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x, rank=self.ndim + 2)
         self.output_shape(x.shape[1:])  # a built pooling layer accepts any spatial size
-        args = (self.pool_size, self.stride, self.padding)
-        if self.ndim == 1:
-            args = tuple(a[0] for a in args)
-        # keep only what backward needs: the argmax (max) or the shapes (average)
-        out, self._cache = type(self).forward_fn(x, *args)
+        pool, stride, padding = self.pool_size, self.stride, self.padding
+        if self.ndim == 1:  # (N, C, L) as (N, C, 1, L)
+            x = x[:, :, None, :]
+            pool, stride, padding = (1, *pool), (1, *stride), (0, *padding)
+        # keep only what backward needs: where the maxima are (max), shapes (average)
+        out, self._cache = self.op.forward(x, pool, stride, padding)
+        out = out[:, :, 0, :] if self.ndim == 1 else out
         self._out_shape = out.shape
         return out
 
@@ -106,7 +110,9 @@ class _Pool(Layer):
             )
         if not self.need_input_grad:
             return None
-        return type(self).backward_fn(dout, self._cache)
+        if self.ndim == 1:
+            return self.op.backward(dout[:, :, None, :], self._cache)[:, :, 0, :]
+        return self.op.backward(dout, self._cache)
 
     def get_config(self) -> dict[str, Any]:
         stride = self._given_stride
@@ -132,8 +138,7 @@ class MaxPool2D(_Pool):
         ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``.
     """
 
-    forward_fn = staticmethod(P.maxpool2d_forward)
-    backward_fn = staticmethod(P.maxpool2d_backward)
+    op = ops.maxpool2d
 
     def __init__(
         self,
@@ -155,8 +160,7 @@ class AvgPool2D(_Pool):
         ``(N, C, H, W)`` -> ``(N, C, H_out, W_out)``.
     """
 
-    forward_fn = staticmethod(P.avgpool2d_forward)
-    backward_fn = staticmethod(P.avgpool2d_backward)
+    op = ops.avgpool2d
 
     def __init__(
         self,
@@ -177,8 +181,7 @@ class MaxPool1D(_Pool):
     """
 
     ndim = 1
-    forward_fn = staticmethod(P.maxpool1d_forward)
-    backward_fn = staticmethod(P.maxpool1d_backward)
+    op = ops.maxpool2d
 
     def __init__(
         self,
@@ -199,8 +202,7 @@ class AvgPool1D(_Pool):
     """
 
     ndim = 1
-    forward_fn = staticmethod(P.avgpool1d_forward)
-    backward_fn = staticmethod(P.avgpool1d_backward)
+    op = ops.avgpool2d
 
     def __init__(
         self,
@@ -237,7 +239,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x, rank=4)
-        out, self._cache = P.global_avgpool2d_forward(x)  # keep: the input shape only
+        out, self._cache = ops.global_avgpool2d.forward(x)  # keep: the input shape
         self._out_shape = out.shape
         return out
 
@@ -250,7 +252,7 @@ class GlobalAvgPool2D(Layer):
             )
         if not self.need_input_grad:
             return None
-        return P.global_avgpool2d_backward(dout, self._cache)
+        return ops.global_avgpool2d.backward(dout, self._cache)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
