@@ -2,6 +2,7 @@
 
 import warnings
 
+import engine_modes
 import numpy as np
 import pytest
 
@@ -9,6 +10,15 @@ from cnnumpy.functional.dense import dense_backward, dense_forward
 from cnnumpy.layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnnumpy.textbook.activations import sigmoid, softmax
 from tests.gradcheck import check_layer_gradients
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes(*ACTIVATIONS))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
 
 
 def away_from_kinks(shape, rng):
@@ -173,7 +183,7 @@ def test_activation_values(rng):
 def test_relu_keeps_only_a_mask(rng):
     layer = ReLU()
     layer.forward(rng.standard_normal((2, 3)))
-    assert layer._cache.dtype == np.bool_
+    assert layer._cache.data.dtype == np.bool_  # the cache names its kernel
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.parallel import by_rows, zeros
-from cnnumpy.textbook.activations import sigmoid, softmax
+from cnnumpy.textbook.activations import sigmoid
 
 
 def _floating(x) -> np.ndarray:
@@ -209,22 +209,3 @@ def leaky_relu_inplace(a: np.ndarray, alpha: float) -> None:
     neg = np.minimum(a, z)
     np.maximum(a, z, out=a)
     _leaky(a, neg, alpha)
-
-
-# -- softmax along an axis -------------------------------------------------------------
-
-
-def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, tuple]:
-    """Returns ``(s, (s, axis))``."""
-    out = softmax(x, axis=axis)
-    return out, (out, axis)
-
-
-def softmax_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """Full Jacobian-vector product along the axis: dE/dZ = s * (g - sum(g * s)).
-
-    ``g = dE/dS``; ``sum(g * s)`` runs along the softmax axis (kept for broadcasting).
-    """
-    s, axis = cache
-    weighted_sum = np.sum(dout * s, axis=axis, keepdims=True)
-    return s * (dout - weighted_sum)

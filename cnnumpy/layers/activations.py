@@ -2,7 +2,8 @@
 
 They have no parameters, accept inputs of any rank (the first axis is the batch) and
 keep the float dtype of their input. Each keeps only what its derivative needs: a mask
-for ReLU and LeakyReLU, the output for Sigmoid, Tanh and Softmax.
+for ReLU and LeakyReLU, the output for Sigmoid, Tanh and Softmax. The math is the
+book's (``cnnumpy/textbook/activations.py``), run by ``cnnumpy.engine.ops``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from cnnumpy.engine import ops
 from cnnumpy.functional import activations as F
 from cnnumpy.layers.base import Layer
 
 
 class _Activation(Layer):
-    """Shared plumbing; subclasses define ``_forward`` and ``_backward``."""
+    """Shared plumbing; subclasses name their operation (``op``) and its arguments."""
 
     adds_neurons = False  # works on the neurons of the previous layer (model summary)
 
@@ -27,15 +29,15 @@ class _Activation(Layer):
         self._out_shape: tuple[int, ...] | None = None
         self._out_dtype: np.dtype | None = None
 
-    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
-        raise NotImplementedError
+    op = None  # the operation, set by each subclass
 
-    def _backward(self, dout: np.ndarray, cache: Any) -> np.ndarray:
-        raise NotImplementedError
+    def _args(self, x: np.ndarray) -> tuple:
+        """The operation's arguments after ``x`` (checked against ``x``)."""
+        return ()
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
-        out, self._cache = self._forward(x)
+        out, self._cache = self.op.forward(x, *self._args(x))
         self._out_shape, self._out_dtype = out.shape, out.dtype
         return out
 
@@ -47,7 +49,7 @@ class _Activation(Layer):
             raise self._error(f"expected dout {self._out_shape}, got {dout.shape}")
         if not self.need_input_grad:
             return None
-        return self._backward(dout, self._cache)
+        return self.op.backward(dout, self._cache)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
@@ -56,14 +58,10 @@ class _Activation(Layer):
 class ReLU(_Activation):
     """f(x) = max(0, x); f'(x) = 1 if x > 0 else 0. Keeps the boolean mask x > 0."""
 
+    op = ops.relu
+
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
-
-    def _forward(self, x):
-        return F.relu_forward(x)
-
-    def _backward(self, dout, cache):
-        return F.relu_backward(dout, cache)
 
     def apply_inplace(self, a: np.ndarray) -> None:
         """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
@@ -87,11 +85,10 @@ class LeakyReLU(_Activation):
             raise ValueError(f"LeakyReLU: alpha must be a finite number, got {alpha!r}")
         self.alpha = float(alpha)
 
-    def _forward(self, x):
-        return F.leaky_relu_forward(x, self.alpha)
+    op = ops.leaky_relu
 
-    def _backward(self, dout, cache):
-        return F.leaky_relu_backward(dout, cache)
+    def _args(self, x):
+        return (self.alpha,)
 
     def apply_inplace(self, a: np.ndarray) -> None:
         """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
@@ -104,27 +101,19 @@ class LeakyReLU(_Activation):
 class Sigmoid(_Activation):
     """s = 1 / (1 + exp(-x)), stable for large |x|; s' = s (1 - s). Keeps the output."""
 
+    op = ops.sigmoid
+
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
-
-    def _forward(self, x):
-        return F.sigmoid_forward(x)
-
-    def _backward(self, dout, cache):
-        return F.sigmoid_backward(dout, cache)
 
 
 class Tanh(_Activation):
     """t = tanh(x); t' = 1 - t^2. Keeps the output."""
 
+    op = ops.tanh
+
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
-
-    def _forward(self, x):
-        return F.tanh_forward(x)
-
-    def _backward(self, dout, cache):
-        return F.tanh_backward(dout, cache)
 
     def apply_inplace(self, a: np.ndarray) -> None:
         """tanh in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
@@ -153,16 +142,15 @@ class Softmax(_Activation):
             )
         self.axis = int(axis)
 
-    def _forward(self, x):
+    op = ops.softmax
+
+    def _args(self, x):
         if not -x.ndim < self.axis < x.ndim:
             raise self._error(
                 f"expected an input with axis {self.axis} besides the batch axis, "
                 f"got shape {x.shape}"
             )
-        return F.softmax_forward(x, self.axis)
-
-    def _backward(self, dout, cache):
-        return F.softmax_backward(dout, cache)
+        return (self.axis,)
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis, "name": self.name}
