@@ -24,6 +24,7 @@ RANKS = {
     # leaves that anything may use
     "cnnumpy.rng": 0,
     "cnnumpy.fileio": 0,
+    "cnnumpy.folderlock": 0,
     "cnnumpy.validation": 0,
     "cnnumpy.progress": 0,
     "cnnumpy.initializers": 0,
@@ -59,6 +60,8 @@ RANKS = {
     "cnnumpy.data": 5,
     # the command line, then the package's front door
     "cnnumpy.runs": 6,
+    "cnnumpy.run_config": 6,
+    "cnnumpy.image_files": 6,
     "cnnumpy.cli": 6,
     "cnnumpy.cli_tools": 6,
     "cnnumpy.cli_train": 6,
@@ -93,7 +96,6 @@ KNOWN_CYCLES = {
 
 # (importer, imported module, private name) today.
 KNOWN_PRIVATE = {
-    ("cnnumpy.io", "cnnumpy.safefile", "_read"),
     ("cnnumpy.optimizers", "cnnumpy.optimizer_base", "_check"),
     ("cnnumpy.replicas", "cnnumpy.io", "_layers_from_meta"),
     ("cnnumpy.replicas", "cnnumpy.io", "_model_payload"),
