@@ -4,16 +4,49 @@ The bytes go to a temporary file in the destination's directory, are flushed and
 fsynced, then the temporary file is renamed over the destination (``os.replace`` is
 atomic on POSIX and Windows when both paths are on the same file system, which the same
 directory guarantees).
+
+Only regular files are ever replaced. A rename does not look at what it replaces: run as
+root, it would swap ``/dev/null`` for a regular file, and it would replace a symlink
+instead of the file it points to. So the destination is looked at first:
+- a symlink is followed: its target is replaced, in the target's directory, and the
+  link stays. A dangling symlink creates its target, as ``open(path, "w")`` would,
+  provided the target's directory exists;
+- a device, FIFO, socket or directory is refused with ``NotARegularFileError``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+_KINDS = (
+    (stat.S_ISDIR, "directory"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISLNK, "symlink"),
+)
+
+
+class NotARegularFileError(OSError):
+    """The destination is a device, FIFO, socket or directory: it is never replaced."""
+
+
+def file_kind(mode: int) -> str:
+    """What ``st_mode`` describes: ``"regular file"``, ``"FIFO"``, ``"directory"``..."""
+    if stat.S_ISREG(mode):
+        return "regular file"
+    for is_kind, kind in _KINDS:
+        if is_kind(mode):
+            return kind
+    return "special file"
 
 
 @contextlib.contextmanager
@@ -21,24 +54,40 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator
     """Open a temporary file for writing; on success it replaces ``path`` atomically.
 
     If the ``with`` block raises, the temporary file is removed and ``path`` is left
-    untouched.
+    untouched. Errors name ``path``, never the temporary file.
+
+    Raises:
+        NotARegularFileError: ``path`` (or the target of its symlink) exists and is
+            not a regular file.
+        FileNotFoundError: ``path`` is a dangling symlink whose target's directory
+            does not exist.
     """
     if mode not in ("w", "wb", "wt"):
         raise ValueError(f"atomic_open: mode must be 'w', 'wt' or 'wb', got {mode!r}")
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    target = _destination(path)
+    directory = target.parent if str(target.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600 files; keep the usual mode
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=directory
+        )
+    except OSError as exc:
+        raise _naming(exc, path) from None
+    try:
+        os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files; keep the usual
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if _destination(path) != target:  # the path was changed while we wrote
+            raise FileExistsError(f"{path} changed while it was being written")
+        os.replace(tmp, target)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and tmp in (exc.filename, exc.filename2):
+            raise _naming(exc, path) from None
         raise
     _fsync_directory(directory)
 
@@ -51,6 +100,37 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8", newline="") as f:
         f.write(text)
+
+
+def _destination(path: Path) -> Path:
+    """The regular file a write to ``path`` replaces: ``path`` or its link's target.
+
+    Raises:
+        NotARegularFileError: the file exists and is not a regular file.
+        FileNotFoundError: a dangling symlink whose target's directory is missing.
+    """
+    linked = path.is_symlink()
+    target = Path(os.path.realpath(path)) if linked else path
+    try:
+        kind = file_kind(target.stat().st_mode)
+    except FileNotFoundError:
+        if linked and not target.parent.is_dir():
+            raise FileNotFoundError(
+                f"{path} is a dangling symlink to {target}, whose directory "
+                "does not exist"
+            ) from None
+        return target
+    if kind == "regular file":
+        return target
+    what = f"links to {target}, which is" if linked else "is"
+    raise NotARegularFileError(
+        f"{path} {what} a {kind}, not a regular file; refusing to replace it"
+    )
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same error about ``path``: the temporary file means nothing to the user."""
+    return type(exc)(exc.errno, exc.strerror, str(path))
 
 
 def _mode_for(path: Path) -> int:
@@ -78,3 +158,24 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files ``atomic_open`` left beside ``path`` when killed.
+
+    A process killed while it writes ``path`` leaves ``.{name}.XXXX.tmp`` next to it
+    (the rename never happened). Only call this while no other process can be
+    writing ``path``, e.g. holding its folder's lock
+    (``cnnumpy.folderlock.FolderLock``).
+
+    Returns:
+        The files removed.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    removed = []
+    for tmp in directory.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed

@@ -13,10 +13,13 @@ torch module ``i``:
 |                       | ``i.running_var``, ``i.num_batches_tracked``                 |
 
 torch tensors may be passed to ``from_torch_state_dict`` directly (they are converted
-with ``.detach().cpu().numpy()``, found by duck typing), or as NumPy arrays.
+with ``.detach().cpu().numpy()``, found by duck typing), or as NumPy arrays. Either must
+hold finite real floats; every entry is checked before the first one is written.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -63,10 +66,52 @@ def to_torch_state_dict(model, prefix: str = "") -> dict[str, np.ndarray]:
     return sd
 
 
-def _as_numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):  # a torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
+def _as_numpy(value, name: str) -> np.ndarray:
+    """The entry as a NumPy array of real floats, or a TypeError naming it."""
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # torch, not imported
+        try:
+            value = value.detach().cpu().numpy()
+        except (TypeError, RuntimeError):  # e.g. bfloat16, which NumPy lacks
+            raise TypeError(
+                f"from_torch_state_dict: {name}: expected a float array (NumPy or "
+                f"torch), got a tensor of dtype {value.dtype}, which NumPy cannot hold"
+            ) from None
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+        return value
+    if value is None:
+        got = "None"
+    elif isinstance(value, np.ndarray):
+        got = f"an array of dtype {value.dtype}"
+    else:
+        got = type(value).__name__
+    raise TypeError(
+        f"from_torch_state_dict: {name}: expected a float array (NumPy or torch), "
+        f"got {got}"
+    )
+
+
+def _checked(value, name: str, like: np.ndarray, transpose: bool) -> np.ndarray:
+    """``state_dict[name]`` as it will be written over ``like``: shape, dtype, finite.
+
+    Values are cast to ``like``'s dtype first, so that a float64 beyond float32's range
+    is caught here and not turned into inf by the copy.
+    """
+    value = _as_numpy(value, name)
+    value = value.T if transpose else value
+    if value.shape != like.shape:
+        raise ValueError(
+            f"from_torch_state_dict: {name} has shape {value.shape}, "
+            f"expected {like.shape}{' after transposing' if transpose else ''}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = value.astype(like.dtype)
+    bad = int(np.count_nonzero(~np.isfinite(cast)))
+    if bad:
+        raise ValueError(
+            f"from_torch_state_dict: {name} holds {bad} non-finite values (NaN, inf "
+            f"or beyond {like.dtype}); expected finite {like.dtype} values"
+        )
+    return cast
 
 
 def from_torch_state_dict(
@@ -74,21 +119,25 @@ def from_torch_state_dict(
 ) -> None:
     """Copy a torch ``nn.Sequential`` twin's state_dict into ``model`` (all-or-nothing).
 
+    Every entry is checked before anything is written: it must be a NumPy or torch
+    array of real floats (not None, int, bool, complex or object), of the expected
+    shape, and finite once cast to the model's dtype.
+
     Raises:
-        ValueError: a missing or mis-shaped entry (or, with ``strict``, an unused one).
+        TypeError: ``state_dict`` is not a dict, or an entry is not a float array.
+        ValueError: a missing, mis-shaped or non-finite entry (or, with ``strict``, an
+            unused one).
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            "from_torch_state_dict: expected a dict of arrays (a state_dict), "
+            f"got {type(state_dict).__name__}"
+        )
     updates, used = [], set()
     for _layer, key, store, name, transpose in _entries(model, prefix):
         if name not in state_dict:
             raise ValueError(f"from_torch_state_dict: missing entry {name!r}")
-        value = _as_numpy(state_dict[name])
-        value = value.T if transpose else value
-        if value.shape != store[key].shape:
-            raise ValueError(
-                f"from_torch_state_dict: {name} has shape {value.shape}, "
-                f"expected {store[key].shape}"
-                f"{' after transposing' if transpose else ''}"
-            )
+        value = _checked(state_dict[name], name, store[key], transpose)
         updates.append((store, key, value))
         used.add(name)
     ignored = {k for k in state_dict if k.endswith("num_batches_tracked")}

@@ -2,26 +2,33 @@
 
 The file format (safetensors plus checked JSON metadata) is described in
 ``cnnumpy.safefile``. ``save_model`` / ``load_model`` keep everything needed to predict
-and to continue training: architecture, weights, BatchNorm statistics, optimiser state,
-history and, for checkpoints, the training position and random generator states.
-``save_weights`` / ``load_weights`` keep weights only. Loading never executes code, and
-never half-loads: every tensor and setting is checked before anything is written into a
-model.
+and to continue training: architecture, weights, BatchNorm statistics, the input
+preprocessing (``model.preprocessing``), optimiser state, history and, for checkpoints,
+the training position and random generator states. ``save_weights`` / ``load_weights``
+keep weights only. Loading never executes code, and never half-loads: every tensor and
+setting is checked before anything is written into a model.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
 
 from cnnumpy.fileio import atomic_write_bytes
 from cnnumpy.interop import from_torch_state_dict, to_torch_state_dict
-from cnnumpy.safefile import ModelFileError, _read, dump_bytes, load_bytes
+from cnnumpy.safefile import (
+    ModelFileError,
+    dump_bytes,
+    load_bytes,  # noqa: F401 (io.load_bytes: a file already in memory)
+    load_file,
+)
 
 __all__ = [
     "ModelFileError",
+    "check_preprocessing",
     "from_torch_state_dict",
     "load_model",
     "load_weights",
@@ -30,6 +37,10 @@ __all__ = [
     "save_weights",
     "to_torch_state_dict",
 ]
+
+# Values in one example at any layer's input or output: a loaded architecture beyond
+# this (8 GiB of float32 per example) is refused before anything is allocated.
+_MAX_EXAMPLE_SIZE = 2**31
 
 
 # -- model level -----------------------------------------------------------------------
@@ -83,6 +94,11 @@ def _model_payload(
             "lr": float(state["lr"]),
             "slots": slots,
         }
+    preprocessing = getattr(model, "preprocessing", None)
+    if preprocessing is not None:  # how pixels become inputs, for the CLI tools
+        meta["preprocessing"] = check_preprocessing(
+            preprocessing, model.input_shape, "save"
+        )
     if model.history is not None:
         meta["history"] = {
             "epoch": list(model.history.epoch),
@@ -149,9 +165,64 @@ def _expected_tensors(model) -> dict[str, tuple]:
     }
 
 
+def _planned_tensors(layers: list, spec: dict, where: str) -> dict[str, tuple]:
+    """The tensor shapes ``layers`` will create, from their configs alone.
+
+    Nothing is allocated: a file of a few bytes can describe ``Dense(10**9)``, which
+    ``build`` would allocate and initialise before the file's tensors are looked at.
+    One example is bounded too: no layer's input or output may hold ``2**31`` values
+    or more (8 GiB of float32 per example), whatever the weights.
+    """
+    planned = {}
+    try:
+        shape = spec["input_shape"]
+        if not (
+            isinstance(shape, list)
+            and shape
+            and all(type(d) is int and d >= 1 for d in shape)
+        ):
+            raise ValueError(f"input_shape must be a list of ints >= 1, got {shape!r}")
+        shape = tuple(shape)
+        _check_example_size(shape, "input_shape")
+        for i, layer in enumerate(layers):
+            params, state = layer.param_shapes(shape), layer.state_shapes(shape)
+            if params is None or state is None:  # a user's layer: checked once built
+                planned.update({f"layers.{i}.": None})
+            else:
+                shapes = {**params, **state}
+                planned.update({f"layers.{i}.{k}": v for k, v in shapes.items()})
+            shape = tuple(layer.output_shape(shape))
+            _check_example_size(shape, f"layer {i} ({type(layer).__name__}) output")
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        raise ModelFileError(
+            f"{where}: the architecture cannot be built: {exc}"
+        ) from None
+    return planned
+
+
+def _check_example_size(shape: tuple[int, ...], what: str) -> None:
+    if math.prod(shape) >= _MAX_EXAMPLE_SIZE:
+        raise ValueError(
+            f"{what} {shape} holds {math.prod(shape)} values per example, "
+            f"more than 2**31"
+        )
+
+
 def _check_weights(model, tensors: dict, where: str) -> None:
-    expected = _expected_tensors(model)
-    present = {k for k in tensors if k.startswith("layers.")}
+    _check_tensors(_expected_tensors(model), tensors, where)
+
+
+def _check_tensors(expected: dict[str, tuple], tensors: dict, where: str) -> None:
+    """The file's ``layers.*`` tensors must be exactly ``expected``, and floats.
+
+    A prefix ``"layers.{i}."`` mapped to None (a layer whose shapes are unknown before
+    it is built) lets any tensors of that layer through, to be checked once built.
+    """
+    unknown = tuple(k for k, v in expected.items() if v is None)
+    expected = {k: v for k, v in expected.items() if v is not None}
+    present = {
+        k for k in tensors if k.startswith("layers.") and not k.startswith(unknown)
+    }
     missing, extra = sorted(set(expected) - present), sorted(present - set(expected))
     if missing or extra:
         raise ModelFileError(
@@ -261,8 +332,10 @@ def load_model(path) -> Sequential:  # noqa: F821
     from cnnumpy.rng import isolated
 
     where = f"load_model({str(path)!r})"
-    tensors, meta = load_bytes(_read(path, where), where)
+    tensors, meta = load_file(path, where)
     layers = _layers_from_meta(meta, where)
+    # checked from shapes alone: building allocates and initialises every layer
+    _check_tensors(_planned_tensors(layers, meta["model"], where), tensors, where)
     spec = meta["model"]
     try:
         input_shape = tuple(int(d) for d in spec["input_shape"])
@@ -279,10 +352,17 @@ def load_model(path) -> Sequential:  # noqa: F821
     optimizer = _optimizer_from_meta(meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(layers), where)
     history = _history_from_meta(meta, where)
+    try:
+        preprocessing = check_preprocessing(
+            meta.get("preprocessing"), model.input_shape, where
+        )
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
     _assign_weights(model, tensors)
     for layer, rng in zip(model.layers, rngs, strict=True):
         if rng is not None:
             layer.rng = rng
+    model.preprocessing = preprocessing
     compiled = meta.get("compile")
     if isinstance(compiled, dict):
         try:
@@ -302,6 +382,79 @@ def load_model(path) -> Sequential:  # noqa: F821
     return model
 
 
+# -- preprocessing ---------------------------------------------------------------------
+PREPROCESSING_KEYS = ("scale", "mean", "std")
+
+
+def check_preprocessing(value, input_shape, where: str) -> dict | None:
+    """``model.preprocessing`` checked field by field, as a new JSON-able dict.
+
+    None, or ``{"scale": s, "mean": [m_c], "std": [s_c]}`` for a model on images
+    ``(C, H, W)``: C finite means, C finite stds > 0 and a finite ``s > 0``, which
+    standardise pixels as ``x' = (x * s - m_c) / s_c``.
+
+    Raises:
+        ValueError: naming the field, what was expected and what was found.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict) or sorted(value) != sorted(PREPROCESSING_KEYS):
+        found = sorted(map(str, value)) if isinstance(value, dict) else _short(value)
+        raise ValueError(
+            f"{where}: preprocessing must be a dict with the keys scale, mean and "
+            f"std, got {found}"
+        )
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(
+            f"{where}: preprocessing is per channel of images (C, H, W), "
+            f"the model takes {input_shape}"
+        )
+    scale = _finite(value["scale"])
+    if scale is None or scale <= 0:
+        raise ValueError(
+            f"{where}: preprocessing scale must be a number > 0, "
+            f"got {_short(value['scale'])}"
+        )
+    checked = {"scale": scale}
+    for key, kind in (("mean", "finite numbers"), ("std", "numbers > 0")):
+        numbers = _per_channel(value[key], input_shape[0], positive=key == "std")
+        if numbers is None:
+            raise ValueError(
+                f"{where}: preprocessing {key} must be a list of {kind}, one per "
+                f"input channel ({input_shape[0]}), got {_short(value[key])}"
+            )
+        checked[key] = numbers
+    return checked
+
+
+def _per_channel(values, channels: int, positive: bool) -> list[float] | None:
+    """``channels`` finite floats (all > 0 if ``positive``) from a list, else None."""
+    if not isinstance(values, (list, tuple)) or len(values) != channels:
+        return None
+    numbers = [_finite(v) for v in values]
+    if any(v is None or (positive and v <= 0) for v in numbers):
+        return None
+    return numbers
+
+
+def _finite(value) -> float | None:
+    """``value`` as a float if it is a finite int or float (not a bool), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def save_weights(model, path) -> None:
     """Write only the weights (and BatchNorm statistics) of ``model``, atomically."""
     tensors = {
@@ -318,7 +471,7 @@ def load_weights(model, path) -> None:
     The shapes must match.
     """
     where = f"load_weights({str(path)!r})"
-    tensors, _ = load_bytes(_read(path, where), where)
+    tensors, _ = load_file(path, where)
     _check_weights(model, tensors, where)
     _assign_weights(model, tensors)
 
@@ -335,7 +488,7 @@ def restore_checkpoint(model, path, check_training=None) -> dict | None:
         ``"parsed"`` (what ``check_training`` returned), or None.
     """
     where = f"restore_checkpoint({str(path)!r})"
-    tensors, meta = load_bytes(_read(path, where), where)
+    tensors, meta = load_file(path, where)
     saved = [
         (e.get("class"), e.get("config"))
         for e in meta.get("model", {}).get("layers", [])

@@ -13,24 +13,36 @@ tensor bytes. cnnumpy puts in it
 Loading never executes code: no pickle; the header is parsed as JSON and checked field
 by field before NumPy reads a single tensor, layers are rebuilt only from the classes
 registered in ``cnnumpy.layers.LAYERS``, and nothing is written into a model before
-everything has been read and checked. Every write goes through
-``cnnumpy.fileio.atomic_open``.
+everything has been read and checked. Reading is bounded by what the file declares:
+8 bytes, then the header, then, once the file's size is exactly what the header
+declares, the tensors. Only regular files are read (not FIFOs or devices). Every write
+goes through ``cnnumpy.fileio.atomic_open``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
+import os
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+
+from cnnumpy.fileio import file_kind
 
 FORMAT = "cnnumpy"
 FORMAT_VERSION = 1
 _MAX_HEADER = 100_000_000
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+# A tensor's shape: even an empty one ((0, 2**62)) must be one NumPy can create.
+_MAX_RANK = 32
+_MAX_ELEMENTS = 2**40
+# safetensors stores little-endian values, whatever the machine
+_DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX only
 
 
 class ModelFileError(ValueError):
@@ -70,24 +82,95 @@ def dump_bytes(tensors: dict[str, np.ndarray], meta: dict) -> bytes:
     return save(tensors, metadata=metadata)
 
 
+def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray], dict]:
+    """Parse and verify safetensors bytes from ``dump_bytes``: (tensors, metadata)."""
+    return _load(io.BytesIO(data), len(data), where)
+
+
+def load_file(path, where: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Read and verify a model file: (tensors, metadata).
+
+    Only what the header declares is ever read, and only once the declaration has been
+    checked against the file's size: a 64 GB file with a garbage header costs 8 bytes
+    of reading, not 64 GB of memory.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: a special file (FIFO, device, directory), or a file that is
+            truncated, corrupted, foreign or from a newer format version.
+    """
+    with _open_regular_file(path, where) as f:
+        return _load(f, os.fstat(f.fileno()).st_size, where)
+
+
+def _open_regular_file(path, where: str) -> IO[bytes]:
+    """Open ``path`` for reading if it is a regular file.
+
+    A FIFO is opened without blocking, so that a path swapped for one after the first
+    check cannot hang the caller waiting for a writer.
+    """
+    path = Path(path)
+    try:
+        kind = file_kind(path.stat().st_mode)
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{where}: no such file: {path}") from None
+    try:
+        if kind == "regular file":
+            kind = file_kind(os.fstat(fd).st_mode)
+        if kind != "regular file":
+            raise ModelFileError(f"{where}: {path} is a {kind}, not a model file")
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _load(f: IO[bytes], size: int, where: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Read a model file of ``size`` bytes from ``f``, checking before each read.
+
+    The 8-byte header length is checked against the size, then the header (every
+    tensor's dtype, shape and place), then the size must be exactly 8 + header + the
+    tensor bytes the header declares, and only then are the tensors read.
+    """
+    n = _header_length(f.read(8), size, where)
+    specs, meta_strings = _parse_header(f.read(n), where)
+    data_len = _check_specs(specs, where)
+    if size != 8 + n + data_len:
+        raise ModelFileError(
+            f"{where}: the file has {size} bytes, but its header declares "
+            f"{8 + n + data_len} (8 + {n} of header + {data_len} of tensors); it is "
+            "truncated or has bytes appended"
+        )
+    tensors = _read_tensors(f, specs, where)
+    if _digest(tensors, meta_strings) != meta_strings.get("sha256"):
+        raise ModelFileError(f"{where}: checksum mismatch (the file is corrupted)")
+    return tensors, _decode_metadata(meta_strings, where)
+
+
+def _header_length(prefix: bytes, size: int, where: str) -> int:
+    """The header length the first 8 bytes declare, if the file can hold it."""
+    if len(prefix) < 8:
+        raise ModelFileError(f"{where}: not a cnnumpy model file (only {size} bytes)")
+    n = int.from_bytes(prefix, "little")
+    if n < 2 or n > _MAX_HEADER or 8 + n > size:
+        raise ModelFileError(
+            f"{where}: truncated or not a safetensors file "
+            f"(header of {n} bytes in a file of {size} bytes)"
+        )
+    return n
+
+
 def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
-    """Check the safetensors header by hand.
+    """Check the safetensors header (the JSON after the length) by hand.
 
     Returns:
         (tensor specs, metadata strings).
     """
-    if len(data) < 8:
-        raise ModelFileError(
-            f"{where}: not a cnnumpy model file (only {len(data)} bytes)"
-        )
-    n = int.from_bytes(data[:8], "little")
-    if n < 2 or n > _MAX_HEADER or 8 + n > len(data):
-        raise ModelFileError(
-            f"{where}: truncated or not a safetensors file "
-            f"(header of {n} bytes in a file of {len(data)} bytes)"
-        )
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+        header = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(
             f"{where}: corrupted header ({exc.__class__.__name__})"
@@ -100,7 +183,6 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
     if not all(isinstance(v, str) for v in meta.values()):
         raise ModelFileError(f"{where}: corrupted metadata (values must be strings)")
     _check_version(meta.get("format_version"), where)
-    _check_specs(header, len(data) - 8 - n, where)
     return header, meta
 
 
@@ -122,14 +204,21 @@ def _check_version(version, where: str) -> None:
         )
 
 
-def _check_specs(specs: dict, data_len: int, where: str) -> None:
+def _check_specs(specs: dict, where: str) -> int:
+    """Check every tensor's entry; they must tile the data from byte 0 without gaps.
+
+    Returns:
+        The number of tensor bytes the header declares.
+    """
     spans = []
     for name, spec in specs.items():
         ok = (
             isinstance(spec, dict)
             and spec.get("dtype") in _DTYPES
             and isinstance(spec.get("shape"), list)
+            and len(spec["shape"]) <= _MAX_RANK
             and all(isinstance(d, int) and d >= 0 for d in spec["shape"])
+            and math.prod(max(d, 1) for d in spec["shape"]) <= _MAX_ELEMENTS
             and isinstance(spec.get("data_offsets"), list)
             and len(spec["data_offsets"]) == 2
             and all(isinstance(o, int) for o in spec["data_offsets"])
@@ -138,38 +227,37 @@ def _check_specs(specs: dict, data_len: int, where: str) -> None:
             raise ModelFileError(f"{where}: corrupted header entry for tensor {name!r}")
         start, end = spec["data_offsets"]
         nbytes = math.prod(spec["shape"]) * np.dtype(_DTYPES[spec["dtype"]]).itemsize
-        if not 0 <= start <= end <= data_len or end - start != nbytes:
+        if not 0 <= start <= end or end - start != nbytes:
             raise ModelFileError(
-                f"{where}: tensor {name!r} lies outside the file or has the "
-                "wrong size (truncated or corrupted file)"
+                f"{where}: tensor {name!r} has the wrong size for its shape "
+                "(corrupted file)"
             )
         spans.append((start, end))
     spans.sort()
     if spans and (
         spans[0][0] != 0
-        or spans[-1][1] != data_len
         or any(a[1] != b[0] for a, b in zip(spans, spans[1:], strict=False))
     ):
         raise ModelFileError(
             f"{where}: tensor data do not tile the file (truncated or corrupted)"
         )
-    if not spans and data_len != 0:
-        raise ModelFileError(f"{where}: unexpected bytes after the header")
+    return spans[-1][1] if spans else 0
 
 
-def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray], dict]:
-    """Parse and verify safetensors bytes from ``dump_bytes``: (tensors, metadata)."""
-    from safetensors.numpy import load
+def _read_tensors(f: IO[bytes], specs: dict, where: str) -> dict[str, np.ndarray]:
+    """Read every tensor, in file order, straight into an array of its own."""
+    tensors = {}
+    for name, spec in sorted(specs.items(), key=lambda item: item[1]["data_offsets"]):
+        array = np.empty(spec["shape"], dtype=_DTYPES[spec["dtype"]])
+        buffer = array.reshape(-1).view(np.uint8)
+        if f.readinto(buffer) != buffer.size:  # the size was checked: it changed
+            raise ModelFileError(f"{where}: the file was truncated while being read")
+        tensors[name] = array
+    return tensors
 
-    _parse_header(data, where)
-    try:
-        tensors = load(data)
-    except Exception as exc:  # the header was checked; this is a last line of defence
-        raise ModelFileError(f"{where}: unreadable tensor data ({exc})") from None
-    header_n = int.from_bytes(data[:8], "little")
-    meta_strings = json.loads(data[8 : 8 + header_n].decode("utf-8"))["__metadata__"]
-    if _digest(tensors, meta_strings) != meta_strings.get("sha256"):
-        raise ModelFileError(f"{where}: checksum mismatch (the file is corrupted)")
+
+def _decode_metadata(meta_strings: dict[str, str], where: str) -> dict:
+    """Every metadata value parsed from JSON, but the format fields and checksum."""
     meta = {}
     for key, text in meta_strings.items():
         if key in ("format", "format_version", "sha256"):
@@ -179,11 +267,4 @@ def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray],
             meta[key] = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
             raise ModelFileError(f"{where}: corrupted metadata field {key!r}") from None
-    return tensors, meta
-
-
-def _read(path, where: str) -> bytes:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{where}: no such file: {path}")
-    return path.read_bytes()
+    return meta

@@ -79,6 +79,27 @@ class Layer:
         """Shape of one output example for one input example of ``input_shape``."""
         return tuple(input_shape)
 
+    def param_shapes(
+        self, input_shape: tuple[int, ...]
+    ) -> dict[str, tuple[int, ...]] | None:
+        """Shapes of the parameters ``build(input_shape)`` creates, without allocating.
+
+        A layer with parameters overrides this and builds from it, so that a model file
+        can be checked against its architecture before anything is allocated. A layer
+        that keeps ``Layer.build`` creates none: ``{}``. A layer that overrides
+        ``build`` but not this (a user's own layer) returns None: unknown, its tensors
+        are then checked once it is built.
+        """
+        return {} if type(self).build is Layer.build else None
+
+    def state_shapes(
+        self, input_shape: tuple[int, ...]
+    ) -> dict[str, tuple[int, ...]] | None:
+        """Shapes of the state arrays ``build(input_shape)`` creates (as above; a
+        layer that declares its ``param_shapes`` and not this has no state)."""
+        declared = type(self).param_shapes is not Layer.param_shapes
+        return {} if declared or type(self).build is Layer.build else None
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
 

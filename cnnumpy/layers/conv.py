@@ -206,15 +206,21 @@ class _Conv(Layer):
         return (self.filters, *spatial)
 
     # -- lifecycle -------------------------------------------------------------------
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """W ``(filters, C, *kernel_size)`` and b ``(filters,)``; checks the input."""
+        self.output_shape(input_shape)
+        shapes = {"W": (self.filters, int(input_shape[0]), *self.kernel_size)}
+        if self.use_bias:
+            shapes["b"] = (self.filters,)
+        return shapes
+
     def build(self, input_shape: tuple[int, ...]) -> None:
-        self.output_shape(input_shape)  # validate before creating anything
-        channels = int(input_shape[0])
-        w_shape = (self.filters, channels, *self.kernel_size)
+        shapes = self.param_shapes(input_shape)  # validate before creating anything
         init_w = initializers.get(self.kernel_initializer)
-        self.params = {"W": init_w(w_shape, self.rng, self.dtype)}
+        self.params = {"W": init_w(shapes["W"], self.rng, self.dtype)}
         if self.use_bias:
             init_b = initializers.get(self.bias_initializer)
-            self.params["b"] = init_b((self.filters,), self.rng, self.dtype)
+            self.params["b"] = init_b(shapes["b"], self.rng, self.dtype)
         super().build(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

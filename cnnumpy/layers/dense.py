@@ -72,13 +72,19 @@ class Dense(Layer):
             )
         return (self.units,)
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        self.output_shape(input_shape)  # validates before allocating
-        in_features = int(input_shape[0])
-        W = self._kernel_init((in_features, self.units), self.rng, self.dtype)
-        self.params = {"W": W}
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """W ``(features, units)`` and b ``(units,)``; validates ``input_shape``."""
+        self.output_shape(input_shape)
+        shapes = {"W": (int(input_shape[0]), self.units)}
         if self.use_bias:
-            self.params["b"] = self._bias_init((self.units,), self.rng, self.dtype)
+            shapes["b"] = (self.units,)
+        return shapes
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        shapes = self.param_shapes(input_shape)  # validates before allocating
+        self.params = {"W": self._kernel_init(shapes["W"], self.rng, self.dtype)}
+        if self.use_bias:
+            self.params["b"] = self._bias_init(shapes["b"], self.rng, self.dtype)
         super().build(input_shape)
 
     def _expected_input(self) -> str:

@@ -103,16 +103,28 @@ class BatchNorm(Layer):
         self.eps = float(eps)
         self._cache = None
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """gamma and beta, one per channel ``(C,)``; validates ``input_shape``."""
         self.output_shape(input_shape)
         C = int(input_shape[0])
+        return {"gamma": (C,), "beta": (C,)}
+
+    def state_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """The running mean and variance, one per channel ``(C,)``."""
+        self.output_shape(input_shape)
+        C = int(input_shape[0])
+        return {"running_mean": (C,), "running_var": (C,)}
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        params = self.param_shapes(input_shape)  # validates before allocating
+        state = self.state_shapes(input_shape)
         self.params = {
-            "gamma": np.ones(C, dtype=self.dtype),
-            "beta": np.zeros(C, dtype=self.dtype),
+            "gamma": np.ones(params["gamma"], dtype=self.dtype),
+            "beta": np.zeros(params["beta"], dtype=self.dtype),
         }
         self.state = {
-            "running_mean": np.zeros(C, dtype=self.dtype),
-            "running_var": np.ones(C, dtype=self.dtype),
+            "running_mean": np.zeros(state["running_mean"], dtype=self.dtype),
+            "running_var": np.ones(state["running_var"], dtype=self.dtype),
         }
         super().build(input_shape)
 
