@@ -29,9 +29,29 @@ caller sends with the step, each keeping its own rows. So a model with either tr
 split too, with the numbers of one process up to float rounding. Replicas are plain
 ``python -c`` processes (:data:`_ENTRY`) (never ``multiprocessing``, which would re-run
 an unguarded user script), rebuilt from the model's config, so only cnnumpy's own
-layers can be replicated. They talk to the caller through two pipes and share memory
-through an unlinked temporary file: nothing leaks when either side dies, and a replica
-that dies makes the caller raise :class:`ReplicaError` instead of waiting forever.
+layers can be replicated.
+
+Each replica talks to the caller through a socket (commands, and the descriptors of the
+shared memory) and a pipe (answers). The shared memory is a file with no name
+(``memfd_create``; elsewhere a temporary file unlinked the moment it is made), mapped by
+both sides and handed over by descriptor, never by path: whenever either side is killed,
+no file is left behind. What goes wrong becomes a :class:`ReplicaError` naming the
+replica's pid, after which the group is closed and the model runs alone:
+
+- a replica that dies (its pipe ends);
+- a replica that stays silent (stopped by SIGSTOP, stuck) longer than
+  ``max(timeout, SLOW_FACTOR x the slowest step seen, SLOW_FACTOR x this step's time
+  so far)`` (the caller runs a slice as big meanwhile); ``timeout`` is
+  :data:`STEP_TIMEOUT` unless ``use_processes(timeout=)`` or the environment variable
+  ``CNNUMPY_REPLICA_TIMEOUT`` sets it. The silent replica is killed (SIGKILL stops a
+  stopped process too).
+
+How many processes: at most one per core this process may run on (more would only
+take turns on the same cores), refused with a ``ValueError`` above that. A batch of
+``n`` is split over ``min(processes, n // MIN_SLICE)`` processes, so a small batch
+(the last one of an epoch, say) still uses the replicas it can feed; the command line,
+which knows its batch size, refuses ``--processes`` above ``batch_size // MIN_SLICE``,
+since the replicas beyond would never train.
 """
 
 from __future__ import annotations
@@ -43,10 +63,12 @@ import mmap
 import os
 import select
 import signal
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 import weakref
 
@@ -59,6 +81,11 @@ from cnnumpy.rng import generator_from_state, generator_state
 __all__ = ["ReplicaError", "Replicas", "use_processes"]
 
 START_TIMEOUT = 120.0  # seconds for a replica to import cnnumpy and build the model
+# A replica may stay silent in a step for STEP_TIMEOUT seconds, or SLOW_FACTOR times the
+# slowest step seen if longer: a big model on a busy machine is slow, not stuck
+STEP_TIMEOUT = 60.0
+SLOW_FACTOR = 50
+TIMEOUT_VARIABLE = "CNNUMPY_REPLICA_TIMEOUT"  # seconds, in place of STEP_TIMEOUT
 MIN_SLICE = 8  # a batch is split only when every process gets at least this many
 _GROUPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> Replicas
 
@@ -72,7 +99,25 @@ _ENTRY = (
 
 
 class ReplicaError(RuntimeError):
-    """A replica process failed, died, or cannot replicate this model."""
+    """A replica process failed, died, stayed silent, or cannot replicate this model.
+
+    ``reason``: what happened, in one line (the message may add a replica's traceback).
+    """
+
+    def __init__(self, reason: str, details: str = "") -> None:
+        super().__init__(reason + (f"\n{details}" if details else ""))
+        self.reason = reason
+
+
+def _lost(reason: str, details: str = "") -> ReplicaError:
+    """The error of a replica gone wrong: the caller closes the group, then raises."""
+    error = ReplicaError(f"{reason}; the model runs alone from now on", details)
+    error.reason = reason
+    return error
+
+
+class _Silent(Exception):
+    """No whole message arrived before the deadline."""
 
 
 # -- messages and shared memory --------------------------------------------------------
@@ -83,9 +128,13 @@ def _send(fd: int, message: dict) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read_exact(fd: int, n: int) -> bytes | None:
+def _read_exact(fd: int, n: int, deadline: float | None = None) -> bytes | None:
     parts, got = [], 0
     while got < n:
+        if deadline is not None:  # time.monotonic() by which the bytes must come
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise _Silent
         chunk = os.read(fd, n - got)
         if not chunk:
             return None  # the other side closed its end (exited or died)
@@ -94,40 +143,70 @@ def _read_exact(fd: int, n: int) -> bytes | None:
     return b"".join(parts)
 
 
-def _receive(fd: int) -> dict | None:
-    head = _read_exact(fd, 8)
+def _receive(fd: int, deadline: float | None = None) -> dict | None:
+    """The next message, or None if the other side closed its end; raises
+    :class:`_Silent` if it is not whole by ``deadline`` (``time.monotonic()``)."""
+    head = _read_exact(fd, 8, deadline)
     if head is None:
         return None
-    body = _read_exact(fd, struct.unpack("<Q", head)[0])
+    body = _read_exact(fd, struct.unpack("<Q", head)[0], deadline)
     return None if body is None else json.loads(body)
 
 
-class _Block:
-    """Memory shared between processes: a temporary file, mapped, then unlinked.
+def _send_fd(sock: socket.socket, fd: int) -> None:
+    """Hand ``fd`` to the other end of ``sock`` (SCM_RIGHTS), on one byte."""
+    socket.send_fds(sock, [b"F"], [fd])
 
-    The file is unlinked as soon as the replica has mapped it too, so nothing is left
-    behind however either process ends.
+
+def _receive_fd(sock: socket.socket) -> int | None:
+    """The descriptor :func:`_send_fd` sent, or None if the other side is gone."""
+    data, fds, _flags, _address = socket.recv_fds(sock, 1, 1)
+    return fds[0] if data and fds else None
+
+
+def _nameless_file() -> tuple[int, str]:
+    """A new file that no directory lists: ``(fd, the name it goes by)``.
+
+    Linux: ``memfd_create``, a file that never has a name. Elsewhere (or where that call
+    is refused): a temporary file unlinked at once; only a kill in the microseconds
+    between the two calls could then leave it behind.
+    """
+    if hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):
+            return os.memfd_create("cnnumpy", os.MFD_CLOEXEC), "memfd:cnnumpy"
+    where = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix="cnnumpy-", dir=where)
+    os.unlink(path)
+    return fd, path
+
+
+class _Block:
+    """Memory shared between processes: a nameless file (:func:`_nameless_file`),
+    mapped by both. The caller makes it and keeps its descriptor until it has handed
+    it to the replica (``release()`` then); the replica maps the descriptor it got.
+
+    Nothing is ever left behind: the memory goes with the last process mapping it.
     """
 
-    def __init__(self, nbytes: int, path: str | None = None) -> None:
+    def __init__(self, nbytes: int, fd: int | None = None) -> None:
         self.nbytes = max(int(nbytes), 1)
-        if path is None:
-            where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            fd, self.path = tempfile.mkstemp(prefix="cnnumpy-", dir=where)
+        made = fd is None
+        if made:
+            fd, self.path = _nameless_file()
         else:
-            self.path, fd = path, os.open(path, os.O_RDWR)
+            self.path = f"fd {fd} from the caller"
         try:
-            if path is None:  # reserve the pages now: a full /dev/shm is an OSError
-                if hasattr(os, "posix_fallocate"):  # here, not a SIGBUS later
+            if made:  # reserve the pages now: a full memory is an OSError here,
+                if hasattr(os, "posix_fallocate"):  # not a SIGBUS later
                     os.posix_fallocate(fd, 0, self.nbytes)
                 else:
                     os.ftruncate(fd, self.nbytes)
             self.map = mmap.mmap(fd, self.nbytes)
         except BaseException:
-            if path is None:
-                self.unlink()
+            os.close(fd)
             raise
-        finally:
+        self.fd = fd if made else None  # the mapping stays valid without it
+        if not made:
             os.close(fd)
 
     def array(self, offset: int, shape, dtype) -> np.ndarray:
@@ -135,9 +214,14 @@ class _Block:
         count = math.prod(shape)
         return np.frombuffer(self.map, dtype, count, offset).reshape(shape)
 
-    def unlink(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+    def release(self) -> None:
+        """Close the descriptor (idempotent); the mapping stays."""
+        fd, self.fd = getattr(self, "fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def _align(n: int) -> int:
@@ -178,10 +262,13 @@ class Replicas:
     Use through :func:`use_processes` (or ``Sequential.use_processes``), which
     attaches the replicas to the model: ``train_on_batch``, ``fit``, ``predict`` and
     ``evaluate`` then split their batches. ``close()`` (or the end of a ``with``
-    block) stops the replicas.
+    block) stops the replicas. ``timeout``: seconds a replica may stay silent in a step
+    (None: ``$CNNUMPY_REPLICA_TIMEOUT``, else :data:`STEP_TIMEOUT`), or
+    :data:`SLOW_FACTOR` times the slowest step seen (or this step's time so far) if
+    that is longer.
     """
 
-    def __init__(self, model, processes: int) -> None:
+    def __init__(self, model, processes: int, timeout: float | None = None) -> None:
         from cnnumpy.io import _model_payload
         from cnnumpy.layers import LAYERS, BatchNorm, Dropout
 
@@ -196,6 +283,9 @@ class Replicas:
                     f"use_processes: layer {i} ({layer!r}) is not one of cnnumpy's "
                     "own layers; replicas rebuild the model from its config"
                 )
+        self.timeout = _silence_timeout(timeout)
+        self.slowest_step = 0.0  # seconds, of the steps that went well
+        self._step_start = 0.0  # time.monotonic() at the start of the last step
         self._model = weakref.ref(model)  # the replicas never keep a model alive
         self.processes = processes
         self.dtype = np.dtype(model.dtype)
@@ -212,43 +302,44 @@ class Replicas:
         weights = _weight_arrays(model)
         self._w_shapes = [(a.shape, a.dtype) for a in weights]
         self._w_offsets, size = _layout(weights)
-        self._w_block = _Block(size)
         self._grads = _grad_arrays(model)
         grads = [layer.params[key] for layer, key in self._grads]
         self._g_offsets, self._g_bytes = _layout(grads)
         self._children: list[dict] = []
+        self._active: list[dict] = []  # the replicas given a slice of this batch
         self.closed = False
+        self._w_block = _Block(size)
         try:
-            for _ in range(processes - 1):
-                self._children.append(self._spawn())
-            for child in self._children:
-                _send(
-                    child["cmd"],
-                    {
-                        "op": "setup",
-                        "meta": meta["model"],
-                        "weights": self._w_block.path,
-                        "w_offsets": self._w_offsets,
-                        "g_offsets": self._g_offsets,
-                    },
-                )
-                child["block"] = None
-            for child in self._children:
-                self._reply(child, timeout=START_TIMEOUT)
+            self._start(meta["model"])
         except BaseException:
             self.close()
             raise
         finally:
-            self._w_block.unlink()
+            self._w_block.release()  # every replica has its descriptor (or is gone)
 
     @property
     def model(self):
         return self._model()
 
+    def _start(self, meta: dict) -> None:
+        """Start the replicas (all at once: their imports overlap), then set them up."""
+        for _ in range(self.processes - 1):
+            self._children.append(self._spawn())
+        setup = {
+            "op": "setup",
+            "meta": meta,
+            "weights": self._w_block.nbytes,  # its descriptor follows the message
+            "w_offsets": self._w_offsets,
+            "g_offsets": self._g_offsets,
+        }
+        for child in self._children:
+            self._tell(child, setup, self._w_block)
+        for child in self._children:
+            self._reply(child, START_TIMEOUT, "while starting")
+
     def _spawn(self) -> dict:
         import cnnumpy
 
-        to_child, from_child = os.pipe(), os.pipe()
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(cnnumpy.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(
@@ -257,7 +348,10 @@ class Replicas:
         # one core per process: no kernel threads and no BLAS threads in the replica
         env.update(CNNUMPY_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         env.update(MKL_NUM_THREADS="1")
-        fds = (to_child[0], from_child[1])
+        # commands (and descriptors) go through a socket, answers through a pipe
+        cmd, cmd_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        reply, reply_child = os.pipe()
+        fds = (cmd_child.fileno(), reply_child)
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _ENTRY, *map(str, fds)],
@@ -266,28 +360,87 @@ class Replicas:
                 stdin=subprocess.DEVNULL,
                 stdout=sys.stderr if _has_fileno(sys.stderr) else None,
             )
+        except BaseException:
+            cmd.close()
+            os.close(reply)
+            raise
         finally:
-            os.close(to_child[0])
-            os.close(from_child[1])
-        return {"proc": proc, "cmd": to_child[1], "reply": from_child[0]}
+            cmd_child.close()
+            os.close(reply_child)
+        return {"proc": proc, "sock": cmd, "cmd": cmd.fileno(), "reply": reply}
 
-    def _reply(self, child: dict, timeout: float | None = None) -> dict:
-        if timeout is not None:
-            ready, _, _ = select.select([child["reply"]], [], [], timeout)
-            if not ready:
-                raise ReplicaError(f"a replica did not answer within {timeout:.0f} s")
-        message = _receive(child["reply"])
+    # -- talking to one replica ------------------------------------------------------
+    def _tell(self, child: dict, message: dict, block: _Block | None = None) -> None:
+        """Send ``message`` to a replica, then ``block``'s descriptor if given."""
+        try:
+            _send(child["cmd"], message)
+            if block is not None:
+                _send_fd(child["sock"], block.fd)
+        except OSError:  # the replica's end is gone
+            raise _lost(self._death(child, "")) from None
+
+    def _listen(self, child: dict, limit: float, when: str) -> dict:
+        """A replica's next message, waited for at most ``limit`` seconds."""
+        start = time.monotonic()
+        try:
+            message = _receive(child["reply"], start + limit)
+        except _Silent:
+            child["silent"] = True  # close() kills it: a stopped process hears nothing
+            waited = time.monotonic() - start
+            hint = "" if when == "while starting" else f"; {TIMEOUT_VARIABLE} sets it"
+            raise _lost(
+                f"replica process {child['proc'].pid} sent nothing {when} for "
+                f"{waited:.1f} s (limit {limit:g} s{hint}), killed"
+            ) from None
         if message is None:
-            code = child["proc"].wait()
-            raise ReplicaError(f"a replica process died (exit code {code})")
-        if not message.get("ok"):
-            raise ReplicaError(f"a replica failed:\n{message.get('error')}")
+            raise _lost(self._death(child, when))
         return message
 
+    def _reply(self, child: dict, limit: float, when: str = "in a step") -> dict:
+        message = self._listen(child, limit, when)
+        if not message.get("ok"):
+            error = str(message.get("error") or "no error text").strip()
+            raise _lost(
+                f"replica process {child['proc'].pid} failed {when}: "
+                f"{error.splitlines()[-1]}",
+                error,
+            )
+        return message
+
+    @staticmethod
+    def _death(child: dict, when: str) -> str:
+        proc = child["proc"]
+        try:
+            code = proc.wait(timeout=5)  # its pipe ended: it is exiting
+        except subprocess.TimeoutExpired:
+            how = "closed its pipe but still runs"
+        else:
+            how = f"exit code {code}"
+            if code < 0:
+                with contextlib.suppress(ValueError):
+                    how = f"killed by {signal.Signals(-code).name}"
+        when = f" {when}" if when else ""
+        return f"replica process {proc.pid} died{when} ({how})"
+
     # -- per batch ---------------------------------------------------------------------
+    def _parts(self, n: int) -> int:
+        """How many processes a batch of ``n`` is split over: each gets MIN_SLICE."""
+        return min(self.processes, n // MIN_SLICE)
+
     def splits(self, n: int) -> bool:
-        """Whether a batch of ``n`` is split: every process gets ``MIN_SLICE``."""
-        return not self.closed and n >= MIN_SLICE * self.processes
+        """Whether a batch of ``n`` is split: at least two processes get MIN_SLICE."""
+        return not self.closed and self._parts(n) >= 2
+
+    def silence_limit(self) -> float:
+        """Seconds a replica may stay silent in a step (see the class docstring)."""
+        return max(self.timeout, SLOW_FACTOR * self.slowest_step)
+
+    def _wait_limit(self) -> float:
+        """:meth:`silence_limit`, or SLOW_FACTOR times this step's time so far if
+        longer: the caller ran a slice as big, so a big model's first step (no step
+        seen yet) is not taken for a stuck replica."""
+        elapsed = time.monotonic() - self._step_start
+        return max(self.silence_limit(), SLOW_FACTOR * elapsed)
 
     def _publish_weights(self) -> None:
         weights = _weight_arrays(self.model)
@@ -305,7 +458,7 @@ class Replicas:
         y_at = _align(x_at + x.nbytes)
         out_at = _align(y_at + (0 if y is None else y.nbytes))
         need = out_at + n * math.prod(out_row) * self.dtype.itemsize
-        grow = child["block"] is None or child["block"].nbytes < need
+        grow = child.get("block") is None or child["block"].nbytes < need
         if grow:
             child["block"] = _Block(need * 5 // 4)
         block = child["block"]
@@ -319,41 +472,33 @@ class Replicas:
             block.array(y_at, y.shape, y.dtype)[...] = y
             message["y"] = [y_at, list(y.shape), y.dtype.str]
         if grow:
-            message["block"] = [block.path, block.nbytes]
+            message["block"] = block.nbytes  # its descriptor follows the message
         return message
 
     def _run(self, op: str, x: np.ndarray, y, own) -> tuple[list, list]:
-        """Send every replica its slice, run ``own(x0, y0)`` here, gather replies."""
-        sizes = split_sizes(len(x), self.processes)
+        """Send the replicas their slices, run ``own(x0, y0)`` here, gather replies."""
+        self._step_start = start = time.monotonic()
+        sizes = split_sizes(len(x), self._parts(len(x)))
         cuts = [sum(sizes[:k]) for k in range(len(sizes) + 1)]
         out_row = list(self.model.output_shape)
         self._publish_weights()
+        self._active = self._children[: len(sizes) - 1]
         sent, replies = [], []
         try:
-            for k, child in enumerate(self._children, start=1):
+            for k, child in enumerate(self._active, start=1):
                 lo, hi = cuts[k], cuts[k + 1]
                 part_x, part_y = x[lo:hi], None if y is None else y[lo:hi]
-                try:
+                try:  # any failure here leaves a replica out of step: close
                     message = self._child_views(child, hi - lo, part_x, part_y, out_row)
-                except BaseException:  # a new block the replica would never hear of
-                    self.close()
-                    raise
-                if op == "train":
-                    message.update(self._step_info, lo=lo, total=len(x))
-                try:
-                    _send(child["cmd"], {"op": op, **message})
-                except OSError as exc:  # the replica's end of the pipe is gone
-                    self.close()
-                    code = child["proc"].poll()
-                    raise ReplicaError(
-                        f"a replica process died (exit code {code}): {exc}"
-                    ) from None
+                    if op == "train":
+                        message.update(self._step_info, lo=lo, total=len(x))
+                    fresh = child["block"] if "block" in message else None
+                    self._tell(child, {"op": op, **message}, fresh)
+                    child["block"].release()  # the replica has its descriptor
                 except BaseException:  # e.g. Ctrl-C half-way through a message
                     self.close()
                     raise
                 sent.append((child, message))
-                if "block" in message:  # mapped by the replica once it answers
-                    child["fresh"] = True
             try:
                 mine = own(x[: cuts[1]], None if y is None else y[: cuts[1]])
             except BaseException:
@@ -362,13 +507,13 @@ class Replicas:
                 raise
         finally:
             try:
+                limit = self._wait_limit()
                 for child, _message in [] if self.closed else sent:
-                    replies.append(self._reply(child))
-                    if child.pop("fresh", False):
-                        child["block"].unlink()
+                    replies.append(self._reply(child, limit))
             except BaseException:
                 self.close()  # a reply left unread: the pipes are out of step
                 raise
+        self.slowest_step = max(self.slowest_step, time.monotonic() - start)
         outs = [mine[1]]
         for child, message in sent:
             at, shape, dtype = message["out"]
@@ -406,27 +551,25 @@ class Replicas:
         for (layer, key), offset in zip(self._grads, self._g_offsets, strict=True):
             g = layer.grads[key]
             g *= sizes[0] / n
-            for child in self._children:  # already weighted by the replica's share
+            for child in self._active:  # already weighted by the replica's share
                 g += child["block"].array(offset, g.shape, g.dtype)
         model.optimizer.step(model.layers)
         return loss / n, np.concatenate(outs)
 
     def _allreduce(self, a: np.ndarray) -> np.ndarray:
         """The caller's side of :attr:`cnnumpy.sync.Slice.allreduce`: ``a`` plus every
-        replica's part (read from its pipe, in a fixed order), sent back to all."""
+        active replica's part (read from its pipe, in a fixed order), sent back."""
         total = np.array(a, copy=True)
         try:
-            for child in self._children:
-                message = _receive(child["reply"])
-                if message is None or "sum" not in message:
-                    error = "died" if message is None else message.get("error")
-                    raise ReplicaError(f"a replica failed mid-step: {error}")
+            limit = self._wait_limit()
+            for child in self._active:
+                message = self._listen(child, limit, "mid-step")
+                if "sum" not in message:
+                    pid, error = child["proc"].pid, message.get("error")
+                    raise _lost(f"replica process {pid} failed mid-step", str(error))
                 total += np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
-            for child in self._children:
-                _send(child["cmd"], {"sum": total.tolist()})
-        except OSError as exc:  # a replica's end of the pipe is gone
-            self.close()
-            raise ReplicaError(f"a replica died mid-step: {exc}") from None
+            for child in self._active:
+                self._tell(child, {"sum": total.tolist()})
         except BaseException:
             self.close()  # the pipes are out of step
             raise
@@ -449,9 +592,11 @@ class Replicas:
             return
         self.closed = True
         for child in self._children:
-            for fd in (child["cmd"], child["reply"]):
-                with contextlib.suppress(OSError):
-                    os.close(fd)  # the replica sees the end of its input and exits
+            if child.get("silent"):
+                child["proc"].kill()  # stopped or stuck: it would not see the end
+            child["sock"].close()  # the replica sees the end of its input and exits
+            with contextlib.suppress(OSError):
+                os.close(child["reply"])
         for child in self._children:
             try:
                 child["proc"].wait(timeout=5)
@@ -459,7 +604,8 @@ class Replicas:
                 child["proc"].kill()
                 child["proc"].wait()
             if child.get("block") is not None:
-                child["block"].unlink()
+                child["block"].release()
+        self._w_block.release()
         model = self.model
         if model is not None and _GROUPS.get(model) is self:
             del _GROUPS[model]
@@ -473,6 +619,49 @@ class Replicas:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def check_processes(processes) -> int:
+    """``processes`` as an int from 1 to :func:`available_cores`; else TypeError or
+    ValueError (more processes than cores would only take turns on them)."""
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
+        raise TypeError(f"expected an int >= 1, got {processes!r}")
+    if processes < 1:
+        raise ValueError(f"expected an int >= 1, got {processes}")
+    cores = available_cores()
+    if processes > cores:
+        raise ValueError(
+            f"{processes} processes asked, but only {cores} cores are available to "
+            f"this process; use at most {cores}"
+        )
+    return int(processes)
+
+
+def most_processes(batch_size: int) -> int:
+    """The most processes a batch of ``batch_size`` can give a slice each."""
+    return max(1, batch_size // MIN_SLICE)
+
+
+def _silence_timeout(timeout) -> float:
+    """``timeout``, else ``$CNNUMPY_REPLICA_TIMEOUT``, else STEP_TIMEOUT (seconds)."""
+    source = "use_processes: timeout"
+    if timeout is None:
+        timeout = os.environ.get(TIMEOUT_VARIABLE, "").strip() or STEP_TIMEOUT
+        source = TIMEOUT_VARIABLE
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(timeout, bool) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{source}: expected seconds > 0, got {timeout!r}")
+    return value
 
 
 def _has_fileno(stream) -> bool:
@@ -496,15 +685,18 @@ def _loss_config(model) -> dict:
     return serialize(loss)
 
 
-def use_processes(model, processes: int | None) -> Replicas | None:
-    """Attach ``processes - 1`` replicas to ``model`` (``None``: one per core);
-    1 detaches them. Returns the :class:`Replicas` (a context manager) or None."""
+def use_processes(
+    model, processes: int | None, timeout: float | None = None
+) -> Replicas | None:
+    """Attach ``processes - 1`` replicas to ``model`` (``None``: one per core this
+    process may use; more is a ValueError); 1 detaches them. ``timeout``: see
+    :class:`Replicas`. Returns the :class:`Replicas` (a context manager) or None."""
     if processes is None:
-        processes = os.cpu_count() or 1
-    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)):
-        raise TypeError(f"use_processes: expected an int >= 1, got {processes!r}")
-    if processes < 1:
-        raise ValueError(f"use_processes: expected an int >= 1, got {processes}")
+        processes = available_cores()
+    try:
+        processes = check_processes(processes)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"use_processes: {exc}") from None
     old = _GROUPS.pop(model, None)
     if old is not None:
         old.close()
@@ -512,7 +704,7 @@ def use_processes(model, processes: int | None) -> Replicas | None:
         return None
     if model.input_shape is None:
         raise ValueError("use_processes: the model is not built; pass input_shape=")
-    group = Replicas(model, int(processes))
+    group = Replicas(model, processes, timeout)
     _GROUPS[model] = group
     return group
 
@@ -534,11 +726,9 @@ def _build(setup: dict):
     return model
 
 
-def _attach(model, path: str, offsets: list[int]) -> _Block:
+def _attach(model, fd: int, nbytes: int, offsets: list[int]) -> _Block:
     """Point the replica's weights at the shared block (read live every step)."""
-    arrays = _weight_arrays(model)
-    end = _align(offsets[-1] + arrays[-1].nbytes) if arrays else 1
-    block = _Block(end, path)
+    block = _Block(nbytes, fd)
     k = 0
     for layer in model.layers:
         for store in (layer.params, layer.state):
@@ -551,12 +741,14 @@ def _attach(model, path: str, offsets: list[int]) -> _Block:
 
 def _serve(cmd_fd: int, reply_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides what stops us
+    commands = socket.socket(fileno=cmd_fd)  # also brings the blocks' descriptors
     setup = _receive(cmd_fd)
-    if setup is None:
-        return
+    weights_fd = None if setup is None else _receive_fd(commands)
+    if weights_fd is None:
+        return  # the caller is gone
     try:
         model = _build(setup)
-        _shared = _attach(model, setup["weights"], setup["w_offsets"])
+        _shared = _attach(model, weights_fd, setup["weights"], setup["w_offsets"])
         g_offsets = setup["g_offsets"]
         _send(reply_fd, {"ok": True})
     except Exception:
@@ -581,8 +773,10 @@ def _serve(cmd_fd: int, reply_fd: int) -> None:
             return  # the caller closed the pipe: done
         try:
             if "block" in message:
-                block = _Block(message["block"][1], message["block"][0])
-                block.unlink()  # mapped here and by the caller: no file needed
+                fd = _receive_fd(commands)
+                if fd is None:
+                    return  # the caller is gone
+                block = _Block(message["block"], fd)
             if message.get("loss") not in (None, loss_config):
                 loss_config = message["loss"]
                 model.loss = losses.get(loss_config)
