@@ -1,6 +1,8 @@
 """Checks of user data at the model boundary (fit, evaluate, predict, train_on_batch).
 
 Each error names the method and the argument, what was expected and what was received.
+Values must be finite and, given the model's ``dtype``, representable in it: 1e300 is
+a float64 but becomes inf in a float32 model, and training then yields NaN.
 """
 
 from __future__ import annotations
@@ -9,14 +11,18 @@ import numpy as np
 
 
 def check_inputs(
-    x, input_shape: tuple[int, ...] | None, where: str, arg: str = "x"
+    x,
+    input_shape: tuple[int, ...] | None,
+    where: str,
+    arg: str = "x",
+    dtype: np.dtype | None = None,
 ) -> np.ndarray:
-    """Return ``x`` as an array after checking type, dtype, rank, shape and finiteness.
+    """Return ``x`` as an array after checking type, dtype, rank, shape and values.
 
     Integer images (uint8...) are accepted as they are and cast batch by batch later.
+    ``dtype`` is the model's: float values must fit in it (``|x| <= finfo.max``).
     """
-    if isinstance(x, (list, tuple)):
-        x = np.asarray(x)
+    x = _as_array(x, where, arg)
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{where}: {arg} must be a numpy array, got {type(x).__name__}")
     if x.dtype == object or not (
@@ -39,34 +45,82 @@ def check_inputs(
                 f"(N, {', '.join(map(str, input_shape))}) "
                 f"for this model, got {x.shape}"
             )
-    if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
-        raise ValueError(f"{where}: {arg} contains {bad} NaN or infinite value(s)")
+    check_values(x, where, arg, dtype)
     return x
 
 
+def _as_array(x, where: str, arg: str):
+    """A list or tuple as an array; other values are returned for the type check."""
+    if not isinstance(x, (list, tuple)):
+        return x
+    try:
+        return np.asarray(x)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc):
+            raise ValueError(f"{where}: {arg} cannot become an array: {exc}") from None
+        raise ValueError(
+            f"{where}: {arg} must be a rectangular array of numbers, got a "
+            f"{type(x).__name__} whose rows differ in length"
+        ) from None
+
+
+def check_values(a: np.ndarray, where: str, arg: str, dtype=None) -> None:
+    """Float values must be finite and, for a model of ``dtype``, within its range.
+
+    The common case costs a min and a max (no temporary array; NaN propagates into
+    both); the values are counted only to explain a refusal.
+    """
+    if not np.issubdtype(a.dtype, np.floating) or a.size == 0:
+        return
+    limit = np.inf
+    if dtype is not None and np.issubdtype(dtype, np.floating):
+        limit = min(float(np.finfo(dtype).max), float(np.finfo(a.dtype).max))
+    lo, hi = float(a.min()), float(a.max())
+    if np.isfinite(lo) and np.isfinite(hi) and -limit <= lo and hi <= limit:
+        return
+    finite = np.isfinite(a)
+    too_large = np.flatnonzero(finite & (np.abs(a) > limit))
+    problems = []
+    n_bad = int(a.size - np.count_nonzero(finite))
+    if n_bad:
+        problems.append(f"{n_bad} NaN or infinite value(s)")
+    if len(too_large):
+        problems.append(
+            f"{len(too_large)} value(s) too large for this {np.dtype(dtype)} model "
+            f"(|{arg}| > {limit:.2g}), e.g. {a.flat[too_large[0]]:g}"
+        )
+    raise ValueError(f"{where}: {arg} contains {' and '.join(problems)}")
+
+
 def check_targets(
-    y, n: int, output_shape: tuple[int, ...], loss_name: str, where: str, arg: str = "y"
+    y,
+    n: int,
+    output_shape: tuple[int, ...],
+    loss_name: str,
+    where: str,
+    arg: str = "y",
+    dtype: np.dtype | None = None,
 ) -> np.ndarray:
     """Check labels or regression targets.
 
-    They must match the number of examples and the model output.
+    They must match the number of examples and the model output; float values must be
+    finite and fit in the model's ``dtype``.
     """
-    if isinstance(y, (list, tuple)):
-        y = np.asarray(y)
+    y = _as_array(y, where, arg)
     if not isinstance(y, np.ndarray):
         raise TypeError(f"{where}: {arg} must be a numpy array, got {type(y).__name__}")
     if y.dtype == object or not (
-        np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_
+        np.issubdtype(y.dtype, np.integer)
+        or np.issubdtype(y.dtype, np.floating)
+        or y.dtype == np.bool_
     ):
-        raise TypeError(f"{where}: {arg} must hold numbers, got dtype {y.dtype}")
+        raise TypeError(f"{where}: {arg} must hold real numbers, got dtype {y.dtype}")
     if y.ndim == 0 or len(y) != n:
         got = "a scalar" if y.ndim == 0 else f"{len(y)}"
         raise ValueError(
             f"{where}: {arg} must have one entry per example ({n}), got {got}"
         )
-    if np.issubdtype(y.dtype, np.floating) and not np.all(np.isfinite(y)):
-        raise ValueError(f"{where}: {arg} contains NaN or infinite values")
+    check_values(y, where, arg, dtype)
     if loss_name == "cross_entropy":
         num_classes = int(np.prod(output_shape))
         if y.ndim == 1:

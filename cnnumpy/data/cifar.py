@@ -8,8 +8,16 @@ bytes, so ``data.reshape(N, 3, 32, 32)`` is already ``(N, C, H, W)``.
 
 A pickle can run any code while it loads, so ``pickle.load`` is never used:
 ``RestrictedUnpickler`` admits only the few callables that rebuild a NumPy array and
-refuses every other global with ``UnsafePickleError``. Reading from the tar.gz streams
-the expected members into memory; nothing is extracted to disk.
+refuses every other global with ``UnsafePickleError``. Those callables are narrowed too,
+so that a file can only hold what its bytes spell out: ``numpy.ndarray`` cannot be
+called to allocate memory, and ``codecs.encode`` only turns text into latin-1 bytes
+(chained ``"hex"`` encodings would double a string at every step). The unpickled
+batch is then checked strictly (a dict with bytes or str keys, ``data`` uint8
+``(N, 3072)`` with ``N <= 10000``, ``labels`` a flat list of N ints in [0, 10)) before
+anything is converted: pickle's memo lets a 100-byte file hold a list that contains
+the same list twice, 60 levels deep, which ``np.asarray`` would expand to 2 ** 60
+labels. Reading from the tar.gz streams the expected members into memory; nothing is
+extracted to disk.
 """
 
 from __future__ import annotations
@@ -36,9 +44,12 @@ SPLIT_BATCHES = {
 }
 # A batch is 30 MB; anything far larger is not a CIFAR batch.
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
+# Images in one official batch (data_batch_1..5 and test_batch all hold 10,000).
+BATCH_ROWS = 10000
+NUM_CLASSES = 10
 
 
-def _reconstruct():
+def _numpy_reconstruct():
     try:  # NumPy >= 2 keeps the implementation in numpy._core
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # pragma: no cover - NumPy 1.x
@@ -46,15 +57,57 @@ def _reconstruct():
     return _reconstruct
 
 
-# (module, name) -> the object the pickle may call. Nothing else is ever imported.
+class _ArrayType:
+    """Stands for ``numpy.ndarray`` in a pickle, where it is only ever the first
+    argument of ``_reconstruct``; calling it, as ``ndarray(shape, dtype)`` would,
+    allocates memory the file never paid for, so it is refused."""
+
+    __slots__ = ()  # nothing for a pickle's BUILD to set
+
+    def __call__(self, *args):
+        raise UnsafePickleError(
+            "refusing to call numpy.ndarray: numpy.ndarray may only be rebuilt "
+            "from the bytes stored in the file"
+        )
+
+
+def _empty_array(subtype, shape, dtype):
+    """``_reconstruct`` as NumPy pickles use it: an empty array, which the pickle's
+    ``BUILD`` then fills from its own bytes (``ndarray.__setstate__`` checks sizes)."""
+    if not isinstance(subtype, _ArrayType) or shape != (0,):
+        raise UnsafePickleError(
+            f"refusing _reconstruct({subtype!r:.40}, {shape!r:.40}): NumPy pickles "
+            "only rebuild an empty numpy.ndarray, then fill it"
+        )
+    return _numpy_reconstruct()(np.ndarray, (0,), dtype)
+
+
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    """``codecs.encode`` as protocol-2 pickles of bytes use it: str -> latin-1."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickleError(
+            f"refusing _codecs.encode(<{type(text).__name__}>, {encoding!r:.20}): "
+            "a CIFAR-10 batch only encodes text as 'latin1'"
+        )
+    return codecs.encode(text, "latin1", errors)
+
+
+def _fresh(function):
+    """A new callable per lookup: a pickle's ``BUILD`` may set attributes on what it
+    is given, and must not reach the module's own functions."""
+    return lambda *args: function(*args)
+
+
+# (module, name) -> a factory of the object the pickle may use. Nothing else is ever
+# imported.
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): lambda: np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): lambda: _fresh(_empty_array),
+    ("numpy._core.multiarray", "_reconstruct"): lambda: _fresh(_empty_array),
+    ("numpy", "ndarray"): _ArrayType,
     ("numpy", "dtype"): lambda: np.dtype,
     # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, "latin1").
-    ("_codecs", "encode"): lambda: codecs.encode,
-    ("codecs", "encode"): lambda: codecs.encode,
+    ("_codecs", "encode"): lambda: _fresh(_latin1_encode),
+    ("codecs", "encode"): lambda: _fresh(_latin1_encode),
 }
 
 
@@ -73,7 +126,16 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def safe_loads(data: bytes, what: str = "pickle"):
-    """Unpickle ``data`` with ``RestrictedUnpickler`` and ``encoding="bytes"``."""
+    """Unpickle ``data`` with ``RestrictedUnpickler`` and ``encoding="bytes"``.
+
+    The result can hold no more than ``data`` spells out, but lists may share items
+    (see the module docstring): check its structure before converting it.
+    """
+    if len(data) > MAX_MEMBER_BYTES:
+        raise DatasetError(
+            f"{what}: {len(data):,} bytes, more than the {MAX_MEMBER_BYTES:,} a "
+            "CIFAR-10 batch can have"
+        )
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except UnsafePickleError as exc:
@@ -92,27 +154,72 @@ def _key(entry: dict, name: str):
 def parse_batch(
     data: bytes, what: str = "CIFAR-10 batch"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One batch as images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``."""
+    """One batch as images uint8 ``(N, 3, 32, 32)`` and labels int64 ``(N,)``.
+
+    The structure is checked before anything is converted (see the module docstring).
+    """
     entry = safe_loads(data, what)
     if not isinstance(entry, dict):
         raise DatasetError(f"{what}: expected a dict, got {type(entry).__name__}")
+    odd_keys = [k for k in entry if not isinstance(k, (bytes, str))]
+    if odd_keys:
+        raise DatasetError(
+            f"{what}: the dict keys must be bytes or str, got {odd_keys[0]!r:.40}"
+        )
     try:
         pixels, labels = _key(entry, "data"), _key(entry, "labels")
     except DatasetError as exc:
         raise DatasetError(f"{what}: {exc}") from None
+    _check_pixels(pixels, what)
+    return pixels.reshape(-1, 3, 32, 32), _checked_labels(labels, len(pixels), what)
+
+
+def _check_pixels(pixels, what: str) -> None:
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise DatasetError(f"{what}: b'data' must be a uint8 array, got {pixels!r:.80}")
+        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        raise DatasetError(f"{what}: b'data' must be a uint8 array, got {kind}")
     if pixels.ndim != 2 or pixels.shape[1] != 3 * 32 * 32:
         raise DatasetError(f"{what}: b'data' must be (N, 3072), got {pixels.shape}")
-    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(pixels):
+    if len(pixels) > BATCH_ROWS:
         raise DatasetError(
-            f"{what}: expected {len(pixels)} labels to match the images, got "
-            f"{len(labels) if hasattr(labels, '__len__') else type(labels).__name__}"
+            f"{what}: CIFAR-10 has at most {BATCH_ROWS} images per batch, "
+            f"got {len(pixels)}"
         )
-    labels = np.asarray(labels)
-    if labels.size and labels.dtype.kind not in "iu":
-        raise DatasetError(f"{what}: labels must be integers, got {labels.dtype}")
-    return pixels.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def _checked_labels(labels, n: int, what: str) -> np.ndarray:
+    """``labels`` as int64 ``(n,)``: a list of exactly n Python ints (or a 1-D integer
+    array) in [0, 10), checked item by item before any conversion."""
+    expected = f"{what}: labels must be integers in a flat list, got"
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+            raise DatasetError(
+                f"{expected} an array of shape {labels.shape} and dtype {labels.dtype}"
+            )
+    elif not isinstance(labels, list):
+        raise DatasetError(f"{expected} a {type(labels).__name__}")
+    if len(labels) != n:
+        raise DatasetError(
+            f"{what}: expected {n} labels to match the images, got {len(labels)}"
+        )
+    if isinstance(labels, list):
+        for i, label in enumerate(labels):
+            if type(label) is not int:  # bool and nested lists are refused
+                raise DatasetError(f"{expected} a {type(label).__name__} at index {i}")
+    lo, hi = (min(labels), max(labels)) if n else (0, 0)
+    if lo < 0 or hi >= NUM_CLASSES:
+        raise DatasetError(
+            f"{what}: labels must lie in [0, {NUM_CLASSES - 1}], "
+            f"got values from {_short(lo)} to {_short(hi)}"
+        )
+    return np.array(labels, dtype=np.int64)
+
+
+def _short(value: int) -> str:
+    """An int for a message; str() of a 5,000-digit int raises in Python >= 3.11."""
+    if abs(value) < 10**12:
+        return str(value)
+    return f"{'-' if value < 0 else ''}<an integer of {int(value).bit_length()} bits>"
 
 
 def parse_meta(data: bytes, what: str = META) -> tuple[str, ...]:
@@ -164,6 +271,10 @@ def read_members(
                 if not member.isfile() or member.size > MAX_MEMBER_BYTES:
                     raise DatasetError(f"{source}: {member.name} is not a batch file")
                 found[name] = tar.extractfile(member).read()
+    except tarfile.ReadError:  # its text lists every compression tarfile tried
+        raise DatasetError(
+            f"{source}: cannot read the archive (not a valid tar or tar.gz file)"
+        ) from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{source}: cannot read the archive ({exc})") from exc
     missing = [f"{FOLDER}/{n}" for n in names if n not in found]

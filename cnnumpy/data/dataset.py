@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -99,6 +100,16 @@ def check_split(split: str, caller: str) -> str:
     if split not in ("train", "test"):
         raise ValueError(f"{caller}: expected split 'train' or 'test', got {split!r}")
     return split
+
+
+def check_path(path, caller: str):
+    """``path=`` of a loader: None, or a str or os.PathLike naming a file or folder."""
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"{caller}: path must be a str or os.PathLike (a file or folder), got "
+            f"{type(path).__name__} {path!r:.60}"
+        )
+    return path
 
 
 def check_labels(y: np.ndarray, num_classes: int, what: str) -> np.ndarray:

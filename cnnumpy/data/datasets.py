@@ -25,6 +25,7 @@ from cnnumpy.data.dataset import (
     DownloadError,
     check_dtype,
     check_labels,
+    check_path,
     check_split,
     convert_images,
 )
@@ -53,8 +54,12 @@ def _find_idx(spec: IdxSpec, split: str, path, download: bool, caller: str):
         tried.append(f"{label} {folder} ({state})")
     if download and path is None:
         target = cache_dir() / spec.subdirs[0]
+        sizes = sources.idx_download_bytes(spec, split)
         try:
-            return [_download_idx(spec, target, stem) for stem in stems]
+            return [
+                _download_idx(spec, target, stem, size)
+                for stem, size in zip(stems, sizes, strict=True)
+            ]
         except DownloadError as exc:
             tried.append(f"download into {target}: {exc}")
     what = f"the {spec.title} {split!r} files ({', '.join(s + '[.gz]' for s in stems)})"
@@ -63,7 +68,7 @@ def _find_idx(spec: IdxSpec, split: str, path, download: bool, caller: str):
     )
 
 
-def _download_idx(spec: IdxSpec, target: Path, stem: str) -> Path:
+def _download_idx(spec: IdxSpec, target: Path, stem: str, max_bytes: int) -> Path:
     existing = _idx_file(target, stem)
     if existing is not None:
         return existing
@@ -73,6 +78,7 @@ def _download_idx(spec: IdxSpec, target: Path, stem: str) -> Path:
         md5=spec.gz_md5[stem],
         gunzip_md5=spec.raw_md5[stem],
         timeout=sources.DOWNLOAD_TIMEOUT,
+        max_bytes=max_bytes,
     )
 
 
@@ -111,6 +117,7 @@ def _check_size(spec, split: str, n: int, source: str) -> None:
 def _load_idx_dataset(spec: IdxSpec, split, path, dtype, download, caller) -> Dataset:
     check_split(split, caller)
     dtype = check_dtype(dtype, caller)
+    check_path(path, caller)
     images_path, labels_path = _find_idx(spec, split, path, download, caller)
     images, labels, md5s = read_idx_pair(images_path, labels_path)
     source = f"{images_path}, {labels_path}"
@@ -183,6 +190,7 @@ def _find_cifar(spec: CifarSpec, path, download: bool, caller: str) -> Path:
                 target,
                 md5=spec.archive_md5,
                 timeout=sources.DOWNLOAD_TIMEOUT,
+                max_bytes=spec.archive_bytes,
             )
         except DownloadError as exc:
             tried.append(f"download into {target}: {exc}")
@@ -217,6 +225,7 @@ def load_cifar10(
     caller = "load_cifar10"
     check_split(split, caller)
     dtype = check_dtype(dtype, caller)
+    check_path(path, caller)
     spec = sources.CIFAR10
     source = _find_cifar(spec, path, download, caller)
     images, labels, names, md5s = cifar.read_split(source, split)

@@ -1,9 +1,17 @@
-"""Downloading a file safely: mirrors, timeout, progress bar, checksum, atomic move.
+"""Downloading a file safely: mirrors, limits, progress bar, checksum, atomic move.
 
 The file is written to a temporary name in the destination folder, flushed to disk with
 ``fsync``, verified, and only then renamed over the destination with ``os.replace``
 (atomic on POSIX and Windows). On any failure the temporary file is deleted, so the
 cache never holds a partial or unverified file.
+
+A server cannot make a download take more than its share of disk or time: at most
+``max_bytes`` are written (the caller knows each official file's size; the refusal
+comes as soon as one byte more arrives, or at once when the Content-Length announces
+more), each read waits at most ``timeout`` seconds, and the whole transfer from one
+URL is abandoned once it has taken more than ``deadline`` seconds (checked after every
+read, so it ends by ``deadline + timeout``): a server dripping one byte at a time
+cannot hold it for ever.
 """
 
 from __future__ import annotations
@@ -11,17 +19,25 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from cnnumpy.data.dataset import DatasetError, DownloadError
 
 _CHUNK = 1 << 20
+# The cap when the caller gives none: the largest data set file here (CIFAR-10's
+# archive) is 163 MiB.
+MAX_DOWNLOAD_BYTES = 512 << 20
+# The default deadline lets a transfer average as little as this (200 kbit/s).
+MIN_AVERAGE_RATE = 25_000
 USER_AGENT = "cnnumpy (dataset loader)"
 # Errors of one URL that mean "try the next mirror".
 NETWORK_ERRORS = (
@@ -68,18 +84,35 @@ def _progress_bar(total: int | None, label: str, enabled: bool):
     return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label)
 
 
-def _fetch(url: str, out, timeout: float, progress: bool, label: str) -> None:
-    """Stream ``url`` into the open file ``out``; raise if bytes are missing."""
+class _LocalError(DatasetError):
+    """Writing into the destination folder failed: no mirror can help."""
+
+
+class _Limits(NamedTuple):
+    timeout: float  # seconds for connecting and for each read
+    max_bytes: int  # the most bytes the file can have
+    deadline: float  # seconds for the whole transfer from one URL
+
+
+def _fetch(url: str, out, limits: _Limits, progress: bool, dest: Path) -> None:
+    """Stream ``url`` into the open file ``out`` within ``limits``; raise if bytes are
+    missing, too many or too slow."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    started = time.monotonic()
+    timeout = min(limits.timeout, limits.deadline)
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        bar = _progress_bar(total, label, progress)
+        total = _declared_length(response, limits.max_bytes)
+        # read1 returns what has arrived; read(n) would wait for all n bytes.
+        read = getattr(response, "read1", response.read)
+        bar = _progress_bar(total, dest.name, progress)
         received = 0
         try:
-            for chunk in iter(lambda: response.read(_CHUNK), b""):
-                out.write(chunk)
+            # Ask for one byte more than allowed at most: the overflow is detected
+            # without writing it.
+            while chunk := read(min(_CHUNK, limits.max_bytes - received + 1)):
                 received += len(chunk)
+                _check_limits(received, total, started, limits)
+                _local(out.write, dest, chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
@@ -87,6 +120,33 @@ def _fetch(url: str, out, timeout: float, progress: bool, label: str) -> None:
                 bar.close()
     if total is not None and received != total:
         raise http.client.IncompleteRead(b"", total - received)
+
+
+def _declared_length(response, max_bytes: int) -> int | None:
+    """The Content-Length, if any; refused when it is more than ``max_bytes``."""
+    length = response.headers.get("Content-Length")
+    if not (length and length.isascii() and length.isdigit()):
+        return None
+    if int(length) > max_bytes:
+        raise DatasetError(
+            f"the server announces {int(length):,} bytes, at most {max_bytes:,} "
+            "expected; refused before reading"
+        )
+    return int(length)
+
+
+def _check_limits(received: int, total: int | None, started: float, limits) -> None:
+    if received > limits.max_bytes:
+        raise DatasetError(
+            f"more data than expected: {received:,} bytes received, at most "
+            f"{limits.max_bytes:,} expected; download stopped"
+        )
+    if time.monotonic() - started > limits.deadline:
+        of = f" of {total:,}" if total is not None else ""
+        raise DatasetError(
+            f"too slow: {received:,}{of} bytes after {limits.deadline:g} s, the "
+            "time allowed for this file; download abandoned"
+        )
 
 
 def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
@@ -106,19 +166,44 @@ def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
     raise DatasetError(message)
 
 
-def _download_one(url, dest, md5, gunzip_md5, timeout, progress) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+def _download_one(url, dest: Path, md5, gunzip_md5, limits, progress) -> None:
+    fd, tmp = _local(
+        tempfile.mkstemp, dest, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+    )
     try:
         with os.fdopen(fd, "wb") as out:
-            _fetch(url, out, timeout, progress, dest.name)
-            out.flush()
-            os.fsync(out.fileno())
+            _fetch(url, out, limits, progress, dest)
+            _local(out.flush, dest)
+            _local(os.fsync, dest, out.fileno())
         _verify(tmp, md5, gunzip_md5)
-        os.replace(tmp, dest)
+        _local(os.replace, dest, tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _local(step, dest: Path, *args, **kwargs):
+    """Run ``step``, a file operation in the destination folder; its error names
+    ``dest``, never the temporary file the user never sees, and is not blamed on
+    the mirror."""
+    try:
+        return step(*args, **kwargs)
+    except OSError as exc:
+        raise _LocalError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+
+
+def _check_limit(value, name: str, kind=float) -> None:
+    """``value`` must be a finite number > 0 (an int >= 1 when ``kind`` is int)."""
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        expected = "an integer >= 1"
+    else:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = number and math.isfinite(value) and value > 0
+        expected = "a number of seconds > 0"
+    if not ok:
+        raise ValueError(f"download: {name} must be {expected}, got {value!r}")
 
 
 def download(
@@ -129,6 +214,8 @@ def download(
     gunzip_md5: str | Sequence[str] | None = None,
     timeout: float = 30.0,
     progress: bool = True,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Download the first URL that works to ``dest``, verified, atomically.
 
@@ -143,14 +230,20 @@ def download(
         gunzip_md5: accepted md5 hex digests of the decompressed content.
         timeout: seconds allowed for connecting and for each read.
         progress: show a tqdm progress bar when tqdm is installed.
+        max_bytes: the size of the file (exact, or an upper bound when mirrors
+            differ); a server that sends or announces more is cut off. Default:
+            ``MAX_DOWNLOAD_BYTES``.
+        deadline: seconds allowed for the whole transfer from one URL. Default:
+            ``timeout + max_bytes / MIN_AVERAGE_RATE``.
 
     Returns:
         ``dest`` as a Path.
 
     Raises:
-        DownloadError: every URL failed (network error, incomplete transfer or checksum
-            mismatch); the message lists each URL with its error. No file is
-            left behind.
+        DownloadError: every URL failed (network error, incomplete transfer, too
+            many bytes, too slow or checksum mismatch); the message lists each URL
+            with its error. No file is left behind.
+        DatasetError: the destination folder cannot be written.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
     md5s, gunzip_md5s = _as_set(md5), _as_set(gunzip_md5)
@@ -158,19 +251,33 @@ def download(
         raise ValueError("download: expected md5= or gunzip_md5=, got neither")
     if not urls:
         raise ValueError("download: expected at least one URL, got none")
+    limits = _limits(timeout, max_bytes, deadline)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _local(os.makedirs, dest, dest.parent, exist_ok=True)
     failures = []
     for url in urls:
         try:
-            _download_one(url, dest, md5s, gunzip_md5s, timeout, progress)
+            _download_one(url, dest, md5s, gunzip_md5s, limits, progress)
             return dest
+        except _LocalError as exc:
+            raise DatasetError(str(exc)) from exc.__cause__
         except (DatasetError, *NETWORK_ERRORS) as exc:
             failures.append(f"  - {url}: {_describe(exc)}")
     raise DownloadError(
         f"could not download {dest.name}; every location failed:\n"
         + "\n".join(failures)
     )
+
+
+def _limits(timeout, max_bytes, deadline) -> _Limits:
+    _check_limit(timeout, "timeout")
+    if max_bytes is None:
+        max_bytes = MAX_DOWNLOAD_BYTES
+    _check_limit(max_bytes, "max_bytes", int)
+    if deadline is None:
+        deadline = timeout + max_bytes / MIN_AVERAGE_RATE
+    _check_limit(deadline, "deadline")
+    return _Limits(timeout, max_bytes, deadline)
 
 
 def _describe(exc: BaseException) -> str:

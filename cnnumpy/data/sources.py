@@ -30,7 +30,8 @@ from pathlib import Path
 from cnnumpy.data.download import cache_dir
 
 ENV_VAR = "CNNUMPY_DATA"
-# Seconds allowed to connect and for each read of a download.
+# Seconds allowed to connect and for each read of a download (the whole transfer gets
+# cnnumpy.data.download's default deadline: its size at 25 kB/s, plus this).
 DOWNLOAD_TIMEOUT = 60.0
 
 
@@ -56,7 +57,8 @@ class IdxSpec:
 
 @dataclass(frozen=True)
 class CifarSpec:
-    """CIFAR-10's python-version archive: its md5, each batch's md5 and its URLs."""
+    """CIFAR-10's python-version archive: its md5 and size in bytes, each batch's md5
+    and its URLs."""
 
     name: str
     title: str
@@ -66,6 +68,20 @@ class CifarSpec:
     urls: tuple[str, ...]
     sizes: dict[str, int]
     class_names: tuple[str, ...]
+    archive_bytes: int = 170_498_071
+
+
+def idx_download_bytes(spec: IdxSpec, split: str) -> tuple[int, int]:
+    """The most bytes a .gz of the split's images and labels files can have.
+
+    The decompressed sizes are exact: a 16-byte header and ``N * 28 * 28`` pixels, an
+    8-byte header and ``N`` labels. Mirrors re-gzip them, so the .gz sizes vary, but
+    no gzip is much larger than its content: deflate's stored blocks add 5 bytes per
+    65,535, and the header, file name and trailer stay far below 64 KiB.
+    """
+    n = spec.sizes[split]
+    raw = (16 + n * 28 * 28, 8 + n)
+    return tuple(size + size // 8192 + 65536 for size in raw)
 
 
 _IDX_FILES = {
