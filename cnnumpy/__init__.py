@@ -14,15 +14,19 @@ from cnnumpy import (
     visualize,
     zoo,
 )
+from cnnumpy.folderlock import RunFolderLocked
 from cnnumpy.io import ModelFileError, load_model
 from cnnumpy.model import Sequential
 from cnnumpy.rng import seed
+from cnnumpy.training import TrainingDiverged
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ModelFileError",
+    "RunFolderLocked",
     "Sequential",
+    "TrainingDiverged",
     "__version__",
     "callbacks",
     "data",

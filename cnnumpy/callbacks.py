@@ -229,7 +229,11 @@ class ReduceLROnPlateau(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch loss is NaN or infinite."""
+    """Stop training as soon as a batch loss is NaN or infinite, quietly.
+
+    Without it, ``fit`` raises ``TrainingDiverged`` instead; with it, ``fit`` returns
+    normally (the cut epoch is logged with its NaN loss and never checkpointed).
+    """
 
     def __init__(self) -> None:
         self.terminated_at = None
@@ -270,6 +274,12 @@ class ModelCheckpoint(Callback):
     ``path`` may contain ``{epoch}`` (1-based) and any logged metric, e.g.
     ``"ckpt/model-{epoch:02d}-{val_loss:.3f}.safetensors"``. Writes are atomic, so the
     previous file survives a crash during a save.
+
+    The fields of ``path`` (and ``monitor`` with ``save_best_only``) are checked when
+    ``fit`` starts against the logs it will write (``loss``, the metrics, ``time``,
+    ``lr``, and ``val_*`` with validation data), so a typo or a ``{val_loss}``
+    without validation data fails before the first epoch, not after it. (So a key
+    that your own callback adds to the logs cannot be used here.)
     """
 
     def __init__(
@@ -281,6 +291,35 @@ class ModelCheckpoint(Callback):
         self.mode = _monitor_mode(monitor, mode)
         self.best = math.inf if self.mode == "min" else -math.inf
         self.saved: list[str] = []
+
+    def on_train_begin(self, logs=None):
+        keys = getattr(self.model, "_fit_log_keys", None)  # set by fit
+        if keys is None:
+            return
+        hint = ""
+        if not any(k.startswith("val_") for k in keys):
+            hint = " (val_* keys need validation_data or validation_split)"
+        if self.save_best_only and self.monitor not in keys:
+            raise ValueError(
+                f"ModelCheckpoint: monitor {self.monitor!r} is not in the logs; "
+                f"the logs will hold {keys}{hint}"
+            )
+        try:
+            self.path.format(epoch=1, **dict.fromkeys(keys, 0.0))
+        except KeyError as exc:
+            raise ValueError(
+                f"ModelCheckpoint: {exc.args[0]!r} (in the path {self.path!r}) is not "
+                f"in the logs; the logs will hold {keys} and 'epoch'{hint}"
+            ) from None
+        except IndexError:
+            raise ValueError(
+                f"ModelCheckpoint: the path {self.path!r} has a positional field "
+                "'{}'; name what goes there, e.g. {epoch}"
+            ) from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(
+                f"ModelCheckpoint: cannot format the path {self.path!r}: {exc}"
+            ) from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

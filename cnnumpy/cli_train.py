@@ -5,6 +5,14 @@ random, then the test split), compute the standardisation statistics on the trai
 part, write ``config.json``, build and train the model with a checkpoint after every
 epoch (``fit(resume_from=RUN/checkpoint)``), then evaluate on the test split and write
 the model, the metrics, the curves and the report. See ``cnnumpy.runs`` for the files.
+
+One training at a time holds a run folder (``cnnumpy.folderlock.FolderLock``, taken
+before anything in it is read or deleted, ``--overwrite`` included); a second one is
+refused.
+Exit codes are those of ``cnnumpy.cli.main`` (0; 2 for a mistake of the user, which
+includes a folder held by another training), plus 3 when the training diverged (a NaN
+or infinite loss or weight): the run stops with one line on stderr, its folder keeps
+the last good checkpoint and no model or metrics are written.
 """
 
 from __future__ import annotations
@@ -12,12 +20,22 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from cnnumpy import __version__, callbacks, metrics, optimizers, runs, schedules, zoo
+from cnnumpy import (
+    __version__,
+    callbacks,
+    metrics,
+    optimizers,
+    replicas,
+    runs,
+    schedules,
+    zoo,
+)
 from cnnumpy.data import (
     Dataset,
     DatasetError,
@@ -25,11 +43,24 @@ from cnnumpy.data import (
     random_crop,
     train_val_split,
 )
-from cnnumpy.fileio import atomic_write_text
+from cnnumpy.fileio import atomic_write_text, remove_stale_temporaries
+from cnnumpy.folderlock import FolderLock
 from cnnumpy.rng import seed as seed_everything
 from cnnumpy.runs import UsageError
+from cnnumpy.training import TrainingDiverged
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+DIVERGED = 3  # the exit code of a run whose loss or weights became NaN or infinite
+# The files of a run folder, whose stale temporary files a new run removes.
+RUN_FILES = (
+    runs.MODEL,
+    runs.CONFIG,
+    runs.METRICS,
+    runs.HISTORY,
+    runs.CURVES,
+    runs.CONFUSION,
+    runs.REPORT,
+)
 # Settings a resumed run must share with the run it continues (epochs may grow).
 SAME_ON_RESUME = (
     "model",
@@ -46,6 +77,17 @@ SAME_ON_RESUME = (
     "seed",
     "dtype",
 )
+
+
+class WriteConfig(callbacks.Callback):
+    """Write ``config.json`` once ``fit`` has accepted the run: a resume it refuses
+    (fewer epochs, other data) leaves the saved config as it was."""
+
+    def __init__(self, path: Path, config: dict) -> None:
+        self.path, self.config = path, config
+
+    def on_train_begin(self, logs=None):
+        runs.write_json(self.path, self.config)
 
 
 class HistoryCSV(callbacks.Callback):
@@ -73,18 +115,23 @@ def write_history_csv(path: Path, history) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> Path:
-    checkpoint = out / runs.CHECKPOINT_DIR / runs.CHECKPOINT
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise UsageError("--resume continues a run, --overwrite restarts it: pick one")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+
+
+def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> Path:
+    """Check what ``out`` holds against the flags; ``--overwrite`` deletes the
+    checkpoint. Called holding the folder's lock."""
+    checkpoint = out / runs.CHECKPOINT_DIR / runs.CHECKPOINT
     exists = (out / runs.MODEL).exists() or checkpoint.exists()
     if exists and not (resume or overwrite):
         raise UsageError(
             f"{out} already holds a run; add --resume to continue it, "
             "--overwrite to start again, or choose another --out"
         )
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
     if overwrite and checkpoint.exists():
         checkpoint.unlink()
     if resume and not checkpoint.exists():
@@ -210,10 +257,53 @@ def _augmenter(channels: int):
 
 
 def run(args) -> int:
-    """The ``train`` subcommand; returns the exit code."""
+    """The ``train`` subcommand; returns the exit code.
+
+    If a replica process fails (``--processes``), the run goes on in one process from
+    its last completed epoch, as ``--resume`` would continue it (README: the model
+    then runs alone), after a one-line warning.
+    """
+    most = replicas.most_processes(args.batch_size)
+    if args.processes > most:  # the replicas beyond would never get a slice
+        raise UsageError(
+            f"--processes {args.processes} with --batch-size {args.batch_size}: a "
+            f"batch is split into slices of at least {replicas.MIN_SLICE}, so at most "
+            f"{most} process{'es' * (most > 1)} can train; lower --processes or raise "
+            "--batch-size"
+        )
+    try:
+        return _run(args)
+    except replicas.ReplicaError as exc:
+        print(
+            f"cnnumpy: warning: {exc.reason}; training goes on in one process from "
+            "the last completed epoch",
+            file=sys.stderr,
+        )
+        args.processes, args.resume, args.overwrite = 1, True, False
+        return _run(args)
+
+
+def _run(args) -> int:
+    """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged."""
     out = Path(args.out)
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    checkpoint_dir = _prepare_folder(out, args.resume, args.overwrite)
+    _check_out(out, args.resume, args.overwrite)
+    with FolderLock(out, "--out "):  # before anything in it is read or deleted
+        checkpoint_dir = _prepare_folder(out, args.resume, args.overwrite)
+        for name in RUN_FILES:
+            remove_stale_temporaries(out / name)
+        try:
+            return _train(args, out, checkpoint_dir)
+        except TrainingDiverged as exc:
+            print(
+                f"cnnumpy: error: {exc}; start again with a smaller --lr and "
+                "--overwrite",
+                file=sys.stderr,
+            )
+            return DIVERGED
+
+
+def _train(args, out: Path, checkpoint_dir: Path) -> int:
     start = time.perf_counter()
     train, test = _load(args)
     train, test = runs.limit(train, args.limit), runs.limit(test, args.limit)
@@ -223,8 +313,8 @@ def run(args) -> int:
     if args.resume:
         _check_resume(out / runs.CONFIG, config)
     model, hooks = _build(args, train, args.epochs)
+    model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
     _print_header(config, model, args)
-    runs.write_json(out / runs.CONFIG, config)
     dtype = np.dtype(args.dtype)
     x_tr, y_tr, x_val, y_val = parts
     x_tr = runs.preprocess(x_tr, mean, std, dtype)
@@ -239,7 +329,11 @@ def run(args) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             validation_data=val,
-            callbacks=[*hooks, HistoryCSV(out / runs.HISTORY)],
+            callbacks=[
+                WriteConfig(out / runs.CONFIG, config),
+                *hooks,
+                HistoryCSV(out / runs.HISTORY),
+            ],
             verbose=2 if args.quiet else 1,
             seed=args.seed,
             augment=_augmenter(x_tr.shape[1]) if args.augment else None,

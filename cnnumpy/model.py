@@ -29,6 +29,15 @@ class Sequential:
         input_shape: shape of one example without the batch axis, e.g. ``(1, 28, 28)``;
             when given the model is built at once, otherwise on the first batch.
         name: an optional name shown by ``summary``.
+
+    Attributes:
+        preprocessing: how raw uint8 pixels become this model's input, kept in the
+            model file so that it travels with the weights: None, or
+            ``{"scale": s, "mean": [m_c], "std": [s_c]}`` (one mean and one std per
+            input channel) for ``x' = (x * s - m_c) / s_c``. ``cnnumpy train`` sets it
+            (``s = 1 / 255`` and the training split's statistics); ``cnnumpy
+            evaluate | predict | visualize`` apply it. ``predict`` and ``fit`` never
+            do: they take inputs already preprocessed.
     """
 
     def __init__(
@@ -46,6 +55,7 @@ class Sequential:
         self.stop_training = False
         self.stop_now = False
         self.history: History | None = None
+        self.preprocessing: dict | None = None  # checked by save_model / load_model
         self.dtype = np.dtype(np.float32)
         self._order: list[int] | None = None  # set by forward (see execution_order)
         for layer in layers or []:
@@ -252,10 +262,12 @@ class Sequential:
         return self._step(x.astype(self.dtype, copy=False), y)[0]
 
     def _check_data(self, x, y, where: str):
-        x = check_inputs(x, self.input_shape, where)
+        x = check_inputs(x, self.input_shape, where, dtype=self.dtype)
         self._require_built(x)
         if y is not None:
-            y = check_targets(y, len(x), self.output_shape, self.loss.name, where)
+            y = check_targets(
+                y, len(x), self.output_shape, self.loss.name, where, dtype=self.dtype
+            )
         return x, y
 
     def fit(
@@ -293,7 +305,29 @@ class Sequential:
                 are saved there atomically; a later ``fit`` with the same folder (after
                 a crash, a kill, or to continue) starts after the last completed epoch
                 and ends with the same weights, bit for bit, as an uninterrupted run
-                with the same seed.
+                with the same seed. Only one ``fit`` at a time may use the folder (a
+                lock that dies with its process). A resume continues the *same* run,
+                so it is refused with a ``ValueError`` (before anything is loaded)
+                when the training or validation data differ (sizes, shapes, or a hash
+                of the targets and of 16 sampled examples), when ``batch_size``
+                differs, when the compiled optimiser differs in class or config (its
+                ``lr`` may be the compiled one or the one the run had reached), or
+                when ``epochs`` is below the epochs already completed (equal: nothing
+                to train). The checkpoint's optimiser state is loaded into the
+                compiled optimiser object. To go on differently, ``load_model`` the
+                checkpoint, compile it and fit it with a new folder.
+
+        Returns:
+            The History (``model.history``).
+
+        Raises:
+            TrainingDiverged: a batch loss, an epoch's logged value or a weight became
+                NaN or infinite (on by default; with the ``TerminateOnNaN`` callback
+                a NaN batch loss instead ends training quietly). Non-finite weights are
+                never checkpointed: ``resume_from`` keeps the last good epoch.
+            RunFolderLocked: another process is training into ``resume_from``.
+            ValueError: bad arguments (e.g. ``validation_data`` not a pair, or
+                ``resume_from`` a file) or a refused resume.
         """
         return training.fit(
             self,
@@ -317,7 +351,7 @@ class Sequential:
 
         The batches keep memory bounded.
         """
-        x = check_inputs(x, self.input_shape, "predict")
+        x = check_inputs(x, self.input_shape, "predict", dtype=self.dtype)
         self._require_built(x)
         check_batch_size(batch_size, "predict")
         out = None

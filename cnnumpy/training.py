@@ -2,20 +2,62 @@
 
 One step is the notes' loop (seed 002, ``Network.fit``; seed 000, ``train``): forward
 through every layer, loss, backward in reverse order, one optimiser update.
+
+A run that diverges stops with :class:`TrainingDiverged` as soon as a batch loss, an
+epoch's logged value or a weight is NaN or infinite: nothing after a NaN can be
+trusted, and a checkpoint is never overwritten with it.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
 import numpy as np
 
-from cnnumpy.backup import Backup
+from cnnumpy.backup import Backup, run_signature
 from cnnumpy.callbacks import Callback, History
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
 from cnnumpy.validation import check_batch_size
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss, a logged value or a weight became NaN or infinite during ``fit``.
+
+    The usual causes are a learning rate too large for the data's scale, or inputs
+    that were not standardised; a smaller ``lr`` or gradient clipping (``clipnorm=``
+    of every optimiser) usually helps. The model's weights are then unusable; with
+    ``resume_from`` the folder keeps the last good epoch (``load_model`` reads it).
+
+    Attributes:
+        reason: what was not finite, e.g. ``"the loss is nan"``.
+        epoch: the epoch it happened in (0-based).
+        batch: the batch (0-based), or None when found at the end of the epoch.
+        checkpoint: the ``resume_from`` checkpoint file, or None without one.
+        completed: the epochs that checkpoint holds (0: none was written).
+    """
+
+    def __init__(self, reason: str, epoch: int, batch: int | None = None) -> None:
+        super().__init__(reason, epoch, batch)
+        self.reason, self.epoch, self.batch = reason, epoch, batch
+        self.checkpoint = None
+        self.completed = 0
+
+    def __str__(self) -> str:
+        where = f"epoch {self.epoch + 1}"
+        if self.batch is not None:
+            where += f", batch {self.batch + 1}"
+        text = f"training diverged at {where}: {self.reason}"
+        if self.checkpoint is not None and self.completed:
+            text += (
+                f"; the last good checkpoint ({self.completed} epochs) is kept in "
+                f"{self.checkpoint}"
+            )
+        elif self.checkpoint is not None:
+            text += "; no epoch had completed, so no checkpoint was written"
+        return text
 
 
 def fit(
@@ -41,11 +83,41 @@ def fit(
     )
     check_last_batch(model, len(x), batch_size)
     model._fit_rng = as_rng(seed)
-    history = History()
-    callbacks = _attach(model, [history, *(callbacks or [])])
-    model.history, model.stop_training, model.stop_now = history, False, False
-    backup = Backup(resume_from, model, callbacks) if resume_from is not None else None
-    first_epoch = backup.restore() if backup is not None else 0
+    callbacks = _attach(model, [History(), *(callbacks or [])])
+    model._fit_log_keys = log_keys(model, validation_data is not None)
+    model.history, model.stop_training, model.stop_now = callbacks[0], False, False
+    train = functools.partial(
+        _train, model, x, y, epochs, batch_size, shuffle, validation_data, callbacks
+    )
+    if resume_from is None:
+        return train(verbose, augment, None, 0)
+    run = run_signature(model, x, y, validation_data, batch_size)
+    with Backup(resume_from, model, callbacks, run) as backup:
+        first_epoch = backup.restore(epochs)
+        done = backup.done_message(epochs)
+        if done is not None and verbose:
+            print(done, flush=True)
+        try:
+            return train(verbose, augment, backup, first_epoch)
+        except TrainingDiverged as exc:
+            exc.checkpoint, exc.completed = backup.path, backup.completed
+            raise
+
+
+def _train(
+    model,
+    x,
+    y,
+    epochs,
+    batch_size,
+    shuffle,
+    validation_data,
+    callbacks,
+    verbose,
+    augment,
+    backup,
+    first_epoch,
+) -> History:
     if backup is not None and backup.stopped:  # it had stopped early: stay stopped
         first_epoch = epochs
     for cb in callbacks:
@@ -60,6 +132,8 @@ def fit(
             val = model.evaluate(*validation_data, batch_size=max(batch_size, 256))
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = float(model.optimizer.lr)
+        if not model.stop_now:  # (stop_now: TerminateOnNaN's quiet stop, as before)
+            check_epoch(model, epoch, logs)
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
         if verbose:
@@ -70,7 +144,39 @@ def fit(
             break
     for cb in callbacks:
         cb.on_train_end({})
-    return history
+    return callbacks[0]
+
+
+def log_keys(model, validation: bool) -> list[str]:
+    """The keys of the logs ``on_epoch_end`` receives, in order."""
+    keys = ["loss", *model.metrics, "time"]
+    if validation:
+        keys += [f"val_{k}" for k in ("loss", *model.metrics)]
+    return [*keys, "lr"]
+
+
+def non_finite(model) -> str | None:
+    """What in the model or its optimiser is NaN or infinite, or None if nothing."""
+    for i, layer in enumerate(model.layers):
+        for store, kind in ((layer.params, "parameter"), (layer.state, "state")):
+            for key, value in store.items():
+                if not np.isfinite(value).all():
+                    return f"layer {i} ({layer!r}) {kind} {key} is not finite"
+    for slot_key, slots in getattr(model.optimizer, "slots", {}).items():
+        for name, value in slots.items():
+            if not np.isfinite(value).all():
+                return f"the optimiser's {name} of {slot_key} is not finite"
+    return None
+
+
+def check_epoch(model, epoch: int, logs: dict) -> None:
+    """Raise ``TrainingDiverged`` if a logged value or a weight is not finite."""
+    for key, value in logs.items():
+        if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+            raise TrainingDiverged(f"the epoch's {key} is {value}", epoch)
+    bad = non_finite(model)
+    if bad is not None:
+        raise TrainingDiverged(bad, epoch)
 
 
 def _training_data(model, x, y, validation_data, validation_split):
@@ -87,8 +193,20 @@ def _training_data(model, x, y, validation_data, validation_split):
             )
         x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
     if validation_data is not None:
-        validation_data = model._check_data(*validation_data, "fit (validation_data)")
+        x_val, y_val = _pair(validation_data)
+        validation_data = model._check_data(x_val, y_val, "fit (validation_data)")
     return x, y, validation_data
+
+
+def _pair(validation_data) -> tuple:
+    """``(x_val, y_val)`` from a tuple or list of two, else a clear error."""
+    expected = "fit: validation_data must be a pair (x_val, y_val), got"
+    if not isinstance(validation_data, (tuple, list)):
+        raise TypeError(f"{expected} {type(validation_data).__name__}")
+    if len(validation_data) != 2:
+        kind = type(validation_data).__name__
+        raise ValueError(f"{expected} a {kind} of {len(validation_data)}")
+    return tuple(validation_data)
 
 
 def _attach(model, callbacks: list) -> list:
@@ -116,31 +234,41 @@ def check_last_batch(model, n: int, batch_size: int) -> None:
 def train_epoch(
     model, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
 ) -> dict:
+    """One pass over the shuffled batches; returns the epoch's mean loss and metrics.
+
+    Raises:
+        TrainingDiverged: a batch loss is NaN or infinite (unless a callback such as
+            TerminateOnNaN stops at once, setting ``model.stop_now``).
+    """
     n = len(x)
     order = model._fit_rng.permutation(n) if shuffle else np.arange(n)
     totals = {"loss": 0.0, **{name: 0.0 for name in model.metrics}}
     seen, start = 0, time.perf_counter()
     bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose == 1)
-    for batch, lo in enumerate(range(0, n, batch_size)):
-        idx = order[lo : lo + batch_size]
-        xb = x[idx].astype(model.dtype, copy=False)
-        if augment is not None:
-            xb = augment(xb, model._fit_rng)
-        for cb in callbacks:
-            cb.on_batch_begin(batch, {})
-        loss, out = model._step(xb, y[idx])
-        totals["loss"] += loss * len(idx)
-        scores = model.loss.to_probabilities(out) if model.metrics else None
-        for name, fn in model.metrics.items():
-            totals[name] += fn(y[idx], scores) * len(idx)
-        seen += len(idx)
-        batch_logs = {k: v / seen for k, v in totals.items()}
-        bar.update(len(idx), batch_logs)
-        for cb in callbacks:
-            cb.on_batch_end(batch, {**batch_logs, "loss": loss})
-        if model.stop_now:
-            break
-    bar.close()
+    try:
+        for batch, lo in enumerate(range(0, n, batch_size)):
+            idx = order[lo : lo + batch_size]
+            xb = x[idx].astype(model.dtype, copy=False)
+            if augment is not None:
+                xb = augment(xb, model._fit_rng)
+            for cb in callbacks:
+                cb.on_batch_begin(batch, {})
+            loss, out = model._step(xb, y[idx])
+            totals["loss"] += loss * len(idx)
+            scores = model.loss.to_probabilities(out) if model.metrics else None
+            for name, fn in model.metrics.items():
+                totals[name] += fn(y[idx], scores) * len(idx)
+            seen += len(idx)
+            batch_logs = {k: v / seen for k, v in totals.items()}
+            bar.update(len(idx), batch_logs)
+            for cb in callbacks:
+                cb.on_batch_end(batch, {**batch_logs, "loss": loss})
+            if model.stop_now:
+                break
+            if not math.isfinite(loss):
+                raise TrainingDiverged(f"the loss is {loss}", epoch, batch)
+    finally:
+        bar.close()
     logs = {k: v / max(seen, 1) for k, v in totals.items()}
     logs["time"] = time.perf_counter() - start
     return logs
