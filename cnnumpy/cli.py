@@ -10,8 +10,8 @@ bench.
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a mistake of the user (bad
 argument, unknown model or data set, missing file, unreadable image), reported in one
-line on stderr without a traceback (set ``CNNUMPY_DEBUG=1`` to see it), 130 when
-interrupted.
+line on stderr without a traceback (set ``CNNUMPY_DEBUG=1`` to see it), as is running
+out of memory, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import importlib.util
 import math
 import os
 import sys
+import warnings
 
 from cnnumpy import __version__, runs, zoo
 from cnnumpy.cli_tools import METHODS
@@ -60,6 +61,16 @@ natural_int = _number(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
 natural_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def process_count(text: str) -> int:
+    """``--processes``: an integer from 1 to the cores this process may use."""
+    from cnnumpy.replicas import check_processes
+
+    try:
+        return check_processes(positive_int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_data_options(p, dataset_required: bool = False) -> None:
@@ -140,11 +151,11 @@ def _train_parser(sub) -> None:
     p.add_argument("--seed", type=natural_int, default=0, help="default: %(default)s")
     p.add_argument(
         "--processes",
-        type=positive_int,
+        type=process_count,
         default=1,
         metavar="N",
-        help="split every batch over N processes (Sequential.use_processes; "
-        "default: %(default)s)",
+        help="split every batch over N processes, at most one per core and one per "
+        "8 examples of a batch (Sequential.use_processes; default: %(default)s)",
     )
     p.add_argument(
         "--dtype",
@@ -289,8 +300,26 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line, ``cnnumpy: warning: <message>``: the user needs the
+    message, not the library's file, line number and source line."""
+    stream = sys.stderr if file is None else file
+    print(f"cnnumpy: warning: {_one_line(message)}", file=stream)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``argv`` (default ``sys.argv[1:]``); return its exit code."""
+    """Run ``argv`` (default ``sys.argv[1:]``); return its exit code.
+
+    Warnings show as one line each on stderr, for this run only (``CNNUMPY_DEBUG=1``
+    keeps Python's format, with the file and source line).
+    """
+    with warnings.catch_warnings():
+        if not os.environ.get("CNNUMPY_DEBUG"):
+            warnings.showwarning = _show_warning
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     from cnnumpy.data import DatasetError
     from cnnumpy.io import ModelFileError
 
@@ -315,4 +344,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         prefix = "" if isinstance(exc, _ArgumentError) else "cnnumpy: error: "
         print(prefix + _one_line(exc), file=sys.stderr)
+        return 2
+    except MemoryError as exc:  # e.g. a data set or a batch too large for this machine
+        if os.environ.get("CNNUMPY_DEBUG"):
+            raise
+        detail = _one_line(exc)
+        print(
+            "cnnumpy: error: out of memory" + (f" ({detail})" if detail else ""),
+            file=sys.stderr,
+        )
         return 2

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnumpy import metrics, optimizers, runs
+from cnnumpy.layers.activations import Sigmoid, Softmax
 from cnnumpy.runs import UsageError
 
 METHODS = ("features", "filters", "occlusion", "saliency", "gradcam")
@@ -110,62 +111,113 @@ def _data_source(args, config: dict, hint: str) -> tuple[str, str | None]:
 
 # -- evaluate --------------------------------------------------------------------------
 def _test_data(args, model, config: dict, split: str = "test"):
-    """The split to evaluate on, preprocessed like the run's training data."""
+    """The split to evaluate on, preprocessed like the model's training data."""
     name, data_dir = _data_source(args, config, "give --dataset")
     ds = runs.limit(runs.load_split(name, split, data_dir), args.limit)
     runs.check_shape(model, ds)
-    mean, std = runs.stats_of(config, model.input_shape[0])
-    return ds, runs.preprocess(ds.x, mean, std, model.dtype)
+    return ds, runs.model_input(ds.x, model, config, args.target)
+
+
+def _out_folder(out: str | None, default: Path) -> Path:
+    """``--out`` (default ``default``), checked before any work is done."""
+    folder = Path(out) if out else default
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if existing == folder and not folder.is_dir():
+        raise UsageError(f"--out {folder}: exists and is not a folder")
+    if not existing.is_dir():
+        raise UsageError(f"--out {folder}: {existing} is a file, not a folder")
+    return folder
 
 
 def evaluate(args) -> int:
+    """Loss (when the model file names its loss), accuracy, per-class accuracy and the
+    confusion matrix of a run or model file on a data set."""
     model, config, folder = runs.open_run(args.target)
+    out = _out_folder(args.out, folder)
     ds, x = _test_data(args, model, config, args.split)
-    if model.loss is None:
-        model.compile(loss="cross_entropy")
-    if model.optimizer is None:  # evaluate() wants a compiled model; no step is taken
-        model.optimizer = optimizers.get("sgd")
-    result = model.evaluate(x, ds.y)
-    probs = model.predict(x)
-    names = runs.class_names_of(config, probs.shape[1])
-    matrix = metrics.confusion_matrix(ds.y, probs, num_classes=len(names))
+    outputs, _ = class_outputs(model, x)
+    names = runs.class_names_of(config, outputs.shape[1])
+    if len(ds) and int(ds.y.max()) >= len(names):
+        raise UsageError(
+            f"the model outputs {len(names)} classes, {ds.name} has labels up to "
+            f"{int(ds.y.max())}"
+        )
+    matrix = metrics.confusion_matrix(ds.y, outputs, num_classes=len(names))
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
     print(runs.describe(ds))
-    print(f"loss {result['loss']:.4f}  accuracy {result['accuracy']:.2%}")
+    if model.loss is None:  # a custom loss, or saved without compile()
+        print(f"loss n/a (the model file names no loss)  accuracy {accuracy:.2%}")
+    else:
+        if model.optimizer is None:  # evaluate() wants one; no step is taken
+            model.optimizer = optimizers.get("sgd")
+        loss = model.evaluate(x, ds.y)["loss"]
+        print(f"loss {loss:.4f}  accuracy {accuracy:.2%}")
     counts = matrix.sum(axis=1)
     for name, acc, n in zip(
         names, metrics.per_class_accuracy(matrix), counts, strict=True
     ):
         shown = "   n/a" if np.isnan(acc) else f"{acc:7.2%}"
         print(f"  {name:>12}  {shown}  ({n:,} images)")
-    out = Path(args.out) if args.out else folder
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ds.name)
     path = out / f"confusion_matrix_{safe}_{ds.split}.png"
     from cnnumpy import visualize
 
-    visualize.confusion_matrix(ds.y, probs, names, save=path)
+    visualize.confusion_matrix(ds.y, outputs, names, save=path)
     print(f"confusion matrix: {path}")
     return 0
 
 
 # -- predict ---------------------------------------------------------------------------
+def class_outputs(model, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(values (N, K), probabilities)``: the model's output per class for ``x``.
+
+    They are probabilities when the model's loss makes them so (cross-entropy:
+    softmax; binary cross-entropy: sigmoid) or, without a loss, when the last layer is
+    a Softmax or a Sigmoid; otherwise (no loss, MSE) raw scores. One output is class
+    1's: a probability p gives ``[1 - p, p]``, a score z gives ``[-z, z]`` (z is then
+    the logit of class 1, as in ``cnnumpy.visualize``).
+    """
+    values = model.predict(x)
+    if model.loss is not None:
+        probabilities = model.loss.output_activation in ("softmax", "sigmoid")
+    else:
+        probabilities = isinstance(model.layers[-1], (Softmax, Sigmoid))
+    if values.ndim != 2:
+        raise UsageError(
+            f"the model outputs {values.shape[1:]} per image, not class scores"
+        )
+    if values.shape[1] == 1:
+        other = 1.0 - values if probabilities else -values
+        values = np.hstack([other, values])
+    return values, probabilities
+
+
+def _shown(value: float, probabilities: bool) -> str:
+    return f"{value:.2%}" if probabilities else f"score {value:.4g}"
+
+
 def predict(args) -> int:
+    """The top classes of each image file, with their probabilities (or scores)."""
     model, config, _ = runs.open_run(args.target)
     shape = tuple(model.input_shape)
     images = np.stack([runs.read_image(p, shape, args.invert) for p in args.images])
-    mean, std = runs.stats_of(config, shape[0])
-    probs = model.predict(runs.preprocess(images, mean, std, model.dtype))
-    if probs.ndim != 2 or probs.shape[1] < 2:
-        raise UsageError(f"predict needs a classifier, the model outputs {probs.shape}")
-    names = runs.class_names_of(config, probs.shape[1])
-    k = min(args.top, probs.shape[1])
-    for path, p in zip(args.images, probs, strict=True):
-        best = np.argsort(-p, kind="stable")[:k]
-        ranked = ", ".join(f"{names[i]} ({p[i]:.2%})" for i in best)
+    x = runs.model_input(images, model, config, args.target)
+    outputs, probabilities = class_outputs(model, x)
+    names = runs.class_names_of(config, outputs.shape[1])
+    k = min(args.top, outputs.shape[1])
+    for path, row in zip(args.images, outputs, strict=True):
+        best = np.argsort(-row, kind="stable")[:k]
+        ranked = ", ".join(
+            f"{names[i]} ({_shown(row[i], probabilities)})" for i in best
+        )
         print(f"{path}: {ranked}")
     return 0
 
 
 # -- visualize -------------------------------------------------------------------------
+CONV_METHODS = ("features", "filters", "gradcam")  # they read a Conv2D layer
+
+
 def _one_image(args, model, config: dict):
     """(image (C, H, W) preprocessed, true label or None, tag for file names)."""
     if args.image is not None:
@@ -181,35 +233,52 @@ def _one_image(args, model, config: dict):
                 f"{len(ds):,} images (0..{len(ds) - 1})"
             )
         raw, label, tag = ds.x[args.index], int(ds.y[args.index]), f"test{args.index}"
-    mean, std = runs.stats_of(config, model.input_shape[0])
-    return runs.preprocess(raw[None], mean, std, model.dtype)[0], label, tag
+    return runs.model_input(raw[None], model, config, args.target)[0], label, tag
+
+
+def _methods(asked: list[str], model) -> list[str]:
+    """The methods asked for that apply: those reading a Conv2D layer are skipped, one
+    line each, for a model without one (an MLP); none left is a UsageError."""
+    methods = list(dict.fromkeys(asked))
+    if any(type(layer).__name__ == "Conv2D" for layer in model.layers):
+        return methods
+    skipped = [m for m in methods if m in CONV_METHODS]
+    kept = [m for m in methods if m not in CONV_METHODS]
+    if not kept:
+        raise UsageError(
+            f"{', '.join(skipped)}: the model has no Conv2D layer "
+            "(occlusion and saliency work on any model)"
+        )
+    for method in skipped:
+        print(f"{method}: skipped, the model has no Conv2D layer")
+    return kept
 
 
 def visualize(args) -> int:
+    """Feature maps, filters, occlusion, saliency and Grad-CAM as PNG files."""
     from cnnumpy import visualize as vis
 
     model, config, folder = runs.open_run(args.target)
-    out = Path(args.out) if args.out else folder / "visualize"
-    methods = list(dict.fromkeys(args.method))
+    out = _out_folder(args.out, folder / "visualize")
+    methods = _methods(args.method, model)
     needs_image = [m for m in methods if m != "filters"]
-    x = label = tag = None
+    x = label = tag = target = None
     if needs_image:
         x, label, tag = _one_image(args, model, config)
-        probs = model.predict(x[None])[0]
-        names = runs.class_names_of(config, len(probs))
-        predicted = int(np.argmax(probs))
+        outputs, probabilities = class_outputs(model, x[None])
+        row = outputs[0]
+        names = runs.class_names_of(config, len(row))
+        predicted = int(np.argmax(row))
         target = predicted if args.label is None else args.label
         if not 0 <= target < len(names):
             raise UsageError(f"--label {target}: expected 0..{len(names) - 1}")
         truth = "" if label is None else f"true {names[label]}, "
         print(
-            f"{tag}: {truth}predicted {names[predicted]} ({probs[predicted]:.2%}); "
-            f"maps for class {names[target]}"
+            f"{tag}: {truth}predicted {names[predicted]} "
+            f"({_shown(row[predicted], probabilities)}); maps for class {names[target]}"
         )
     for method in methods:
-        for path in _draw(
-            vis, method, model, x, target if needs_image else None, out, tag
-        ):
+        for path in _draw(vis, method, model, x, target, out, tag):
             print(path)
     return 0
 

@@ -14,18 +14,23 @@ A run folder (``cnnumpy train --out runs/NAME``) holds::
 
 Preprocessing is the same everywhere: pixels scaled to [0, 1], then standardised per
 channel with the mean and standard deviation of the *training* split,
-``x' = (x / 255 - mean_c) / std_c``, the statistics being stored in ``config.json``.
+``x' = (x / 255 - mean_c) / std_c``. The statistics are stored in the model file
+(``model.preprocessing``, so that a model file copied out of its run still gets the
+inputs it was trained on) and in ``config.json`` (read for model files written before
+the model file carried them).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from cnnumpy import data
+from cnnumpy import data, image_files
 from cnnumpy.data import Dataset, DatasetError, cifar, sources
 from cnnumpy.data import sample as data_sample
 from cnnumpy.fileio import atomic_write_text
@@ -158,10 +163,10 @@ def channel_stats(x: np.ndarray, chunk: int = 4096) -> tuple[list[float], list[f
     return mean.tolist(), std.tolist()
 
 
-def preprocess(x: np.ndarray, mean, std, dtype) -> np.ndarray:
-    """``(x / 255 - mean_c) / std_c`` as ``dtype``, computed in place on one copy."""
+def preprocess(x: np.ndarray, mean, std, dtype, scale: float = 1 / 255) -> np.ndarray:
+    """``(x * scale - mean_c) / std_c`` as ``dtype``, computed in place on one copy."""
     out = x.astype(dtype)
-    out /= 255
+    out /= 1 / scale  # 1 / (1 / 255) is exactly 255.0: the same bits as x / 255
     shape = (1, -1, 1, 1)
     out -= np.asarray(mean, dtype=dtype).reshape(shape)
     out /= np.asarray(std, dtype=dtype).reshape(shape)
@@ -170,7 +175,28 @@ def preprocess(x: np.ndarray, mean, std, dtype) -> np.ndarray:
 
 # -- run folders -----------------------------------------------------------------------
 def write_json(path: Path, value) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, default=_plain) + "\n")
+    """Write ``value`` as JSON, atomically; NaN and infinities become ``null``.
+
+    JSON has no NaN (``json.dumps`` would write a bare ``NaN`` that other readers
+    reject), so ``allow_nan=False`` guards that none is left.
+    """
+    text = json.dumps(_finite(value), indent=2, default=_plain, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def _finite(value):
+    """``value`` with NumPy numbers made plain and NaN or infinite floats None."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain(value):
@@ -198,9 +224,13 @@ def open_run(target: str):
 
     A run folder gives its ``model.safetensors`` (or, for a run stopped before the end,
     its last checkpoint) and ``config.json``; a model file gives the ``config.json``
-    beside it when there is one, else an empty config.
+    beside it (for ``RUN/checkpoint/checkpoint.safetensors``, the run's) when there is
+    one, else an empty config: a model file alone is enough, since it carries its
+    preprocessing. The config is checked against the model
+    (``cnnumpy.run_config.check_config``).
     """
     from cnnumpy.io import load_model
+    from cnnumpy.run_config import ConfigError, check_config
 
     path = Path(target)
     if path.is_dir():
@@ -212,25 +242,45 @@ def open_run(target: str):
             raise UsageError(f"{target}: no {MODEL} in this folder (not a run folder?)")
     elif path.is_file():
         folder, model_path = path.parent, path
+        if folder.name == CHECKPOINT_DIR and not (folder / CONFIG).is_file():
+            folder = folder.parent
     else:
         raise UsageError(f"{target}: no such run folder or model file")
     config_path = folder / CONFIG
+    model = load_model(model_path)
     config = read_json(config_path) if config_path.is_file() else {}
-    return load_model(model_path), config, folder
+    try:
+        return model, check_config(config, config_path, model), folder
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
-def stats_of(config: dict, channels: int) -> tuple[list[float], list[float]]:
-    """The run's preprocessing statistics, or plain [0, 1] scaling without a config."""
-    prep = config.get("preprocessing") or {}
-    mean, std = prep.get("mean"), prep.get("std")
-    if mean is None or std is None:
-        return [0.0] * channels, [1.0] * channels
-    if len(mean) != channels or len(std) != channels:
-        raise UsageError(
-            f"config.json: preprocessing has {len(mean)} channels, "
-            f"the model takes {channels}"
+def preprocessing_of(model, config: dict) -> dict | None:
+    """How pixels become the model's input: the model file's ``preprocessing``, else
+    (a model file written before it carried one) the run's ``config.json``'s, else
+    None (pixels only scaled to [0, 1])."""
+    if model.preprocessing is not None:
+        return model.preprocessing
+    return config.get("preprocessing")
+
+
+def model_input(pixels: np.ndarray, model, config: dict, target) -> np.ndarray:
+    """uint8 images ``(N, C, H, W)`` preprocessed for ``model`` (``preprocessing_of``).
+
+    Without any preprocessing a one-line warning goes to stderr: the inputs are only
+    scaled to [0, 1], not standardised, and a model trained on standardised inputs
+    (every ``cnnumpy train`` model) would then predict poorly, silently.
+    """
+    prep = preprocessing_of(model, config)
+    if prep is None:
+        print(
+            f"cnnumpy: warning: {target}: no preprocessing in the model file nor in "
+            "a config.json beside it; inputs are scaled to [0, 1], not standardised",
+            file=sys.stderr,
         )
-    return mean, std
+        channels = pixels.shape[1]
+        prep = {"scale": 1 / 255, "mean": [0.0] * channels, "std": [1.0] * channels}
+    return preprocess(pixels, prep["mean"], prep["std"], model.dtype, prep["scale"])
 
 
 def class_names_of(config: dict, num_classes: int) -> list[str]:
@@ -241,28 +291,19 @@ def class_names_of(config: dict, num_classes: int) -> list[str]:
 
 
 # -- images ----------------------------------------------------------------------------
-def read_image(path: str, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
+def read_image(path, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
     """An image file as uint8 ``(C, H, W)`` matching the model input.
 
     Grey (``L``) for one channel, RGB for three, resized to ``H x W`` bilinearly;
-    ``invert`` maps v to 255 - v (MNIST digits are white on black).
+    ``invert`` maps v to 255 - v (MNIST digits are white on black). Transparent pixels
+    are composited onto a background (``cnnumpy.image_files.background``: black in
+    what a grey model sees, white for colour); images over ``MAX_PIXELS`` pixels
+    (decompression bombs) are refused before decoding. See ``cnnumpy.image_files``.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    if len(input_shape) != 3 or input_shape[0] not in (1, 3):
-        raise UsageError(f"the model takes {input_shape}, not grey or RGB images")
-    C, H, W = input_shape
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if C == 1 else "RGB")
-            image = image.resize((W, H), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such image file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot read the image ({exc})") from None
-    pixels = pixels[None] if C == 1 else pixels.transpose(2, 0, 1)
-    return 255 - pixels if invert else pixels.copy()
+        return image_files.read_image(path, input_shape, invert)
+    except image_files.ImageFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def check_shape(model, ds: Dataset) -> None:
