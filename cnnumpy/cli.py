@@ -9,9 +9,11 @@ bench.
     cnnumpy datasets
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a mistake of the user (bad
-argument, unknown model or data set, missing file, unreadable image), reported in one
-line on stderr without a traceback (set ``CNNUMPY_DEBUG=1`` to see it), as is running
-out of memory, 130 when interrupted.
+argument, unknown model or data set, missing file, unreadable image, a run folder
+another training holds), reported in one line on stderr without a traceback (set
+``CNNUMPY_DEBUG=1`` to see it), as is running out of memory; 3 when training diverged
+(the loss became NaN or infinite: the run keeps its last good checkpoint); 130 when
+interrupted.
 """
 
 from __future__ import annotations
