@@ -242,7 +242,9 @@ class Sequential:
         with blas_one_thread():
             return inference.forward(self.layers, execution_order(self.layers), xb)
 
-    def use_processes(self, processes: int | None = None):
+    def use_processes(
+        self, processes: int | None = None, timeout: float | None = None
+    ):
         """Split every batch over ``processes`` processes (``None``: one per core).
 
         This process computes one slice and ``processes - 1`` replica processes the
@@ -250,10 +252,12 @@ class Sequential:
         :class:`~cnnumpy.replicas.Replicas`, a context manager that stops them;
         ``use_processes(1)`` stops them too. BatchNorm's statistics are those of the
         whole batch and Dropout's masks those one process would draw
-        (:mod:`cnnumpy.sync`).
+        (:mod:`cnnumpy.sync`). ``timeout``: seconds a replica may stay silent before
+        it counts as dead (default ``CNNUMPY_REPLICA_TIMEOUT``, else 60; longer steps
+        get 50 times the slowest one). More processes than cores is a ValueError.
         """
         self._require_built()
-        return replicas.use_processes(self, processes)
+        return replicas.use_processes(self, processes, timeout)
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One forward, backward and optimiser step on one batch; returns the loss."""

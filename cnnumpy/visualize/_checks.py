@@ -14,6 +14,7 @@ import numpy as np
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnnumpy.layers.base import Layer
 from cnnumpy.layers.conv import Conv2D
+from cnnumpy.validation import check_values
 
 #: Layers that Grad-CAM and ``filters`` treat as "the activation of the conv before".
 ACTIVATIONS = (ReLU, LeakyReLU, Sigmoid, Tanh)
@@ -47,10 +48,8 @@ def check_image(model, x, where: str) -> np.ndarray:
         )
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(f"{where}: x must hold numbers, got dtype {x.dtype}")
-    x = x.astype(model.dtype, copy=False)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{where}: x contains NaN or infinite values")
-    return x
+    check_values(x, where, "x", model.dtype)  # finite, and within the model's dtype
+    return x.astype(model.dtype, copy=False)
 
 
 def num_classes(model) -> int:

@@ -90,9 +90,8 @@ def _class_probability(model, outputs: np.ndarray, label: int) -> np.ndarray:
 
 def class_probabilities(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """``(N, K)`` probabilities of images ``(N, C, H, W)``, ``batch_size`` at a time."""
-    x = check_inputs(
-        x, ck.check_built(model, "class_probabilities"), "class_probabilities"
-    )
+    shape = ck.check_built(model, "class_probabilities")
+    x = check_inputs(x, shape, "class_probabilities", dtype=model.dtype)
     chunks = []
     for lo in range(0, len(x), batch_size):
         xb = x[lo : lo + batch_size].astype(model.dtype, copy=False)
