@@ -23,7 +23,10 @@ each chunk of images while the chunk is in the core's cache:
   here, absolute error at most 1.8e-7: :func:`~cnnumpy.functional.activations.
   tanh_inplace`).
 
-Everything else runs as in :meth:`Sequential.forward`, in the same order. The
+The merged convolution runs the engine kernel the ``conv2d`` table chooses, with the
+pool and the activation as its epilogue; with the engine off (or the book forced),
+nothing merges and every layer runs its own forward, the book's code. Everything
+else runs as in :meth:`Sequential.forward`, in the same order. The
 outputs are those of ``model.forward(x)`` up to float rounding (the folded kernels
 round differently: about 1e-6 relative in float32, and the float32 tanh above
 differs by up to 2e-7; tests compare the two); the
@@ -39,6 +42,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.engine import dispatch, ops
+from cnnumpy.functional import activations as engine_act
 from cnnumpy.functional.epilogue import Tiles
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Tanh
 from cnnumpy.layers.conv import Conv1D, Conv2D
@@ -49,6 +54,15 @@ _CONVS = (Conv1D, Conv2D)
 _ACTIVATIONS = (ReLU, LeakyReLU)
 # activations that merge when an average pool follows them
 _BEFORE_MEAN = (ReLU, LeakyReLU, Tanh)
+
+
+def in_place(layer):
+    """The activation ``layer`` as a function run in place on a chunk, no cache."""
+    if type(layer) is ReLU:
+        return engine_act.relu_inplace
+    if type(layer) is LeakyReLU:
+        return lambda a: engine_act.leaky_relu_inplace(a, layer.alpha)
+    return engine_act.tanh_inplace
 
 
 def _own(layer, classes) -> bool:
@@ -116,10 +130,26 @@ def folded(conv, bn) -> tuple[np.ndarray, np.ndarray | None]:
     return w.astype(conv.dtype, copy=False), b.astype(conv.dtype, copy=False)
 
 
+def convolve(conv, x: np.ndarray, w, b, post=None, tile: Tiles | None = None):
+    """``conv``'s output for the kernels ``w`` and bias ``b`` (a BatchNorm folded
+    in), by the engine kernel the ``conv2d`` table chooses, each chunk max- or
+    mean-pooled over ``tile`` and then ``post`` run on it in place."""
+    conv.output_shape(x.shape[1:])  # checks the channels and the sizes
+    x2, w2, stride, pads = conv.as_2d(x, w)
+    args = (x2, w2, b, stride, pads, conv.padding_mode)
+    kernel = ops.conv2d.choose(*args)
+    out, _cache = kernel.forward(*args, post=post, pool=tile)
+    return out[:, :, 0, :] if conv.rank == 1 else out
+
+
 def forward(layers, order: list[int], x: np.ndarray) -> np.ndarray:
     """Inference outputs of ``x`` (already of the layers' dtype) through ``layers``
-    run in ``order``, fused as above."""
+    run in ``order``, fused as above (layer by layer when the engine is off)."""
     out = x
+    if not dispatch.enabled() or dispatch.forced("conv2d") == dispatch.BOOK:
+        for i in order:
+            out = layers[i].forward(out, training=False)
+        return out
     for i, bn, pool, act in plan(layers, order):
         layer = layers[i]
         if bn is None and pool is None and act is None:
@@ -131,10 +161,10 @@ def forward(layers, order: list[int], x: np.ndarray) -> np.ndarray:
         if tile is not None and (size[0] % tile.KH or size[1] % tile.KW):
             # the tiles leave rows over at this input size: run the pool and the
             # activation as they are, in their order
-            out = layer.fused_forward(out, w, b)
+            out = convolve(layer, out, w, b)
             for j in sorted((j for j in (pool, act) if j is not None), key=order.index):
                 out = layers[j].forward(out, training=False)
             continue
-        post = None if act is None else layers[act].apply_inplace
-        out = layer.fused_forward(out, w, b, post, tile)
+        post = None if act is None else in_place(layers[act])
+        out = convolve(layer, out, w, b, post, tile)
     return out

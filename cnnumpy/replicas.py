@@ -370,14 +370,16 @@ class Replicas:
         return {"proc": proc, "sock": cmd, "cmd": cmd.fileno(), "reply": reply}
 
     # -- talking to one replica ------------------------------------------------------
-    def _tell(self, child: dict, message: dict, block: _Block | None = None) -> None:
+    def _tell(
+        self, child: dict, message: dict, block: _Block | None = None, when: str = ""
+    ) -> None:
         """Send ``message`` to a replica, then ``block``'s descriptor if given."""
         try:
             _send(child["cmd"], message)
             if block is not None:
                 _send_fd(child["sock"], block.fd)
         except OSError:  # the replica's end is gone
-            raise _lost(self._death(child, "")) from None
+            raise _lost(self._death(child, when)) from None
 
     def _listen(self, child: dict, limit: float, when: str) -> dict:
         """A replica's next message, waited for at most ``limit`` seconds."""
@@ -569,7 +571,8 @@ class Replicas:
                     raise _lost(f"replica process {pid} failed mid-step", str(error))
                 total += np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
             for child in self._active:
-                self._tell(child, {"sum": total.tolist()})
+                # (it may die after sending its part: the same error)
+                self._tell(child, {"sum": total.tolist()}, when="mid-step")
         except BaseException:
             self.close()  # the pipes are out of step
             raise

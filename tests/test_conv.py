@@ -2,6 +2,7 @@
 
 import json
 
+import engine_modes
 import numpy as np
 import pytest
 
@@ -21,6 +22,14 @@ from cnnumpy.textbook.loops import (
     conv2d_forward_loops,
 )
 from gradcheck import check_layer_gradients, numerical_gradient
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("conv2d"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each conv2d kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
+
 
 # (kernel, stride, padding, padding_mode, (H, W), allow_uneven): all valid D-F-S combos.
 CASES_2D = [

@@ -1,7 +1,8 @@
 """The flat ("wide grid") stride-1 convolution against its naive twin, finite
 differences and PyTorch, with both of its dx paths and its dispatch; and its small-map
-twin with the images innermost (conv_inner), which these shapes take by default: the
-``layout`` fixture runs the tests on both.
+twin with the images innermost (conv_inner), which these shapes take by default, and
+its row bands: the ``layout`` fixture runs the tests on each of the three layouts
+(passed to the kernels, or forced in the ``conv2d`` table for the layers).
 
 Tolerances: float64 against the naive loops ``1e-12`` (same sums, different order);
 float32 against PyTorch ``rtol=1e-4, atol=1e-5`` (as in test_conv_torch.py).
@@ -13,9 +14,10 @@ import torch
 import torch.nn.functional as TF
 
 import cnnumpy.functional.parallel as parallel_module
+from cnnumpy import engine
 from cnnumpy.functional import conv_flat, conv_inner
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.parallel import SCRATCH, Workspace
+from cnnumpy.functional.parallel import SCRATCH
 from cnnumpy.layers import Conv1D, Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 from tests.gradcheck import check_layer_gradients
@@ -40,14 +42,11 @@ CASES = [
 IDS = [f"N{c[0]}C{c[1]}-{c[2]}x{c[3]}-F{c[4]}-k{c[5]}-p{c[6]}" for c in CASES]
 
 
-@pytest.fixture(params=["wide", "inner"])
-def layout(request, monkeypatch):
-    """Small maps take conv_inner (images innermost); "wide" forces the wide grid of
-    conv_flat on them, "inner" takes conv_inner for every map size."""
-    limit = 0 if request.param == "wide" else 10**9
-    monkeypatch.setattr(conv_inner, "INNER_MAX_OUTPUTS", limit)
-    monkeypatch.setattr(conv_inner, "INNER_MIN_JUNK", 1.0)
-    return request.param
+@pytest.fixture(params=conv_flat.LAYOUTS)
+def layout(request):
+    """Each flat layout, whatever the rules would choose for the shape."""
+    with engine.force("conv2d", request.param):
+        yield request.param
 
 
 def _data(case, dtype=np.float64, bias=True):
@@ -72,10 +71,10 @@ def _poison_scratch():
 def test_flat_matches_naive(case, bias, layout):
     x, w, b = _data(case, bias=bias)
     pads = case[-1]
-    for workspace in (None, Workspace()):
+    for _ in range(2):  # the second pass pads into a reused buffer
         _poison_scratch()
-        out, cache = conv2d_forward(x, w, b, 1, pads, workspace=workspace)
-        assert cache[0] == "flat"
+        out, cache = conv2d_forward(x, w, b, 1, pads, layout=layout)
+        assert cache[0] == layout
         out_n, cache_n = conv2d_forward_loops(x, w, b, 1, pads)
         np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
         dout = np.random.default_rng(1).standard_normal(out.shape)
@@ -93,7 +92,7 @@ def test_flat_matches_naive(case, bias, layout):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_both_dx_paths_agree(case, layout):
     x, w, b = _data(case)
-    out, cache = conv_flat.conv2d_forward_flat(x, w, b, case[-1])
+    out, cache = conv_flat.conv2d_forward_flat(x, w, b, case[-1], layout)
     dout = np.random.default_rng(2).standard_normal(out.shape)
     (top, bottom), (left, right) = case[-1]
     KH, KW = case[5]
@@ -107,18 +106,16 @@ def test_both_dx_paths_agree(case, layout):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_row_bands_match_full_columns(monkeypatch, bias):
+def test_row_bands_match_full_columns(bias):
     """Both column layouts of the wide grid give the same correlation (and the
-    bands are what the shapes above take there)."""
-    monkeypatch.setattr(conv_inner, "INNER_MAX_OUTPUTS", 0)
+    bands are what the rule picks for 13 channels, 5x4 kernels, not for 3)."""
     case = CASES[-2]
     x, w, b = _data(case, bias=bias)
     assert conv_flat.use_bands(13, (5, 4)) and not conv_flat.use_bands(3, (5, 5))
     _poison_scratch()
-    bands = conv_flat._correlate(x, w, b, case[-1])
-    monkeypatch.setattr(conv_flat, "use_bands", lambda channels, kernel: False)
+    bands = conv_flat._correlate(x, w, b, case[-1], layout="bands")
     _poison_scratch()
-    full = conv_flat._correlate(x, w, b, case[-1])
+    full = conv_flat._correlate(x, w, b, case[-1], layout="wide")
     np.testing.assert_allclose(bands, full, rtol=1e-12, atol=1e-12)
 
 
@@ -144,7 +141,7 @@ def test_dout_wide_zeroes_the_junk_columns():
 def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case, layout):
     monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     x, w, b = _data(case)
-    out, cache = conv2d_forward(x, w, b, 1, case[-1])
+    out, cache = conv2d_forward(x, w, b, 1, case[-1], layout=layout)
     out_n, cache_n = conv2d_forward_loops(x, w, b, 1, case[-1])
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
     dout = np.random.default_rng(3).standard_normal(out.shape)
@@ -199,7 +196,7 @@ def test_inner_layout_is_chunked_like_the_wide_grid(monkeypatch):
 def test_other_convolutions_take_the_general_path(stride, mode):
     x, w, b = _data((2, 2, 7, 7, 3, (3, 3), None))
     out, cache = conv2d_forward(x, w, b, stride, 1, mode)
-    assert cache[0] != "flat"
+    assert cache[0] == "columns"
     out_n, _ = conv2d_forward_loops(x, w, b, stride, 1, mode)
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
 
@@ -231,7 +228,7 @@ def test_row_bands_layer_finite_differences(layout):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_flat_matches_torch_float32(case, layout):
     x, w, b = _data(case, np.float32)
-    out, cache = conv2d_forward(x, w, b, 1, case[-1], workspace=Workspace())
+    out, cache = conv2d_forward(x, w, b, 1, case[-1], layout=layout)
     dout = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
     dx, dw, db = conv2d_backward(dout, cache)
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))

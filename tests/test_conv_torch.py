@@ -8,6 +8,7 @@ order); float32 ``rtol=1e-4, atol=1e-5`` (sums of up to C*KH*KW*N*Ho*Wo ~ 2,000 
 size ~1 accumulate ~1e-6 relative rounding error; the margin covers BLAS blocking).
 """
 
+import engine_modes
 import numpy as np
 import pytest
 import torch
@@ -15,6 +16,14 @@ import torch.nn.functional as F
 
 from cnnumpy.functional.conv import resolve_padding, resolve_padding_1d
 from cnnumpy.layers import Conv1D, Conv2D
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("conv2d"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each conv2d kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
+
 
 pytestmark = pytest.mark.torch
 

@@ -12,9 +12,10 @@ from cnnumpy.textbook.activations import sigmoid, softmax
 from tests.gradcheck import check_layer_gradients
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+OPS = ("dense", *ACTIVATIONS)
 
 
-@pytest.fixture(autouse=True, params=engine_modes.modes(*ACTIVATIONS))
+@pytest.fixture(autouse=True, params=engine_modes.modes(*OPS))
 def engine_mode(request):
     """Every test once per mode: the engine, the book, each kernel forced."""
     with engine_modes.running(request.param):

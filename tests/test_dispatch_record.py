@@ -15,6 +15,7 @@ per-chunk work), so thread count and batch size do not change the record.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import threading
@@ -23,7 +24,8 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import zoo
+from cnnumpy import inference, zoo
+from cnnumpy.engine import TABLES
 
 SPIES = {
     "cnnumpy.functional.conv.conv2d_forward": "conv",
@@ -193,6 +195,15 @@ def _merges(plan) -> list[str]:
     return steps
 
 
+def _swap(fn, original, spy):
+    """``fn`` with ``spy`` in place of ``original`` (also inside a partial)."""
+    if fn is original:
+        return spy
+    if isinstance(fn, functools.partial) and fn.func is original:
+        return functools.partial(spy, *fn.args, **fn.keywords)
+    return fn
+
+
 def _install_spies(monkeypatch, recorder: Recorder) -> None:
     for path, label in SPIES.items():
         module_name, name = path.rsplit(".", 1)
@@ -203,6 +214,16 @@ def _install_spies(monkeypatch, recorder: Recorder) -> None:
             bound = getattr(module, name, None)
             if mod_name.startswith("cnnumpy") and bound is original:
                 monkeypatch.setattr(module, name, spy)
+        # and the kernels of the dispatch tables that hold it
+        for op in TABLES.values():
+            kernels = [
+                k._replace(
+                    forward=_swap(k.forward, original, spy),
+                    backward=_swap(k.backward, original, spy),
+                )
+                for k in op.kernels
+            ]
+            monkeypatch.setattr(op, "kernels", kernels)
 
 
 def _wrap_layers(monkeypatch, model, recorder: Recorder) -> None:
@@ -223,13 +244,12 @@ def _wrap_layers(monkeypatch, model, recorder: Recorder) -> None:
         return run
 
     for cls in {type(layer) for layer in model.layers}:
-        for name, phase in (
-            ("forward", "fwd"),
-            ("backward", "bwd"),
-            ("fused_forward", "fused"),
-        ):
-            if hasattr(cls, name):
-                monkeypatch.setattr(cls, name, tagged(getattr(cls, name), phase))
+        for name, phase in (("forward", "fwd"), ("backward", "bwd")):
+            monkeypatch.setattr(cls, name, tagged(getattr(cls, name), phase))
+    # fused inference runs a convolution by inference.convolve(conv, ...)
+    monkeypatch.setattr(
+        inference, "convolve", tagged(inference.convolve, "fused")
+    )
 
 
 def record(monkeypatch, net: str) -> dict[str, list[str]]:
@@ -262,6 +282,7 @@ def test_the_record_sees_a_changed_choice(monkeypatch):
     import cnnumpy.functional.conv as conv
 
     monkeypatch.setattr(conv, "flat_applies", lambda stride, mode: False)
+    # (the engine's own way: cnnumpy.engine.force("conv2d", "columns"))
     after = record(monkeypatch, "lenet5")
     assert before != after
     assert any("dx:col2im" in line for line in after["train"])

@@ -255,14 +255,14 @@ def test_pools_that_do_not_tile():
 
 
 def test_a_fused_conv_leaves_its_training_cache_alone():
-    """The fused conv pads into its own buffer, not the one its last training
+    """The fused conv pads into a free buffer, not the one its last training
     forward keeps for backward."""
     model = _model(_vgg_block(), (2, 8, 8))
     conv = model.layers[0]
     model.forward(np.random.default_rng(10).standard_normal((4, 2, 8, 8)), True)
-    kept = [a.copy() for a in conv._cache if isinstance(a, np.ndarray)]
+    kept = [a.copy() for a in conv._cache.data if isinstance(a, np.ndarray)]
     model._fused_forward(np.random.default_rng(11).standard_normal((4, 2, 8, 8)))
-    now = [a for a in conv._cache if isinstance(a, np.ndarray)]
+    now = [a for a in conv._cache.data if isinstance(a, np.ndarray)]
     assert len(kept) == len(now) >= 2  # the padded input and the kernels
     for a, b in zip(now, kept, strict=True):
         np.testing.assert_array_equal(a, b)

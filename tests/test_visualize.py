@@ -444,7 +444,8 @@ def test_maps_refuse_values_beyond_the_model_dtype():
     model = small_conv_model().astype(np.float32)
     x = np.zeros((2, 9, 9))
     x[0, 0, 0] = 1e300  # finite in float64, inf in the float32 model
-    with pytest.raises(ValueError, match=r"occlusion: x contains 1 value\(s\) too large"):
+    too_large = r"occlusion: x contains 1 value\(s\) too large"
+    with pytest.raises(ValueError, match=too_large):
         occlusion(model, x, 0)
     with pytest.raises(ValueError, match=r"class_probabilities: x contains 1 value"):
         class_probabilities(model, x[None])

@@ -6,7 +6,7 @@ import pytest
 import cnnumpy.functional.parallel as parallel_module
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.functional.im2col import pad_into
-from cnnumpy.functional.parallel import Workspace, chunk_bounds
+from cnnumpy.functional.parallel import PaddedBuffers, Workspace, chunk_bounds
 from cnnumpy.functional.pool import maxpool2d_backward_tiles, maxpool2d_forward_tiles
 from cnnumpy.layers import Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
@@ -23,12 +23,30 @@ def test_workspace_reuses_and_grows():
 
 
 def test_padded_buffer_keeps_a_zero_border():
-    ws = Workspace()
+    pool = PaddedBuffers()
     rng = np.random.default_rng(0)
     for _ in range(3):
         x = rng.standard_normal((2, 3, 4, 5)).astype(np.float32)
-        xp = ws.padded("xp", x, ((1, 2), (0, 1)))
+        xp = pool.padded(x, ((1, 2), (0, 1)))
         np.testing.assert_array_equal(xp, np.pad(x, ((0, 0), (0, 0), (1, 2), (0, 1))))
+
+
+def test_a_padded_buffer_is_reused_only_once_nothing_holds_it():
+    """A cache (here: a view of the buffer) keeps its padded input intact; the
+    buffer comes back once the cache is gone; other shapes' free buffers go."""
+    pool = PaddedBuffers()
+    pads = ((1, 1), (1, 1))
+    x1, x2, x3 = (np.full((2, 1, 2, 2), v, dtype=np.float32) for v in (1, 2, 3))
+    held = pool.padded(x1, pads)[:1]  # a cache holding a view
+    free = pool.padded(x2, pads)
+    assert not np.shares_memory(held, free)
+    free_id = id(free)
+    del free
+    again = pool.padded(x3, pads)
+    assert id(again) == free_id and held[0, 0, 1, 1] == 1  # the held one untouched
+    del again
+    pool.padded(np.ones((1, 1, 3, 3), np.float32), pads)  # another shape
+    assert sum(len(b) for b in pool._pools.values()) == 2  # held + the new one
 
 
 def test_pad_into_overwrites_garbage():
@@ -51,7 +69,7 @@ def test_conv_chunking_matches_naive(monkeypatch, chunk_bytes, padding, stride):
     x = rng.standard_normal((5, 2, 6, 6))
     w = rng.standard_normal((3, 2, 2 if padding == "same" else 3, 3))
     b = rng.standard_normal(3)
-    out, cache = conv2d_forward(x, w, b, stride, padding, workspace=Workspace())
+    out, cache = conv2d_forward(x, w, b, stride, padding)
     out_n, cache_n = conv2d_forward_loops(x, w, b, stride, padding)
     np.testing.assert_allclose(out, out_n, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)

@@ -3,15 +3,17 @@
 An operation (``conv2d``, ``maxpool2d``, ``dense``...) is the book's forward/backward
 pair (:mod:`cnnumpy.textbook`) plus, in order of preference, the engine's faster
 kernels for it. Each kernel has the same signature as the book's functions, a rule
-saying which calls it serves (``applies``, given the forward's arguments) and the
-measured reason it exists (``why``). A forward call goes to the first kernel whose rule
+saying which calls it is chosen for (``applies``, given the forward's arguments), the
+calls it can run at all (``serves``, by default the same) and the measured reason it
+exists (``why``). A forward call goes to the first kernel whose rule
 accepts it, or to the book; its cache is tagged with the kernel's name
 (:class:`Cache`), so the backward pass always runs the matching backward.
 
 ``off()`` (or ``CNNUMPY_ENGINE=0`` in the environment) sends every call to the book:
 a whole model, training included, then runs on the notes' code alone and can be
 stepped through in a debugger. ``force(op, kernel)`` routes the calls of one operation
-that ``kernel`` serves to it; the tests run every layer case under each kernel so.
+that ``kernel`` serves to it, chosen or not; the tests run every layer case under
+each kernel so.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Kernel(NamedTuple):
     backward: Callable
     applies: Callable[..., bool]
     why: str
+    serves: Callable[..., bool]
 
 
 def _env_enabled() -> bool:
@@ -60,7 +63,7 @@ class Operation:
 
     def __init__(self, name: str, forward: Callable, backward: Callable) -> None:
         self.name = name
-        self.book = Kernel(BOOK, forward, backward, _always, "the notes' code")
+        self.book = Kernel(BOOK, forward, backward, _always, "the notes' code", _always)
         self.kernels: list[Kernel] = []
 
     def register(
@@ -70,11 +73,13 @@ class Operation:
         backward: Callable,
         applies: Callable[..., bool] = _always,
         why: str = "",
+        serves: Callable[..., bool] | None = None,
     ) -> None:
         """Add a kernel after those already registered (earlier ones win)."""
         if name in self.names:
             raise ValueError(f"{self.name}: a kernel named {name!r} exists already")
-        self.kernels.append(Kernel(name, forward, backward, applies, why))
+        serves = applies if serves is None else serves
+        self.kernels.append(Kernel(name, forward, backward, applies, why, serves))
 
     @property
     def names(self) -> list[str]:
@@ -93,7 +98,7 @@ class Operation:
         forced = _state["forced"].get(self.name)
         if forced is not None:
             chosen = self.kernel(forced)
-            if chosen.applies(*args, **kwargs):
+            if chosen.serves(*args, **kwargs):
                 return chosen
         if not _state["on"]:
             return self.book
@@ -128,6 +133,11 @@ def operation(name: str, forward: Callable, backward: Callable) -> Operation:
 def enabled() -> bool:
     """Whether the engine's kernels run (False: the book alone)."""
     return _state["on"]
+
+
+def forced(op: str) -> str | None:
+    """The kernel ``op`` is forced to (:func:`force`), or None."""
+    return _state["forced"].get(op)
 
 
 @contextlib.contextmanager

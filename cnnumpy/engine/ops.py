@@ -8,11 +8,79 @@ reason is in its own docstring, in the module named here.
 
 from __future__ import annotations
 
+from functools import partial
+
 from cnnumpy.engine.dispatch import operation
 from cnnumpy.functional import activations as engine_act
+from cnnumpy.functional import conv as engine_conv
+from cnnumpy.functional import dense as engine_dense
 from cnnumpy.functional import pool as engine_pool
 from cnnumpy.textbook import activations as book_act
+from cnnumpy.textbook import conv as book_conv
+from cnnumpy.textbook import dense as book_dense
 from cnnumpy.textbook import pool as book_pool
+
+# -- dense (book: textbook/dense.py; engine: functional/dense.py) ------------------
+dense = operation("dense", book_dense.dense_forward, book_dense.dense_backward)
+dense.register(
+    "threads",
+    engine_dense.dense_forward,
+    engine_dense.dense_backward,
+    why="the product split in two blocks of rows (of units for a few examples), "
+    "one per core, each on a one-thread BLAS",
+)
+
+# -- 2-D convolution (book: textbook/conv.py; engine: functional/conv.py,
+# conv_flat.py, conv_inner.py). Conv1D runs it on (N, C, 1, L). ------------------
+
+
+def _layout_is(layout: str):
+    """The rule choosing ``layout``: :func:`~cnnumpy.functional.conv.layout_of`."""
+
+    def rule(*args, **kwargs) -> bool:
+        return engine_conv.layout_of(*args, **kwargs) == layout
+
+    rule.__name__ = f"layout_is_{layout}"
+    return rule
+
+
+conv2d = operation("conv2d", book_conv.conv2d_forward, book_conv.conv2d_backward)
+conv2d.register(
+    "inner",
+    partial(engine_conv.conv2d_forward, layout="inner"),
+    engine_conv.conv2d_backward,
+    applies=_layout_is("inner"),
+    serves=engine_conv.flat_serves,
+    why="stride 1, zero padding, maps up to 16x16 on which the wide grid would "
+    "compute 10% junk or more: images innermost, no junk (conv_inner.py: seed 000's "
+    "8x8 20->20 5x5 layer forward 1.09 -> 0.89 ms, backward 2.49 -> 1.70 ms)",
+)
+conv2d.register(
+    "bands",
+    partial(engine_conv.conv2d_forward, layout="bands"),
+    engine_conv.conv2d_backward,
+    applies=_layout_is("bands"),
+    serves=engine_conv.flat_serves,
+    why="stride 1, zero padding, kernels 4 or more wide over C*KH >= 64 rows: the "
+    "columns of kw = 0 only, KW times fewer rows copied (conv_flat.use_bands: "
+    "seed 000's 20->20 5x5 layer 1.54 -> 1.20 ms)",
+)
+conv2d.register(
+    "wide",
+    partial(engine_conv.conv2d_forward, layout="wide"),
+    engine_conv.conv2d_backward,
+    applies=_layout_is("wide"),
+    serves=engine_conv.flat_serves,
+    why="stride 1, zero padding: columns copied in runs of a whole image plane on "
+    "the wide grid, dx without col2im's short rows (conv_flat.py)",
+)
+conv2d.register(
+    "columns",
+    partial(engine_conv.conv2d_forward, layout="columns"),
+    engine_conv.conv2d_backward,
+    why="any stride and padding: im2col chunk by chunk in cache, one GEMM per chunk "
+    "on each core, the bias in the GEMM (conv.py)",
+)
 
 # -- activations (book: textbook/activations.py; engine: functional/activations.py) --
 _THREADS = (

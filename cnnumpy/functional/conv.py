@@ -26,7 +26,12 @@ offsets in col2im.
 Stride 1 with zero padding (every convolution of the notes' networks) goes to
 :mod:`cnnumpy.functional.conv_flat`, which copies the columns in runs of a whole
 image plane instead of one row, and computes ``dx`` without col2im's short rows. This
-module keeps the general path: any stride, reflect and replicate padding.
+module keeps the general path, the ``"columns"`` kernel of the ``conv2d`` dispatch
+table (:mod:`cnnumpy.engine.ops`): any stride, reflect and replicate padding.
+
+Every kernel here has the book's signature (:mod:`cnnumpy.textbook.conv`) plus two
+arguments that only fused inference passes (``post`` and ``pool``,
+:mod:`cnnumpy.inference`).
 """
 
 from __future__ import annotations
@@ -34,9 +39,11 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.functional.conv_flat import (
+    LAYOUTS,
     conv2d_backward_flat,
     conv2d_forward_flat,
     flat_applies,
+    layout_for,
 )
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.functional.im2col import (
@@ -48,8 +55,8 @@ from cnnumpy.functional.im2col import (
     weights_matrix,
 )
 from cnnumpy.functional.parallel import (
+    PADDED,
     SCRATCH,
-    Workspace,
     add_product,
     chunk_bounds,
     parallel_chunks,
@@ -62,6 +69,27 @@ from cnnumpy.textbook.padding import (
 )
 
 
+def _geometry(x, w, stride, padding):
+    """``(stride pair, pads)`` of a call, as the book resolves them."""
+    SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
+    pads = resolve_padding(padding, w.shape[2:], (SH, SW), x.shape[2:])
+    return (SH, SW), pads
+
+
+def layout_of(x, w, b, stride=1, padding=0, padding_mode="zeros", **fused) -> str:
+    """The kernel a call runs by the measured rules: one of the flat layouts
+    (:func:`layout_for`) for stride 1 with zero padding, else ``"columns"``."""
+    stride, pads = _geometry(x, w, stride, padding)
+    if not flat_applies(stride, padding_mode):
+        return "columns"
+    return layout_for(x.shape, w.shape, pads)
+
+
+def flat_serves(x, w, b, stride=1, padding=0, padding_mode="zeros", **fused) -> bool:
+    """Whether the flat layouts can run a call (stride 1, zero padding)."""
+    return flat_applies(_geometry(x, w, stride, padding)[0], padding_mode)
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -69,13 +97,15 @@ def conv2d_forward(
     stride: int | tuple[int, int] = 1,
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
-    workspace: Workspace | None = None,
     post: Post = None,
     pool: Tiles | None = None,
+    layout: str | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
-    Stride 1 with zero padding runs :func:`conv2d_forward_flat` (long-run copies).
+    ``layout`` (default: :func:`layout_of`'s choice) is ``"columns"`` (this
+    function's own body) or a flat layout, which :func:`conv2d_forward_flat` runs
+    (stride 1 with zero padding only).
 
     Args:
         x: input ``(N, C, H, W)``.
@@ -84,8 +114,6 @@ def conv2d_forward(
         stride: ``S`` or ``(SH, SW)``.
         padding: see :func:`resolve_padding`.
         padding_mode: ``"zeros"``, ``"reflect"`` or ``"replicate"``.
-        workspace: a layer's own :class:`Workspace`; the padded input then goes to a
-            reused buffer (border zeroed once) instead of a fresh allocation.
         post: an in-place operation run on each chunk's output while it is in cache
             (fused inference, :mod:`cnnumpy.inference`: the next layer's activation).
         pool: :class:`Tiles`: each chunk's output is pooled over tiles of that size
@@ -100,12 +128,17 @@ def conv2d_forward(
     """
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
-    pads = resolve_padding(padding, (KH, KW), (SH, SW), (H, W))
-    if flat_applies((SH, SW), padding_mode):
-        return conv2d_forward_flat(x, w, b, pads, workspace, post, pool)
-    if workspace is not None and padding_mode == "zeros" and any(sum(pads, ())):
-        xp = workspace.padded("xp", x, pads)
+    (SH, SW), pads = _geometry(x, w, stride, padding)
+    layout = layout or layout_of(x, w, b, (SH, SW), pads, padding_mode)
+    if layout in LAYOUTS:
+        if not flat_applies((SH, SW), padding_mode):
+            raise ValueError(
+                f"conv2d_forward: layout {layout!r} needs stride 1 and zero padding, "
+                f"got stride {(SH, SW)} and {padding_mode!r}"
+            )
+        return conv2d_forward_flat(x, w, b, pads, layout, post, pool)
+    if padding_mode == "zeros" and any(sum(pads, ())):
+        xp = PADDED.padded(x, pads)  # a reused buffer, borders zeroed once
     else:
         xp = pad2d(x, pads, padding_mode)
     H_out = conv_output_size(xp.shape[2], KH, SH)
@@ -122,14 +155,14 @@ def conv2d_forward(
 
     per_image = w_ext.shape[1] * H_out * W_out * x.dtype.itemsize
     parallel_chunks(work, chunk_bounds(N, per_image))
-    cache = (x.shape, xp, w, b is not None, (SH, SW), pads, padding_mode)
+    cache = ("columns", x.shape, xp, w, b is not None, (SH, SW), pads, padding_mode)
     return out, cache
 
 
 def _dx_col2im(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """General ``dx`` (any stride, reflect/replicate padding): one GEMM to the
     columns' gradient, then col2im's scatter-add and the padding's backward."""
-    _x_shape, xp, w, _has_bias, stride, pads, padding_mode = cache
+    _layout, _x_shape, xp, w, _has_bias, stride, pads, padding_mode = cache
     F, C, KH, KW = w.shape
     dout_mat = dout.transpose(1, 0, 2, 3).reshape(F, -1)
     dx_cols = w.reshape(F, C * KH * KW).T @ dout_mat  # (C*KH*KW, N*Ho*Wo)
@@ -144,7 +177,7 @@ def conv2d_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`conv2d_forward`.
 
-    A cache of the flat path goes to :func:`conv2d_backward_flat`. Otherwise
+    A cache of a flat layout goes to :func:`conv2d_backward_flat`. Otherwise
     ``dw = G @ x_cols.T`` chunk by chunk (the columns are rebuilt from the cached
     padded input into the shared scratch buffer), with ``db`` as the last column of
     the same GEMM, and ``dx`` by col2im.
@@ -158,9 +191,9 @@ def conv2d_backward(
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
     """
-    if cache[0] == "flat":
+    if cache[0] in LAYOUTS:
         return conv2d_backward_flat(dout, cache, need_dx)
-    _x_shape, xp, w, has_bias, stride, _pads, _mode = cache
+    _layout, _x_shape, xp, w, has_bias, stride, _pads, _mode = cache
     F, C, KH, KW = w.shape
     Ho, Wo = dout.shape[2:]
     rows = C * KH * KW + int(has_bias)
@@ -189,7 +222,6 @@ def conv1d_forward(
     stride: int = 1,
     padding: int | str | tuple = 0,
     padding_mode: str = "zeros",
-    workspace: Workspace | None = None,
     post: Post = None,
 ) -> tuple[np.ndarray, tuple]:
     """1-D cross-correlation, ``out[n, f, i] = b[f] + sum_{c,u} w[f,c,u] x[n,c,i*S+u]``.
@@ -212,7 +244,6 @@ def conv1d_forward(
         (1, int(stride)),
         pads,
         padding_mode,
-        workspace,
         post,
     )
     return out[:, :, 0, :], cache
@@ -230,6 +261,8 @@ def conv1d_backward(
 
 __all__ = [
     "PADDING_MODES",
+    "flat_serves",
+    "layout_of",
     "check_output_size",
     "conv1d_backward",
     "conv1d_forward",

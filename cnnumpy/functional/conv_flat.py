@@ -43,8 +43,10 @@ kernels of every ``kw`` at once and adds the ``KW`` partial outputs shifted
 
 Small output maps (up to 16x16) on which the wide grid would compute at least 10%
 junk take :mod:`conv_inner` instead (the images innermost: no junk), for the forward,
-``dw`` and the full-convolution ``dx`` (:func:`_correlate` and :func:`_dw_db`
-dispatch).
+``dw`` and the full-convolution ``dx``. The three layouts are three kernels of the
+``conv2d`` dispatch table (:mod:`cnnumpy.engine.ops`, rules :func:`layout_for`); the
+backward runs the forward's layout, and the full-convolution ``dx`` picks its own by
+the same rules (its maps and channels are not the forward's).
 
 Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels
 (chunks of about 4 MB of columns: big enough that the per-chunk overhead of the two
@@ -58,20 +60,35 @@ import numpy as np
 
 from cnnumpy.functional.conv_inner import correlate_inner, dw_db_inner, inner_applies
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import pad2d, pad_into, strided_view, weights_matrix
+from cnnumpy.functional.im2col import pad_into, strided_view, weights_matrix
 from cnnumpy.functional.parallel import (
+    PADDED,
     SCRATCH,
     Pads,
-    Workspace,
     add_product,
     chunk_bounds,
     parallel_chunks,
 )
 
+LAYOUTS = ("inner", "bands", "wide")
+
 
 def flat_applies(stride: tuple[int, int], padding_mode: str) -> bool:
-    """The flat layout serves stride 1 with zero padding (any pad amounts)."""
+    """The flat layouts serve stride 1 with zero padding (any pad amounts)."""
     return tuple(stride) == (1, 1) and padding_mode == "zeros"
+
+
+def layout_for(x_shape, w_shape, pads: Pads) -> str:
+    """The measured choice of layout for a stride-1 zero-padded correlation:
+    ``"inner"`` on small maps (:func:`inner_applies`), ``"bands"`` for wide kernels
+    over many channels (:func:`use_bands`), else ``"wide"`` (full columns)."""
+    _N, C, H, W = x_shape
+    _F, _C, KH, KW = w_shape
+    (top, bottom), (left, right) = pads
+    Hp, Wp = H + top + bottom, W + left + right
+    if inner_applies(Hp - KH + 1, Wp - KW + 1, Wp):
+        return "inner"
+    return "bands" if use_bands(C, (KH, KW)) else "wide"
 
 
 def _wide(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:
@@ -97,12 +114,11 @@ def _fill_cols(xp: np.ndarray, kernel: tuple[int, int], P: int, bias: bool, role
     return cols
 
 
-def _padded(x: np.ndarray, pads: Pads, workspace: Workspace | None = None):
-    """``x`` zero-padded and C-contiguous (``x`` itself when it already is)."""
+def _padded(x: np.ndarray, pads: Pads):
+    """``x`` zero-padded (in a reused buffer, see :class:`PaddedBuffers`) and
+    C-contiguous (``x`` itself when it already is)."""
     if any(sum(pads, ())):
-        if workspace is not None:
-            return workspace.padded("xp", x, pads)
-        return pad2d(x, pads)
+        return PADDED.padded(x, pads)
     return np.ascontiguousarray(x)
 
 
@@ -163,6 +179,7 @@ def _correlate(
     pads: Pads | None = None,
     post: Post = None,
     pool: Tiles | None = None,
+    layout: str | None = None,
 ) -> np.ndarray:
     """Valid stride-1 correlation of the planes ``x``, chunk by chunk.
 
@@ -171,7 +188,8 @@ def _correlate(
     (fused inference) run on each chunk while it is in cache, see
     :func:`chunk_epilogue`.
 
-    Two column layouts, by :func:`use_bands`:
+    ``layout`` (default: :func:`layout_for`'s choice) is ``"inner"``
+    (:mod:`conv_inner`) or one of two column layouts:
 
     - full columns (module docstring): ``[W | b] @ cols``, one GEMM, done;
     - row bands: ``Z = W_bands @ bands`` gives, for every ``kw``, the partial sums
@@ -184,10 +202,11 @@ def _correlate(
     Hp, Wp = H + top + bottom, W + left + right
     F, _, KH, KW = w.shape
     Ho, Wo = Hp - KH + 1, Wp - KW + 1
-    if inner_applies(Ho, Wo, Wp):  # small maps: no junk (conv_inner)
+    layout = layout or layout_for(x.shape, w.shape, pads or ((0, 0), (0, 0)))
+    if layout == "inner":  # small maps: no junk (conv_inner)
         return correlate_inner(x, w, b, pads, post, pool)
     P = (Ho - 1) * Wp + Wo
-    bands = use_bands(C, (KH, KW))
+    bands = layout == "bands"
     if bands:
         Q = P + KW - 1  # kw shifts of P positions: the last read is the plane's end
         w_ext = _band_weights(w, b)
@@ -228,12 +247,13 @@ def conv2d_forward_flat(
     w: np.ndarray,
     b: np.ndarray | None,
     pads: Pads,
-    workspace: Workspace | None = None,
+    layout: str,
     post: Post = None,
     pool: Tiles | None = None,
 ) -> tuple[np.ndarray, tuple]:
-    """Stride-1 zero-padded cross-correlation on the wide grid (module docstring);
-    ``post`` and ``pool`` as in :func:`_correlate`.
+    """Stride-1 zero-padded cross-correlation in ``layout`` (one of
+    :data:`LAYOUTS`, module docstring); ``post`` and ``pool`` as in
+    :func:`_correlate`.
 
     Shape:
         x ``(N, C, H, W)``, w ``(F, C, KH, KW)``, b ``(F,)`` -> out
@@ -242,9 +262,9 @@ def conv2d_forward_flat(
     Returns:
         ``(out, cache)``; the cache holds the padded input, not the columns.
     """
-    xp = _padded(x, pads, workspace)
-    out = _correlate(xp, w, b, post=post, pool=pool)
-    return out, ("flat", x.shape, xp, w, b is not None, pads)
+    xp = _padded(x, pads)
+    out = _correlate(xp, w, b, post=post, pool=pool, layout=layout)
+    return out, (layout, x.shape, xp, w, b is not None, pads)
 
 
 def _dout_wide(
@@ -290,7 +310,7 @@ def _dx_full_flat(dout: np.ndarray, cache: tuple) -> np.ndarray:
     with the ``(C, F, KH, KW)`` rotated weights. Its GEMM sums over ``F*KH*KW`` (long),
     where the slice-add form sums over ``F`` only (a poor GEMM when ``F`` is small).
     """
-    _tag, _x_shape, _xp, w, _has_bias, pads = cache
+    _layout, _x_shape, _xp, w, _has_bias, pads = cache
     KH, KW = w.shape[2:]
     (top, bottom), (left, right) = pads
     gpads = ((KH - 1 - top, KH - 1 - bottom), (KW - 1 - left, KW - 1 - right))
@@ -300,7 +320,7 @@ def _dx_full_flat(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
 def _dx_slice_add(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """``dx`` by ``Wt @ g`` and ``KH*KW`` long slice-adds, chunk by chunk."""
-    _tag, x_shape, xp, w, _has_bias, pads = cache
+    _layout, x_shape, xp, w, _has_bias, pads = cache
     F, C, KH, KW = w.shape
     Wp = xp.shape[3]
     w_t = w.transpose(2, 3, 1, 0).copy()  # (KH, KW, C, F): rows of dx_cols
@@ -326,7 +346,7 @@ def _dw_db_bands(dout: np.ndarray, cache: tuple) -> np.ndarray:
     zero tail of the buffer), multiplied by the zeros of ``g``. So ``dw[..., kw]`` is
     one GEMM ``g @ shifted.T`` on a view, with no copy per ``kw``.
     """
-    _tag, _x_shape, xp, w, has_bias, _pads = cache
+    _layout, _x_shape, xp, w, has_bias, _pads = cache
     F, C, KH, KW = w.shape
     N, _, Hp, Wp = xp.shape
     P = (dout.shape[2] - 1) * Wp + dout.shape[3]
@@ -355,12 +375,13 @@ def _dw_db_bands(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
 
 def _dw_db(dout: np.ndarray, cache: tuple) -> np.ndarray:
-    """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``."""
-    _tag, _x_shape, xp, w, has_bias, _pads = cache
+    """``[dw | db] = g @ cols.T`` summed over chunks, ``(F, C*KH*KW [+1])``, in the
+    forward's layout."""
+    layout, _x_shape, xp, w, has_bias, _pads = cache
     F, C, KH, KW = w.shape
-    if inner_applies(*dout.shape[2:], xp.shape[3]):
+    if layout == "inner":
         return dw_db_inner(dout, xp, has_bias)
-    if use_bands(C, (KH, KW)):
+    if layout == "bands":
         return _dw_db_bands(dout, cache)
     N, _, Hp, Wp = xp.shape
     P = (dout.shape[2] - 1) * Wp + dout.shape[3]
@@ -391,7 +412,7 @@ def conv2d_backward_flat(
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
     """
-    _tag, _x_shape, xp, w, has_bias, pads = cache
+    _layout, _x_shape, xp, w, has_bias, pads = cache
     F, C, KH, KW = w.shape
     dw_ext = _dw_db(dout, cache)
     dw = dw_ext[:, : C * KH * KW].reshape(w.shape)

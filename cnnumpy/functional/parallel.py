@@ -11,6 +11,7 @@ Element-wise work is split the same way (:func:`by_rows`).
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import numpy as np
@@ -81,6 +82,67 @@ class Workspace:
 
 # Chunk buffers live only during one call, so every layer can share them.
 SCRATCH = Workspace()
+
+
+class PaddedBuffers:
+    """Zero-bordered buffers for padded inputs, reused once no cache holds them.
+
+    A convolution keeps its padded input in its cache for the backward pass, so the
+    buffer it pads into cannot be shared like :data:`SCRATCH`: the next layer of the
+    same shape would overwrite it before that backward runs. Each buffer here is
+    handed out again only when this pool is its last holder (its reference count is
+    back to what it was when the pool alone held it): the cache that kept it has
+    been replaced by a newer forward's, or dropped. A network then cycles through
+    one buffer per layer of that shape plus one, whose borders are zeroed once and
+    never written again (the forward writes the interior only). Buffers of a shape
+    no longer asked for are freed as soon as no cache holds them.
+    """
+
+    LIMIT = 64  # buffers per shape; beyond (caches kept by the caller), fresh ones
+
+    def __init__(self) -> None:
+        self._pools: dict[tuple, list[np.ndarray]] = {}
+        self._lock = threading.Lock()
+        # held by one list and nothing else: its reference count, taken the same way
+        # as a pooled buffer's, is what a buffer no cache holds counts
+        self._alone = [np.empty(0)]
+
+    def padded(self, x: np.ndarray, pads: Pads) -> np.ndarray:
+        """``x`` zero-padded by ``pads`` on its last two axes, in a free buffer."""
+        (top, bottom), (left, right) = pads
+        H, W = x.shape[-2:]
+        shape = x.shape[:-2] + (H + top + bottom, W + left + right)
+        with self._lock:
+            buf = self._free((shape, x.dtype.str, top, left))
+        buf[..., top : top + H, left : left + W] = x
+        return buf
+
+    def _unheld(self, buffers: list[np.ndarray], i: int) -> bool:
+        return sys.getrefcount(buffers[i]) <= sys.getrefcount(self._alone[0])
+
+    def _free(self, key: tuple) -> np.ndarray:
+        pool = self._pools.setdefault(key, [])
+        for i in range(len(pool)):
+            if self._unheld(pool, i):
+                return pool[i]
+        for other in list(self._pools):  # forget the buffers of shapes gone by
+            buffers = self._pools[other]
+            keep = [i for i in range(len(buffers)) if not self._unheld(buffers, i)]
+            if other != key and len(keep) < len(buffers):
+                self._pools[other] = [buffers[i] for i in keep]
+                if not keep:
+                    del self._pools[other]
+        buf = np.zeros(key[0], dtype=np.dtype(key[1]))
+        if len(pool) < self.LIMIT:
+            pool.append(buf)
+        return buf
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pools.clear()
+
+
+PADDED = PaddedBuffers()
 
 
 def chunk_bounds(

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from cnnumpy.engine import ops
-from cnnumpy.functional import activations as F
 from cnnumpy.layers.base import Layer
 
 
@@ -63,9 +62,6 @@ class ReLU(_Activation):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
 
-    def apply_inplace(self, a: np.ndarray) -> None:
-        """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
-        F.relu_inplace(a)
 
 
 class LeakyReLU(_Activation):
@@ -90,9 +86,6 @@ class LeakyReLU(_Activation):
     def _args(self, x):
         return (self.alpha,)
 
-    def apply_inplace(self, a: np.ndarray) -> None:
-        """f in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
-        F.leaky_relu_inplace(a, self.alpha)
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "name": self.name}
@@ -115,9 +108,6 @@ class Tanh(_Activation):
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
 
-    def apply_inplace(self, a: np.ndarray) -> None:
-        """tanh in place, no cache (fused inference, :mod:`cnnumpy.inference`)."""
-        F.tanh_inplace(a)
 
 
 class Softmax(_Activation):

@@ -1,4 +1,8 @@
-"""Convolution layers: thin classes over :mod:`cnnumpy.functional.conv`.
+"""Convolution layers: thin classes over the ``conv2d`` operation.
+
+The operation (:mod:`cnnumpy.engine.ops`) runs the book's im2col code
+(:mod:`cnnumpy.textbook.conv`) or, by measured rules, one of the engine's faster
+kernels; a sequence is an image of height 1, so ``Conv1D`` runs it on ``(N, C, 1, L)``.
 
 ``Conv2D`` holds ``W (filters, C, KH, KW)`` and ``b (filters,)`` and maps
 ``(N, C, H, W)`` to ``(N, filters, H_out, W_out)``; ``Conv1D`` holds
@@ -24,18 +28,14 @@ from typing import Any
 import numpy as np
 
 from cnnumpy import initializers
-from cnnumpy.functional.conv import (
+from cnnumpy.engine import ops
+from cnnumpy.layers.base import Layer
+from cnnumpy.textbook.padding import (
     PADDING_MODES,
     check_output_size,
-    conv1d_backward,
-    conv1d_forward,
-    conv2d_backward,
-    conv2d_forward,
     resolve_padding,
     resolve_padding_1d,
 )
-from cnnumpy.functional.parallel import Workspace
-from cnnumpy.layers.base import Layer
 
 
 def _is_int(v) -> bool:
@@ -99,11 +99,8 @@ class _Conv(Layer):
                 raise ValueError(f"{owner}: {exc}") from None
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self._cache: tuple | None = None
+        self._cache = None
         self._out_shape: tuple[int, ...] | None = None
-        # the padded input lives in a buffer reused pass after pass (see Workspace)
-        self._workspace = Workspace()
-        self._fused_workspace = None  # fused inference's own, made on first use
 
     # -- argument checks -------------------------------------------------------------
     def _ints(self, value, what: str, owner: str) -> tuple[int, ...]:
@@ -224,24 +221,25 @@ class _Conv(Layer):
         super().build(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Correlate ``x`` with every filter; keeps the padded input for backward."""
+        """Correlate ``x`` with every filter; the cache keeps what backward needs."""
         x = self._checked(x)  # builds the layer on its first input
-        out, self._cache = self._correlate(x, self.params["W"], self.params.get("b"))
+        x2, w2, stride, pads = self.as_2d(x, self.params["W"])
+        out, self._cache = ops.conv2d.forward(
+            x2, w2, self.params.get("b"), stride, pads, self.padding_mode
+        )
+        out = out[:, :, 0, :] if self.rank == 1 else out
         self._out_shape = out.shape
         return out
 
-    def fused_forward(
-        self, x: np.ndarray, w: np.ndarray, b, post=None, pool=None
-    ) -> np.ndarray:
-        """Inference with the kernels ``w`` and bias ``b`` in place of the layer's own
-        (a BatchNorm folded in), each chunk's output max-pooled over ``pool`` tiles
-        and then ``post`` run on it in place (the next layers), see
-        :mod:`cnnumpy.inference`. Leaves the cache of the last ``forward`` as it was
-        (its own padding buffer, not the one that cache holds)."""
-        x = self._checked(x)
-        if self._fused_workspace is None:
-            self._fused_workspace = Workspace()
-        return self._correlate(x, w, b, post, pool, self._fused_workspace)[0]
+    def as_2d(self, x: np.ndarray, w: np.ndarray):
+        """``(x, w, stride, pads)`` for the 2-D operation: a sequence ``(N, C, L)``
+        is seen as ``(N, C, 1, L)`` and its kernels ``(F, C, K)`` as ``(F, C, 1, K)``
+        (views, no copies)."""
+        pads = self._pads(x.shape[2:])
+        if self.rank == 1:
+            stride, pads = (1, *self.stride), ((0, 0), *pads)
+            return x[:, :, None, :], w[:, :, None, :], stride, pads
+        return x, w, self.stride, pads
 
     def _checked(self, x) -> np.ndarray:
         """``x`` checked against the layer (and cast to its dtype)."""
@@ -254,25 +252,6 @@ class _Conv(Layer):
             raise self._error(f"expected input {self._expected_input()}, got {x.shape}")
         return self._prepare_input(x, rank=self.rank + 2)
 
-    def _correlate(self, x, w, b, post=None, pool=None, workspace=None):
-        """The functional kernel on a checked ``x``: ``(out, cache)``."""
-        pads = self._pads(x.shape[2:])
-        workspace = self._workspace if workspace is None else workspace
-        if self.rank == 1:
-            return conv1d_forward(
-                x,
-                w,
-                b,
-                self.stride[0],
-                pads[0],
-                self.padding_mode,
-                workspace,
-                post,
-            )
-        return conv2d_forward(
-            x, w, b, self.stride, pads, self.padding_mode, workspace, post, pool
-        )
-
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """Fill ``grads["W"]`` (and ``grads["b"]``); return dL/dx unless not needed."""
         if self._cache is None:
@@ -281,11 +260,16 @@ class _Conv(Layer):
             got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
             raise self._error(f"expected dout of shape {self._out_shape}, got {got}")
         dout = dout.astype(self.dtype, copy=False)
-        backward = conv1d_backward if self.rank == 1 else conv2d_backward
-        dx, dw, db = backward(dout, self._cache, need_dx=self.need_input_grad)
-        self.grads["W"] = dw
+        if self.rank == 1:
+            dout = dout[:, :, None, :]
+        dx, dw, db = ops.conv2d.backward(
+            dout, self._cache, need_dx=self.need_input_grad
+        )
+        self.grads["W"] = dw.reshape(self.params["W"].shape)
         if self.use_bias:
             self.grads["b"] = db
+        if dx is not None and self.rank == 1:
+            dx = dx[:, :, 0, :]
         return dx
 
     def get_config(self) -> dict[str, Any]:

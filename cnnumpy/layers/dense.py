@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from cnnumpy import initializers
-from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer
 
 
@@ -56,7 +56,8 @@ class Dense(Layer):
         # Resolve now so that a typo fails at construction, not at the first batch.
         self._kernel_init = initializers.get(kernel_initializer)
         self._bias_init = initializers.get(bias_initializer)
-        self._cache: tuple | None = None
+        self._cache = None
+        self._n = 0  # examples in the last forward
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         input_shape = tuple(input_shape)
@@ -98,7 +99,8 @@ class Dense(Layer):
                 f"Flatten() layer before Dense to flatten (N, C, H, W) feature maps"
             )
         x = self._prepare_input(x, rank=2)
-        out, self._cache = dense_forward(x, self.params["W"], self.params.get("b"))
+        out, self._cache = ops.dense.forward(x, self.params["W"], self.params.get("b"))
+        self._n = x.shape[0]
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -106,12 +108,13 @@ class Dense(Layer):
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
         dout = np.asarray(dout).astype(self.dtype, copy=False)
-        n_examples = self._cache[0].shape[0]
-        if dout.shape != (n_examples, self.units):
+        if dout.shape != (self._n, self.units):
             raise self._error(
-                f"expected dout ({n_examples}, {self.units}), got {dout.shape}"
+                f"expected dout ({self._n}, {self.units}), got {dout.shape}"
             )
-        dx, dW, db = dense_backward(dout, self._cache, need_dx=self.need_input_grad)
+        dx, dW, db = ops.dense.backward(
+            dout, self._cache, need_dx=self.need_input_grad
+        )
         self.grads["W"] = dW
         if self.use_bias:
             self.grads["b"] = db
