@@ -74,7 +74,7 @@ import weakref
 
 import numpy as np
 
-from cnnumpy import sync
+from cnnumpy import engine, sync
 from cnnumpy.functional import threads
 from cnnumpy.rng import generator_from_state, generator_state
 
@@ -430,8 +430,9 @@ class Replicas:
         return min(self.processes, n // MIN_SLICE)
 
     def splits(self, n: int) -> bool:
-        """Whether a batch of ``n`` is split: at least two processes get MIN_SLICE."""
-        return not self.closed and self._parts(n) >= 2
+        """Whether a batch of ``n`` is split: at least two processes get MIN_SLICE,
+        and the engine is on (``engine.off()`` runs the book's code alone, here)."""
+        return not self.closed and engine.enabled() and self._parts(n) >= 2
 
     def silence_limit(self) -> float:
         """Seconds a replica may stay silent in a step (see the class docstring)."""

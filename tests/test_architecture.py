@@ -32,6 +32,7 @@ RANKS = {
     "cnnumpy.textbook": 1,
     "cnnumpy.functional": 2,
     "cnnumpy.engine": 2,
+    "cnnumpy.sync": 2,  # how a step split over processes adds up (engine kernels)
     # what layers and training steps are made of
     "cnnumpy.layers": 3,
     "cnnumpy.losses": 3,
@@ -52,7 +53,6 @@ RANKS = {
     "cnnumpy.interop": 5,
     "cnnumpy.saving": 5,
     "cnnumpy.replicas": 5,
-    "cnnumpy.sync": 5,
     "cnnumpy.distributed": 5,
     "cnnumpy.zoo": 5,
     "cnnumpy.visualize": 5,
@@ -74,8 +74,6 @@ KNOWN_UPWARD = {
     ("cnnumpy.cli", "cnnumpy"),
     ("cnnumpy.cli_train", "cnnumpy"),
     ("cnnumpy.io", "cnnumpy"),
-    ("cnnumpy.layers.dropout", "cnnumpy.sync"),
-    ("cnnumpy.layers.normalization", "cnnumpy.sync"),
     ("cnnumpy.model", "cnnumpy.io"),
     ("cnnumpy.model", "cnnumpy.replicas"),
     ("cnnumpy.model", "cnnumpy.training"),

@@ -118,6 +118,15 @@ def test_book_batchnorm(shape, training):
 
     for value, analytic in ((x, dx), (gamma, dgamma), (beta, dbeta)):
         np.testing.assert_allclose(analytic, numerical_gradient(f, value, dout), **FD)
+    for kernel in TABLES["batchnorm"].kernels:  # every engine kernel
+        fast_out, fast_cache = kernel.forward(x, gamma, beta, 1e-5, mean, var)
+        np.testing.assert_allclose(fast_out, out, **TOL)
+        for key in ("mean", "var", "m", "training"):
+            np.testing.assert_allclose(fast_cache[key], cache[key], **TOL)
+        fast = kernel.backward(dout, fast_cache)
+        for ours, book in zip(fast, (dx, dgamma, dbeta), strict=True):
+            np.testing.assert_allclose(ours, book, **TOL)
+        assert kernel.backward(dout, fast_cache, need_dx=False)[0] is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -128,7 +137,8 @@ def test_book_dropout(dtype):
     assert mask.dtype == dtype
     assert set(np.unique(mask)) == {dtype(0), dtype(1) / dtype(0.7)}
     assert abs((mask == 0).mean() - 0.3) < 0.02  # 10,000 draws: 4.6 sigma
-    out, cache = dropout.dropout_forward(x, mask)
+    out, cache = dropout.dropout_forward(x, 0.3, np.random.default_rng(4))
+    np.testing.assert_array_equal(cache, mask)  # the same draws
     np.testing.assert_array_equal(out, x * mask)
     dout = rng.standard_normal(x.shape).astype(dtype)
     np.testing.assert_array_equal(dropout.dropout_backward(dout, cache), dout * mask)

@@ -14,10 +14,14 @@ from cnnumpy.engine.dispatch import operation
 from cnnumpy.functional import activations as engine_act
 from cnnumpy.functional import conv as engine_conv
 from cnnumpy.functional import dense as engine_dense
+from cnnumpy.functional import dropout as engine_dropout
+from cnnumpy.functional import normalization as engine_norm
 from cnnumpy.functional import pool as engine_pool
 from cnnumpy.textbook import activations as book_act
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import dense as book_dense
+from cnnumpy.textbook import dropout as book_dropout
+from cnnumpy.textbook import normalization as book_norm
 from cnnumpy.textbook import pool as book_pool
 
 # -- dense (book: textbook/dense.py; engine: functional/dense.py) ------------------
@@ -153,3 +157,30 @@ global_avgpool2d = operation(
     book_pool.global_avgpool2d_forward,
     book_pool.global_avgpool2d_backward,
 )  # the book's mean over each map is already one vectorised pass
+
+# -- batch normalisation (book: textbook/normalization.py; engine:
+# functional/normalization.py). Every kernel's cache is a dict holding "mean", "var"
+# (biased) and "m", from which the layer updates its running statistics. ----------
+batchnorm = operation(
+    "batchnorm", book_norm.batchnorm_forward, book_norm.batchnorm_backward
+)
+batchnorm.register(
+    "threads",
+    engine_norm.batchnorm_forward,
+    engine_norm.batchnorm_backward,
+    why="two passes over the data instead of about ten, BLAS reductions, chunks on "
+    "both cores; and the statistics of the whole batch when a step is split over "
+    "processes (cnnumpy.sync)",
+)
+
+# -- dropout (book: textbook/dropout.py; engine: functional/dropout.py) ------------
+dropout = operation(
+    "dropout", book_dropout.dropout_forward, book_dropout.dropout_backward
+)  # one multiply each way: the book's code is the fast one
+dropout.register(
+    "split",
+    engine_dropout.dropout_forward_split,
+    engine_dropout.dropout_backward,
+    applies=engine_dropout.splitting,
+    why="a step split over processes: the whole batch's mask, this slice's rows",
+)

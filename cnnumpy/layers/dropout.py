@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnumpy import sync
+from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer
 
 
@@ -44,37 +44,33 @@ class Dropout(Layer):
         self.seed = seed
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self._mask: np.ndarray | None = None
+        self._cache = None  # the scaled mask (None: the identity ran)
+        self._out_shape: tuple[int, ...] | None = None
         self._ran = False
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
         self._ran = True
         if not training or self.rate == 0.0:
-            self._mask = None  # identity: backward passes dout through
+            self._cache = None  # identity: backward passes dout through
             return x
-        draw_dtype = np.float32 if x.dtype == np.float32 else np.float64
-        part = sync.current()  # split over processes: the whole batch's mask, our rows
-        shape = x.shape if part is None else (part.total, *x.shape[1:])
-        keep = self.rng.random(shape, dtype=draw_dtype) >= self.rate
-        if part is not None:
-            keep = keep[part.lo : part.hi]
-        # keep: the scaled mask only, m / (1 - rate), in the input's dtype
-        self._mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
-        return x * self._mask
+        # the scaled mask m / (1 - rate), in the input's dtype, is the cache
+        out, self._cache = ops.dropout.forward(x, self.rate, self.rng)
+        self._out_shape = out.shape
+        return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         if not self._ran:
             raise RuntimeError(f"{self!r}: backward called before forward")
         if not self.need_input_grad:
             return None
-        if self._mask is None:
+        if self._cache is None:
             return dout
-        if dout.shape != self._mask.shape:
+        if dout.shape != self._out_shape:
             raise self._error(
-                f"expected dout of shape {self._mask.shape}, got {dout.shape}"
+                f"expected dout of shape {self._out_shape}, got {dout.shape}"
             )
-        return dout * self._mask
+        return ops.dropout.backward(dout, self._cache)
 
     def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, "seed": self.seed, "name": self.name}

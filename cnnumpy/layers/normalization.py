@@ -2,56 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
-from cnnumpy import sync
-from cnnumpy.functional.parallel import chunk_bounds, parallel_chunks
+from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer
-
-
-def _channel_sums(a: np.ndarray) -> np.ndarray:
-    """``sum over n, l of a[n, c, l]`` for ``a (N, C, L)``: ``(C,)``.
-
-    A product with a vector of ones runs in BLAS (vectorised, one pass); NumPy's
-    ``sum(axis=(0, 2))`` over a non-innermost axis is several times slower.
-    """
-    return (a @ np.ones(a.shape[2], dtype=a.dtype)).sum(axis=0)
-
-
-def _channel_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``sum over n, l of a[n, c, l] * b[n, c, l]``: ``(C,)``, with no product array
-    (``vecdot`` runs a dot product per ``(n, c)`` row)."""
-    return np.vecdot(a, b).sum(axis=0)
-
-
-def _over_images(work, a: np.ndarray, n_sums: int = 0) -> np.ndarray:
-    """Run ``work(lo, hi) -> (n_sums, C) partial sums or None`` over chunks of the
-    batch on the worker threads; returns the partial sums added up.
-
-    Why: every pass of batch normalisation is element-wise or a per-channel sum, so
-    chunks of images go to both cores; sums are made per chunk, then added (two
-    passes of the data in all, like the single-threaded code).
-    """
-    N, C = a.shape[:2]
-    bounds = chunk_bounds(N, a[:1].nbytes * 2)
-    totals = np.zeros((len(bounds), n_sums, C), dtype=a.dtype)  # worker k < chunks
-
-    def chunk(lo: int, hi: int, k: int) -> None:
-        partial = work(lo, hi)
-        if n_sums:
-            totals[k] += partial
-
-    parallel_chunks(chunk, bounds)
-    return totals.sum(axis=0)
-
-
-def _planes(a: np.ndarray) -> np.ndarray:
-    """``a`` seen as ``(N, C, L)`` (a copy only when its layout needs one)."""
-    return a.reshape(*a.shape[:2], math.prod(a.shape[2:]))
 
 
 class BatchNorm(Layer):
@@ -102,6 +59,7 @@ class BatchNorm(Layer):
         self.momentum = float(momentum)
         self.eps = float(eps)
         self._cache = None
+        self._out_shape: tuple[int, ...] | None = None
 
     def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """gamma and beta, one per channel ``(C,)``; validates ``input_shape``."""
@@ -149,64 +107,30 @@ class BatchNorm(Layer):
         return input_shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Fused: one pass per step, in the input's dtype, temporaries reused in place.
-
-        The centred input ``xc = x - mu`` is the one kept array (``x_hat`` is
-        ``xc / std``, never stored); the mean and the variance are BLAS reductions
-        (:func:`_channel_sums`, :func:`_channel_dots`, no squared copy); the output
-        ``xc * (gamma / std) + beta`` is the only other allocation.
-        """
+        """The batch's statistics in training (and the running ones updated), the
+        running ones in inference: the ``batchnorm`` operation."""
         x = self._prepare_input(x)
-        N, C = x.shape[:2]
-        m = x.size // C
-        dt = x.dtype.type
-        if training:
-            if m < 2:
-                raise self._error(
-                    "expected more than 1 value per channel in training, "
-                    f"got input {x.shape}"
-                )
-        x3 = _planes(x)
-        xc = np.empty(x.shape, dtype=x.dtype)  # C order: its (N, C, L) view is no copy
-        xc3 = _planes(xc)
-        if training:
-            # split over processes (cnnumpy.sync): the statistics of the whole batch
-            part = sync.current()
-            reduce = (lambda a: a) if part is None else part.allreduce
-            if part is not None:
-                m = m // (part.hi - part.lo) * part.total  # values per channel in all
-            mean = reduce(
-                _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
+        C = x.shape[1]
+        if training and x.size // C < 2:
+            raise self._error(
+                f"expected more than 1 value per channel in training, got input "
+                f"{x.shape}"
             )
-            mean /= dt(m)
-
-            def centre(lo: int, hi: int) -> np.ndarray:  # x - mu, and its square sums
-                np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi])
-                return _channel_dots(xc3[lo:hi], xc3[lo:hi])
-
-            var = reduce(_over_images(centre, x, 1)[0]) / dt(m)
-            if part is None or part.lo == 0:  # a replica's copy is overwritten anyway
-                self._update_running(mean, var * dt(m / (m - 1)))
-        else:
-            mean, var = self.state["running_mean"], self.state["running_var"]
-            _over_images(
-                lambda lo, hi: np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi]), x
-            )
-        inv_std = (1.0 / np.sqrt(var + dt(self.eps))).astype(self.dtype, copy=False)
         gamma, beta = self.params["gamma"], self.params["beta"]
-        self._cache = (xc, inv_std, training, m)  # keep: x - mu and 1/std only
-        scale, shift = (gamma * inv_std)[:, None], beta[:, None]
-        out = np.empty(x.shape, dtype=x.dtype)
-        out3 = _planes(out)
-
-        def affine(lo: int, hi: int) -> None:
-            np.multiply(xc3[lo:hi], scale, out=out3[lo:hi])
-            out3[lo:hi] += shift
-
-        _over_images(affine, x)
+        running = (None, None)
+        if not training:
+            running = (self.state["running_mean"], self.state["running_var"])
+        out, self._cache = ops.batchnorm.forward(x, gamma, beta, self.eps, *running)
+        if training:
+            stats = self._cache.data
+            m = stats["m"]  # values per channel (over every process of a split step)
+            unbiased = stats["var"] * x.dtype.type(m / (m - 1))
+            self._update_running(stats["mean"], unbiased)
+        self._out_shape = out.shape
         return out
 
     def _update_running(self, mean: np.ndarray, unbiased_var: np.ndarray) -> None:
+        """``running = (1 - momentum) * running + momentum * batch``."""
         mom = self.momentum
         for key, batch in (("running_mean", mean), ("running_var", unbiased_var)):
             running = self.state[key]
@@ -214,59 +138,18 @@ class BatchNorm(Layer):
             running += mom * batch
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        """Fused: the reductions, then ``dx`` built in ONE array by in-place steps.
-
-        With ``x_hat = xc * inv_std``: ``dgamma = inv_std * sum(dout * xc)``.
-        """
+        """Fill ``grads`` gamma and beta; return dL/dx unless not needed."""
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward called before forward")
-        xc, inv_std, training, m = self._cache
-        if dout.shape != xc.shape:
-            raise self._error(f"expected dout of shape {xc.shape}, got {dout.shape}")
+        if dout.shape != self._out_shape:
+            raise self._error(
+                f"expected dout of shape {self._out_shape}, got {dout.shape}"
+            )
         dout = dout.astype(self.dtype, copy=False)
-        N, C = dout.shape[:2]
-        dout3, xc3 = _planes(dout), _planes(xc)
-
-        def sums(lo: int, hi: int) -> np.ndarray:
-            d = dout3[lo:hi]
-            return np.stack([_channel_sums(d), _channel_dots(d, xc3[lo:hi])])
-
-        dbeta, dot = _over_images(sums, dout, 2)
-        part = sync.current() if training else None
-        if part is not None:
-            # the sums over the whole batch of the gradient of ITS mean loss: this
-            # slice's dout is of the slice's mean loss, weighted by its share in all
-            dbeta, dot = part.allreduce(
-                np.stack([dbeta, dot]) * dout.dtype.type(part.share)
-            )
-        dgamma = inv_std * dot
+        dx, dgamma, dbeta = ops.batchnorm.backward(
+            dout, self._cache, need_dx=self.need_input_grad
+        )
         self.grads["gamma"], self.grads["beta"] = dgamma, dbeta
-        if not self.need_input_grad:
-            return None
-        scale = (self.params["gamma"] * inv_std)[:, None]
-        dx = np.empty(dout.shape, dtype=dout.dtype)
-        dx3 = _planes(dx)
-        if not training:
-            _over_images(
-                lambda lo, hi: np.multiply(dout3[lo:hi], scale, out=dx3[lo:hi]), dout
-            )
-            return dx
-        # d/dx of (x - mu) / std through mu and var too (the batch statistics):
-        # dx = scale * (dout - dbeta/m - x_hat * dgamma/m)
-        dt = dout.dtype.type
-        # (split: dx of this slice's own mean loss, as every other layer computes)
-        per = dt(m) if part is None else dt(m) * dt(part.share)
-        k_xc = (inv_std * dgamma / per)[:, None]
-        k_mean = (dbeta / per)[:, None]
-
-        def input_grad(lo: int, hi: int) -> None:
-            part = dx3[lo:hi]
-            np.multiply(xc3[lo:hi], k_xc, out=part)
-            part += k_mean
-            np.subtract(dout3[lo:hi], part, out=part)
-            part *= scale
-
-        _over_images(input_grad, dout)
         return dx
 
     def get_config(self) -> dict[str, Any]:

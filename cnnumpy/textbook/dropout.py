@@ -27,9 +27,14 @@ def dropout_mask(
     return keep.astype(dtype) / dtype.type(1.0 - rate)
 
 
-def dropout_forward(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dropout_forward(
+    x: np.ndarray, rate: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training: ``(x * mask, mask)`` with a fresh mask from ``rng``."""
+    mask = dropout_mask(x.shape, rate, rng, x.dtype)
     return x * mask, mask
 
 
 def dropout_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``dx = dout * mask``: the gradient flows through the kept values only."""
     return dout * mask

@@ -45,8 +45,9 @@ def batchnorm_forward(
             (training).
 
     Returns:
-        ``(y, cache)``; in training the cache also holds the batch's ``mean`` and
-        biased ``var``, which the layer uses to update its running statistics.
+        ``(y, cache)``; the cache also holds ``mean`` and the biased ``var`` used
+        (in training the batch's, which the layer folds into its running statistics)
+        and ``m``, the number of values per channel.
     """
     axes = (0, *range(2, x.ndim))
     training = mean is None
@@ -63,18 +64,22 @@ def batchnorm_forward(
         "training": training,
         "mean": mean,
         "var": var,
+        "m": x.size // x.shape[1],
     }
     return y.astype(x.dtype, copy=False), cache
 
 
 def batchnorm_backward(
-    dout: np.ndarray, cache: dict
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`."""
+    dout: np.ndarray, cache: dict, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward` (``dx`` None when not
+    ``need_dx``: the first layer of a model)."""
     x_hat, gamma, inv_std = cache["x_hat"], cache["gamma"], cache["inv_std"]
     axes = (0, *range(2, dout.ndim))
     dbeta = dout.sum(axis=axes)
     dgamma = (dout * x_hat).sum(axis=axes)
+    if not need_dx:
+        return None, dgamma, dbeta
     scale = _per_channel(gamma * inv_std, dout.ndim)
     if not cache["training"]:
         return scale * dout, dgamma, dbeta
