@@ -3,6 +3,7 @@ training run (metrics, curves, confusion matrix, report)."""
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -21,13 +22,20 @@ METHODS = ("features", "filters", "occlusion", "saliency", "gradcam")
 def finish_run(
     out: Path, model, config: dict, x_test, test, timings: dict, report: bool = True
 ) -> int:
-    """Evaluate on the test set, write metrics, figures and report."""
+    """Evaluate on the test set, then write the model, metrics, figures and report.
+
+    Raises:
+        TrainingDiverged: the test loss or accuracy is NaN or infinite (weights too
+            large to use); nothing is written then.
+    """
     from cnnumpy.cli_train import per_class
 
     start = time.perf_counter()
     result = model.evaluate(x_test, test.y)
+    _check_finite(result, len(model.history.epoch))
     probs = model.predict(x_test)
     timings["evaluate"] = time.perf_counter() - start
+    model.save(out / runs.MODEL, include_optimizer=False)
     names = list(test.class_names)
     matrix = metrics.confusion_matrix(test.y, probs, num_classes=len(names))
     history = model.history
@@ -61,6 +69,16 @@ def finish_run(
     if report:
         print(f"report: {out / runs.REPORT}")
     return 0
+
+
+def _check_finite(result: dict, epochs: int) -> None:
+    """Raise ``TrainingDiverged`` if the test loss or accuracy is not finite."""
+    from cnnumpy.training import TrainingDiverged
+
+    for key in ("loss", "accuracy"):
+        if not math.isfinite(result[key]):
+            reason = f"the test {key} is {result[key]} after the last epoch"
+            raise TrainingDiverged(reason, epoch=max(epochs - 1, 0))
 
 
 def _pictures(out: Path, history, y, probs, names) -> list[str]:

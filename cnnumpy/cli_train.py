@@ -8,11 +8,14 @@ the model, the metrics, the curves and the report. See ``cnnumpy.runs`` for the 
 
 One training at a time holds a run folder (``cnnumpy.folderlock.FolderLock``, taken
 before anything in it is read or deleted, ``--overwrite`` included); a second one is
-refused.
+refused. ``--overwrite`` removes the previous run's files (``RUN_FILES`` and the
+checkpoint, never other files) before the new run writes any, so that a new run
+stopped early never leaves the old model beside its new ``config.json``.
 Exit codes are those of ``cnnumpy.cli.main`` (0; 2 for a mistake of the user, which
 includes a folder held by another training), plus 3 when the training diverged (a NaN
-or infinite loss or weight): the run stops with one line on stderr, its folder keeps
-the last good checkpoint and no model or metrics are written.
+or infinite loss or weight, or a test loss or accuracy that is not finite): the run
+stops with one line on stderr, its folder keeps the last checkpoint and no model or
+metrics are written.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from cnnumpy.data import (
     random_crop,
     train_val_split,
 )
-from cnnumpy.fileio import atomic_write_text, remove_stale_temporaries
+from cnnumpy.fileio import atomic_write_text, file_kind, remove_stale_temporaries
 from cnnumpy.folderlock import FolderLock
 from cnnumpy.rng import seed as seed_everything
 from cnnumpy.runs import UsageError
@@ -51,7 +54,8 @@ from cnnumpy.training import TrainingDiverged
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 DIVERGED = 3  # the exit code of a run whose loss or weights became NaN or infinite
-# The files of a run folder, whose stale temporary files a new run removes.
+# The files cnnumpy train writes in a run folder (besides the checkpoint): a new run
+# removes their stale temporary files, --overwrite the files themselves.
 RUN_FILES = (
     runs.MODEL,
     runs.CONFIG,
@@ -124,19 +128,49 @@ def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
 
 def _prepare_folder(out: Path, resume: bool, overwrite: bool) -> Path:
     """Check what ``out`` holds against the flags; ``--overwrite`` deletes the
-    checkpoint. Called holding the folder's lock."""
+    previous run's files. Called holding the folder's lock."""
     checkpoint = out / runs.CHECKPOINT_DIR / runs.CHECKPOINT
+    _check_checkpoint_folder(checkpoint.parent)
     exists = (out / runs.MODEL).exists() or checkpoint.exists()
     if exists and not (resume or overwrite):
         raise UsageError(
             f"{out} already holds a run; add --resume to continue it, "
             "--overwrite to start again, or choose another --out"
         )
-    if overwrite and checkpoint.exists():
-        checkpoint.unlink()
+    if overwrite:
+        _remove_previous_run(out)
     if resume and not checkpoint.exists():
         print(f"no checkpoint in {checkpoint.parent}: starting from epoch 1")
     return checkpoint.parent
+
+
+def _check_checkpoint_folder(folder: Path) -> None:
+    """``RUN/checkpoint`` must be a folder, or not exist yet."""
+    if folder.exists() and not folder.is_dir():
+        kind = file_kind(folder.stat().st_mode)
+        raise UsageError(
+            f"{folder} is a {kind}, not a folder: the run keeps its checkpoint there; "
+            "move it away or choose another --out"
+        )
+
+
+def _remove_previous_run(out: Path) -> None:
+    """``--overwrite``: remove the files the previous run wrote, and say which.
+
+    They must go before the new run writes its ``config.json``: a new run stopped (or
+    diverged) before its end would otherwise leave the old model beside the new
+    settings, and ``predict`` or ``evaluate`` would use the two together. Files
+    ``cnnumpy train`` does not write are the user's and stay.
+    """
+    checkpoint = f"{runs.CHECKPOINT_DIR}/{runs.CHECKPOINT}"
+    removed = []
+    for name in (*RUN_FILES, checkpoint):
+        path = out / name
+        if path.is_symlink() or path.is_file():  # a symlink goes, not its target
+            path.unlink()
+            removed.append(name)
+    if removed:
+        print(f"--overwrite: removed the previous run's {', '.join(removed)}")
 
 
 def _load(args) -> tuple[Dataset, Dataset]:
@@ -210,9 +244,9 @@ def _config(args, train, test, parts, mean, std) -> dict:
 
 
 def _check_resume(path: Path, config: dict) -> None:
-    if not path.is_file():
+    if not path.exists():
         return
-    saved = runs.read_json(path)
+    saved = runs.read_json(path)  # refuses a FIFO, a huge or a too deep file
     diff = [
         f"{k}: {saved.get(k)!r} -> {config[k]!r}"
         for k in SAME_ON_RESUME
@@ -340,7 +374,6 @@ def _train(args, out: Path, checkpoint_dir: Path) -> int:
             resume_from=checkpoint_dir,
         )
     timings["train"] = time.perf_counter() - start
-    model.save(out / runs.MODEL, include_optimizer=False)
     from cnnumpy.cli_tools import finish_run
 
     return finish_run(out, model, config, x_test, test, timings, not args.no_report)

@@ -12,11 +12,20 @@ instead of the file it points to. So the destination is looked at first:
   link stays. A dangling symlink creates its target, as ``open(path, "w")`` would,
   provided the target's directory exists;
 - a device, FIFO, socket or directory is refused with ``NotARegularFileError``.
+
+A full disk (or quota, or file size limit) raises ``DiskFullError``, an ``OSError``
+with the same ``errno`` whose message names the file being written: the system's own
+"No space left on device" names nothing.
+
+``read_small_text`` is the reading counterpart for small files a user may hand-edit
+(``config.json``): a FIFO or a device is refused before it is opened (opening a FIFO
+waits for a writer, forever) and a file over a size limit before it is read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import stat
@@ -35,8 +44,27 @@ _KINDS = (
 )
 
 
+# errno -> what a user is told; all three mean "this write cannot fit"
+_FULL = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for this file system or ulimit -f",
+}
+
+
 class NotARegularFileError(OSError):
     """The destination is a device, FIFO, socket or directory: it is never replaced."""
+
+
+class DiskFullError(OSError):
+    """ENOSPC, EDQUOT or EFBIG while writing a file; the message names the file."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+class FileTooLargeError(OSError):
+    """A file ``read_small_text`` refuses to read: it is over its size limit."""
 
 
 def file_kind(mode: int) -> str:
@@ -73,7 +101,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator
             prefix=f".{target.name}.", suffix=".tmp", dir=directory
         )
     except OSError as exc:
-        raise _naming(exc, path) from None
+        raise _full(exc, path) or _naming(exc, path) from None
     try:
         os.chmod(tmp, _mode_for(target))  # mkstemp makes 0600 files; keep the usual
         with os.fdopen(fd, mode, **kwargs) as f:
@@ -86,6 +114,10 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            full = _full(exc, path)
+            if full is not None:
+                raise full from None
         if isinstance(exc, OSError) and tmp in (exc.filename, exc.filename2):
             raise _naming(exc, path) from None
         raise
@@ -131,6 +163,15 @@ def _destination(path: Path) -> Path:
 def _naming(exc: OSError, path: Path) -> OSError:
     """The same error about ``path``: the temporary file means nothing to the user."""
     return type(exc)(exc.errno, exc.strerror, str(path))
+
+
+def _full(exc: OSError, path: Path) -> DiskFullError | None:
+    """``exc`` named after ``path`` if it means the disk is full, else None."""
+    reason = _FULL.get(exc.errno)
+    if reason is None:
+        return None
+    message = f"{reason} while writing {path} (the previous file, if any, is unchanged)"
+    return DiskFullError(exc.errno, message, str(path))
 
 
 def _mode_for(path: Path) -> int:
@@ -179,3 +220,35 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+def read_small_text(path: str | os.PathLike, max_bytes: int) -> str:
+    """The UTF-8 text of the regular file ``path``, of at most ``max_bytes`` bytes.
+
+    The file's kind and size are looked at (``os.stat``) before it is opened, so a
+    FIFO is never opened (that would wait for a writer) and a huge file never read
+    whole; a file that grows past the limit meanwhile is still refused, as at most
+    ``max_bytes + 1`` bytes are read.
+
+    Raises:
+        NotARegularFileError: a FIFO, device, socket or directory.
+        FileTooLargeError: more than ``max_bytes`` bytes.
+        OSError, UnicodeDecodeError: missing, unreadable, not UTF-8.
+    """
+    info = os.stat(path)
+    kind = file_kind(info.st_mode)
+    if kind != "regular file":
+        raise NotARegularFileError(f"{path} is a {kind}, not a regular file")
+    if info.st_size > max_bytes:
+        raise _too_large(path, info.st_size, max_bytes)
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _too_large(path, len(data), max_bytes)
+    return data.decode("utf-8")
+
+
+def _too_large(path, size: int, max_bytes: int) -> FileTooLargeError:
+    return FileTooLargeError(
+        f"{path} is {size:,} bytes, more than the {max_bytes:,} bytes it may be"
+    )

@@ -75,8 +75,10 @@ class FolderLock:
                     self._fd = fd
                 else:  # its holder removed the file as we opened it: lock the new one
                     os.close(fd)
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        # the pid only informs a refused writer: a full disk must not stop the run here
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
         if self._fd is None:

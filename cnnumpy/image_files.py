@@ -3,6 +3,8 @@ uint8 image ``(C, H, W)`` out, shaped like the model's input, or a one-line erro
 
 The steps, each a guard against a file that would otherwise be read wrong:
 
+- only a regular file is opened: opening a named pipe (FIFO) waits for a writer,
+  forever, and a device may never end;
 - the size the header declares is checked before any pixel is decoded, so that a
   decompression bomb (a small PNG declaring 30000 x 30000 pixels) is refused at once;
 - 16-bit grey images are scaled to 8 bits (``v * 255 / 65535``) rather than clipped;
@@ -17,11 +19,14 @@ The steps, each a guard against a file that would otherwise be read wrong:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Iterator
 
 import numpy as np
+
+from cnnumpy.fileio import file_kind
 
 #: Pixels read at most: 8192 x 8192 (a 48 MP photo fits; decoded as RGBA, 268 MB).
 MAX_PIXELS = 8192 * 8192
@@ -60,6 +65,7 @@ def read_image(path, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
         )
     C, H, W = input_shape
     with _decoding_errors(path):
+        _check_regular(path)  # before any open
         with Image.open(path) as image:
             _check_size(path, image.size)
             flat = _flatten(path, image, C, invert)
@@ -97,6 +103,15 @@ def _decoding_errors(path) -> Iterator[None]:
         except Exception as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ImageFileError(f"{path}: cannot read the image ({detail})") from None
+
+
+def _check_regular(path) -> None:
+    """Refuse a FIFO, device, socket or folder before it is opened (a FIFO hangs)."""
+    kind = file_kind(os.stat(path).st_mode)
+    if kind == "FIFO":
+        kind = "named pipe"
+    if kind != "regular file":
+        raise ImageFileError(f"{path} is not a regular file (a {kind})")
 
 
 def _check_size(path, size: tuple[int, int]) -> None:

@@ -33,7 +33,7 @@ import numpy as np
 from cnnumpy import data, image_files
 from cnnumpy.data import Dataset, DatasetError, cifar, sources
 from cnnumpy.data import sample as data_sample
-from cnnumpy.fileio import atomic_write_text
+from cnnumpy.fileio import atomic_write_text, read_small_text
 
 MODEL = "model.safetensors"
 CONFIG = "config.json"
@@ -44,6 +44,7 @@ CONFUSION = "confusion_matrix.png"
 REPORT = "report.html"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT = "checkpoint.safetensors"
+MAX_JSON_BYTES = 16 * 2**20  # a config.json is a few kB
 
 _LOADERS = {
     "mnist": data.load_mnist,
@@ -210,9 +211,17 @@ def _plain(value):
 
 
 def read_json(path: Path) -> dict:
+    """A JSON object from ``path`` (``config.json``), or a one-line ``UsageError``.
+
+    The file is refused, without reading it, if it is not a regular file or is over
+    ``MAX_JSON_BYTES``; so is a nesting too deep for the parser (RecursionError) and
+    an integer over Python's 4,300 digits (a ValueError).
+    """
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(read_small_text(path, MAX_JSON_BYTES))
+    except RecursionError:
+        raise UsageError(f"cannot read {path}: JSON nested too deeply") from None
+    except (OSError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
         raise UsageError(f"cannot read {path}: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{path}: expected a JSON object")
@@ -248,7 +257,7 @@ def open_run(target: str):
         raise UsageError(f"{target}: no such run folder or model file")
     config_path = folder / CONFIG
     model = load_model(model_path)
-    config = read_json(config_path) if config_path.is_file() else {}
+    config = read_json(config_path) if config_path.exists() else {}  # FIFO: refused
     try:
         return model, check_config(config, config_path, model), folder
     except ConfigError as exc:
