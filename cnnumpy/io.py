@@ -6,7 +6,9 @@ and to continue training: architecture, weights, BatchNorm statistics, the input
 preprocessing (``model.preprocessing``), optimiser state, history and, for checkpoints,
 the training position and random generator states. ``save_weights`` / ``load_weights``
 keep weights only. Loading never executes code, and never half-loads: every tensor and
-setting is checked before anything is written into a model.
+setting is checked before anything is written into a model. The tensors the header
+declares are checked against the architecture before their bytes are read, and their
+values (finite, variances >= 0) once read.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from cnnumpy.safefile import (
     ModelFileError,
     dump_bytes,
     load_bytes,  # noqa: F401 (io.load_bytes: a file already in memory)
-    load_file,
+    open_model_file,
 )
 
 __all__ = [
@@ -41,6 +43,15 @@ __all__ = [
 # Values in one example at any layer's input or output: a loaded architecture beyond
 # this (8 GiB of float32 per example) is refused before anything is allocated.
 _MAX_EXAMPLE_SIZE = 2**31
+# A checkpoint's extra.* arrays are its callbacks' state: EarlyStopping keeps one copy
+# of the weights. A few copies, plus a MiB of arrays of one's own, are allowed.
+_EXTRA_COPIES = 4
+_EXTRA_SLACK = 2**20
+# Tensors that must be >= 0, else NaN follows: variances (means of squares) whose
+# square root is taken, BatchNorm's running_var and the optimisers' second moments
+# (Adam's v, RMSProp's square_avg); and Adam's step count t, as 1 - beta**t divides.
+_NON_NEGATIVE_STATE = (".running_var",)
+_NON_NEGATIVE_SLOTS = (".v", ".square_avg", ".step")
 
 
 # -- model level -----------------------------------------------------------------------
@@ -215,8 +226,10 @@ def _check_weights(model, tensors: dict, where: str) -> None:
 def _check_tensors(expected: dict[str, tuple], tensors: dict, where: str) -> None:
     """The file's ``layers.*`` tensors must be exactly ``expected``, and floats.
 
-    A prefix ``"layers.{i}."`` mapped to None (a layer whose shapes are unknown before
-    it is built) lets any tensors of that layer through, to be checked once built.
+    ``tensors`` maps names to arrays, or to the header's ``TensorInfo`` (shape and
+    dtype) before the arrays are read. A prefix ``"layers.{i}."`` mapped to None (a
+    layer whose shapes are unknown before it is built) lets any tensors of that layer
+    through, to be checked once built.
     """
     unknown = tuple(k for k, v in expected.items() if v is None)
     expected = {k: v for k, v in expected.items() if v is not None}
@@ -241,6 +254,116 @@ def _check_tensors(expected: dict[str, tuple], tensors: dict, where: str) -> Non
             )
 
 
+def _check_declared(model, optimizer, declared: dict, where: str) -> None:
+    """Refuse a file whose header declares tensors that ``model`` does not call for.
+
+    Checked on the header alone (``TensorInfo``), before a byte of tensor data is
+    read: a 2 GB tensor added to a small model's file is refused, not read. Every name
+    must be one ``_model_payload`` writes: ``layers.{i}.{key}`` exactly the model's
+    weights and statistics, ``optimizer.{i}.{key}.{slot}`` a slot of ``optimizer``
+    for one of them, in the slot's shape, and ``extra.*`` (the callbacks' arrays of a
+    checkpoint) at most a few copies of the weights in all.
+    """
+    _check_weights(model, declared, where)
+    slots = _slot_shapes(model, optimizer)
+    extras = {}
+    for name, info in declared.items():
+        if name.startswith("layers."):
+            continue  # checked above
+        if name.startswith("extra."):
+            extras[name] = info
+        elif name not in slots:
+            raise ModelFileError(_unexpected_tensor(name, optimizer, where))
+        elif info.shape != slots[name]:
+            raise ModelFileError(
+                f"{where}: optimiser slot {name} has shape {info.shape}, "
+                f"the architecture expects {slots[name]}"
+            )
+        elif not np.issubdtype(info.dtype, np.floating):
+            raise ModelFileError(
+                f"{where}: optimiser slot {name} has dtype {info.dtype}, not floats"
+            )
+    _check_extra_size(model, extras, where)
+
+
+def _slot_shapes(model, optimizer) -> dict[str, tuple]:
+    """Every ``optimizer.{i}.{key}.{slot}`` tensor ``optimizer`` may have saved.
+
+    Slots are created at a parameter's first step, so a file may hold fewer.
+    """
+    if optimizer is None:
+        return {}
+    return {
+        f"optimizer.{i}.{key}.{slot}": optimizer._slot_shape(slot, p.shape)
+        for i, layer in enumerate(model.layers)
+        for key, p in layer.params.items()
+        for slot in optimizer._slot_names()
+    }
+
+
+def _unexpected_tensor(name: str, optimizer, where: str) -> str:
+    if not name.startswith("optimizer."):
+        return (
+            f"{where}: unexpected tensor {name!r}: a model file holds only "
+            "layers.*, optimizer.* and extra.* tensors"
+        )
+    if optimizer is None:
+        return f"{where}: unexpected tensor {name!r}: the file has no optimiser"
+    return (
+        f"{where}: unexpected tensor {name!r}: expected optimizer.{{layer}}.{{weight}}"
+        f".{{slot}} for a weight of the model and a slot of "
+        f"{type(optimizer).__name__} ({', '.join(optimizer._slot_names()) or 'none'})"
+    )
+
+
+def _check_extra_size(model, extras: dict, where: str) -> None:
+    """The ``extra.*`` tensors may hold a few copies of the weights, no more."""
+    values = sum(math.prod(shape) for shape in _expected_tensors(model).values())
+    weight_bytes = values * np.dtype(model.dtype).itemsize
+    limit = _EXTRA_COPIES * weight_bytes + _EXTRA_SLACK
+    total = sum(info.nbytes for info in extras.values())
+    if total > limit:
+        largest = max(extras, key=lambda name: extras[name].nbytes)
+        raise ModelFileError(
+            f"{where}: the extra tensors declare {total} bytes (the largest, "
+            f"{largest!r}, has shape {extras[largest].shape}); expected at most "
+            f"{limit} ({_EXTRA_COPIES} copies of the model's {weight_bytes} bytes of "
+            "weights and 1 MiB)"
+        )
+
+
+def _check_values(model, tensors: dict, where: str) -> None:
+    """Every weight, statistic and optimiser slot must be finite, variances >= 0.
+
+    A NaN read here would only show later, as an accuracy of "nan%". Values are
+    checked in the model's dtype, in which a float64 1e300 becomes inf in float32.
+    """
+    dtype = np.dtype(model.dtype)
+    for name, array in tensors.items():
+        if name.startswith("layers."):
+            _check_finite(name, array, dtype, _NON_NEGATIVE_STATE, where)
+        elif name.startswith("optimizer."):
+            _check_finite(name, array, dtype, _NON_NEGATIVE_SLOTS, where)
+
+
+def _check_finite(name, array, dtype, non_negative: tuple, where: str) -> None:
+    with np.errstate(over="ignore"):
+        values = array.astype(dtype, copy=False)
+    bad = values.size - np.count_nonzero(np.isfinite(values))
+    if bad:
+        raise ModelFileError(
+            f"{where}: tensor {name} has {bad} of {values.size} values that are NaN "
+            f"or infinite (as {dtype.name}); expected finite numbers"
+        )
+    if name.endswith(non_negative):
+        negative = np.count_nonzero(values < 0)
+        if negative:
+            raise ModelFileError(
+                f"{where}: tensor {name} has {negative} of {values.size} values "
+                "below 0; expected values >= 0 (a variance or a step count)"
+            )
+
+
 def _assign_weights(model, tensors: dict) -> None:
     for i, layer in enumerate(model.layers):
         for store in (layer.params, layer.state):
@@ -248,8 +371,11 @@ def _assign_weights(model, tensors: dict) -> None:
                 store[key][...] = tensors[f"layers.{i}.{key}"]
 
 
-def _optimizer_from_meta(meta: dict, tensors: dict, where: str, layers: list):
-    """A new optimiser with the saved config and state, or None if the file has none."""
+def _optimizer_from_meta(meta: dict, where: str):
+    """A new optimiser of the saved class and config, or None if the file has none.
+
+    Its state is loaded by ``_load_optimizer_state`` once the tensors are read.
+    """
     from cnnumpy import optimizers
 
     spec = meta.get("optimizer")
@@ -257,26 +383,33 @@ def _optimizer_from_meta(meta: dict, tensors: dict, where: str, layers: list):
         return None
     try:
         cls = optimizers.OPTIMIZERS[spec["class"].lower()]
-        optimizer = cls(**spec["config"])
+        return cls(**spec["config"])
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise _invalid_optimizer(exc, where) from None
+
+
+def _load_optimizer_state(optimizer, meta: dict, tensors: dict, where: str, layers):
+    """Give ``optimizer`` the saved step count, learning rate and slots."""
+    if optimizer is None:
+        return
+    spec = meta["optimizer"]
+    try:
         slots = {
             slot: {name: tensors[f"optimizer.{slot}.{name}"] for name in names}
             for slot, names in spec["slots"].items()
         }
-        if any(
-            not np.issubdtype(a.dtype, np.floating)
-            for arrays in slots.values()
-            for a in arrays.values()
-        ):
-            raise ValueError("optimiser slots must hold floats")
         optimizer.load_state_dict(
             {"iterations": spec["iterations"], "lr": spec["lr"], "slots": slots},
             layers=layers,
         )
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise ModelFileError(
-            f"{where}: invalid optimiser state ({exc.__class__.__name__}: {exc})"
-        ) from None
-    return optimizer
+        raise _invalid_optimizer(exc, where) from None
+
+
+def _invalid_optimizer(exc: Exception, where: str) -> ModelFileError:
+    return ModelFileError(
+        f"{where}: invalid optimiser state ({exc.__class__.__name__}: {exc})"
+    )
 
 
 def _history_from_meta(meta: dict, where: str):
@@ -322,35 +455,23 @@ def _layer_rngs(meta: dict, n_layers: int, where: str) -> list:
 def load_model(path) -> Sequential:  # noqa: F821
     """Rebuild a model from ``save_model``: architecture, weights, optimiser, history.
 
+    The model is built from the metadata and every declared tensor checked against it
+    before the tensors are read; their values are checked before they are set.
+
     Raises:
         ModelFileError: the file is truncated, corrupted, not a cnnumpy file,
-            inconsistent, or from a newer format version.
+            inconsistent, holds non-finite weights, or is from a newer format version.
     """
-    from cnnumpy import losses
-    from cnnumpy import metrics as metrics_module
-    from cnnumpy.model import Sequential
-    from cnnumpy.rng import isolated
-
     where = f"load_model({str(path)!r})"
-    tensors, meta = load_file(path, where)
-    layers = _layers_from_meta(meta, where)
-    # checked from shapes alone: building allocates and initialises every layer
-    _check_tensors(_planned_tensors(layers, meta["model"], where), tensors, where)
-    spec = meta["model"]
-    try:
-        input_shape = tuple(int(d) for d in spec["input_shape"])
-        dtype = np.dtype(spec.get("dtype", "float32"))
-        with isolated():
-            model = Sequential(layers, name=spec.get("name"))
-            model.astype(dtype)
-            model.build(input_shape)
-    except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as exc:
-        raise ModelFileError(
-            f"{where}: the architecture cannot be built: {exc!r}"
-        ) from None
-    _check_weights(model, tensors, where)
-    optimizer = _optimizer_from_meta(meta, tensors, where, model.layers)
-    rngs = _layer_rngs(meta, len(layers), where)
+    with open_model_file(path, where) as model_file:
+        meta = model_file.metadata
+        model = _model_from_meta(meta, model_file.declared, where)
+        optimizer = _optimizer_from_meta(meta, where)
+        _check_declared(model, optimizer, model_file.declared, where)
+        tensors = model_file.read_tensors()
+    _check_values(model, tensors, where)
+    _load_optimizer_state(optimizer, meta, tensors, where, model.layers)
+    rngs = _layer_rngs(meta, len(model.layers), where)
     history = _history_from_meta(meta, where)
     try:
         preprocessing = check_preprocessing(
@@ -363,23 +484,56 @@ def load_model(path) -> Sequential:  # noqa: F821
         if rng is not None:
             layer.rng = rng
     model.preprocessing = preprocessing
-    compiled = meta.get("compile")
-    if isinstance(compiled, dict):
-        try:
-            model.loss = losses.get(compiled["loss"])
-            model.metrics = {
-                m: metrics_module.get(m) for m in compiled.get("metrics", [])
-            }
-        except (KeyError, ValueError, TypeError) as exc:
-            # e.g. a user's own Loss class: the weights are still good
-            warnings.warn(
-                f"{where}: loaded without loss and metrics ({exc}); call compile()",
-                stacklevel=2,
-            )
-            model.loss, model.metrics = None, {}
+    _compile_from_meta(model, meta, where)
     model.optimizer = optimizer
     model.history = history
     return model
+
+
+def _model_from_meta(meta: dict, declared: dict, where: str):
+    """A new built model of the saved architecture, its tensors not yet set.
+
+    The layers' tensor shapes are first checked, from their configs alone, against
+    the tensors the header declares: building allocates and initialises every layer.
+    """
+    from cnnumpy.model import Sequential
+    from cnnumpy.rng import isolated
+
+    layers = _layers_from_meta(meta, where)
+    spec = meta["model"]
+    _check_tensors(_planned_tensors(layers, spec, where), declared, where)
+    try:
+        input_shape = tuple(int(d) for d in spec["input_shape"])
+        dtype = np.dtype(spec.get("dtype", "float32"))
+        with isolated():
+            model = Sequential(layers, name=spec.get("name"))
+            model.astype(dtype)
+            model.build(input_shape)
+    except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as exc:
+        raise ModelFileError(
+            f"{where}: the architecture cannot be built: {exc!r}"
+        ) from None
+    return model
+
+
+def _compile_from_meta(model, meta: dict, where: str) -> None:
+    """Set the saved loss and metrics, or warn and leave the model uncompiled."""
+    from cnnumpy import losses
+    from cnnumpy import metrics as metrics_module
+
+    compiled = meta.get("compile")
+    if not isinstance(compiled, dict):
+        return
+    try:
+        model.loss = losses.get(compiled["loss"])
+        model.metrics = {m: metrics_module.get(m) for m in compiled.get("metrics", [])}
+    except (KeyError, ValueError, TypeError) as exc:
+        # e.g. a user's own Loss class: the weights are still good
+        warnings.warn(
+            f"{where}: loaded without loss and metrics ({exc}); call compile()",
+            stacklevel=3,
+        )
+        model.loss, model.metrics = None, {}
 
 
 # -- preprocessing ---------------------------------------------------------------------
@@ -468,11 +622,15 @@ def save_weights(model, path) -> None:
 def load_weights(model, path) -> None:
     """Copy weights from a file into ``model``; all-or-nothing.
 
-    The shapes must match.
+    The shapes must match, checked from the file's header before its tensors are
+    read; the values must be finite (BatchNorm's running_var >= 0).
     """
     where = f"load_weights({str(path)!r})"
-    tensors, _ = load_file(path, where)
-    _check_weights(model, tensors, where)
+    with open_model_file(path, where) as model_file:
+        optimizer = _optimizer_from_meta(model_file.metadata, where)
+        _check_declared(model, optimizer, model_file.declared, where)
+        tensors = model_file.read_tensors()
+    _check_values(model, tensors, where)
     _assign_weights(model, tensors)
 
 
@@ -481,28 +639,22 @@ def restore_checkpoint(model, path, check_training=None) -> dict | None:
 
     Weights, optimiser state, layer generators, history and (with ``check_training``,
     a function that parses the training state or raises) the training state are all
-    checked before anything is set.
+    checked before anything is set; the tensors the header declares, before they are
+    read.
 
     Returns:
         The checkpoint's training state, plus ``"tensors"`` (its extra arrays) and
         ``"parsed"`` (what ``check_training`` returned), or None.
     """
     where = f"restore_checkpoint({str(path)!r})"
-    tensors, meta = load_file(path, where)
-    saved = [
-        (e.get("class"), e.get("config"))
-        for e in meta.get("model", {}).get("layers", [])
-    ]
-    mine = [
-        (type(layer).__name__, json.loads(json.dumps(layer.get_config())))
-        for layer in model.layers
-    ]
-    if saved != mine:
-        raise ModelFileError(
-            f"{where}: the checkpoint's architecture differs from the model's"
-        )
-    _check_weights(model, tensors, where)
-    optimizer = _optimizer_from_meta(meta, tensors, where, model.layers)
+    with open_model_file(path, where) as model_file:
+        meta = model_file.metadata
+        _check_same_architecture(model, meta, where)
+        optimizer = _optimizer_from_meta(meta, where)
+        _check_declared(model, optimizer, model_file.declared, where)
+        tensors = model_file.read_tensors()
+    _check_values(model, tensors, where)
+    _load_optimizer_state(optimizer, meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(model.layers), where)
     history = _history_from_meta(meta, where)
     training = meta.get("training")
@@ -527,3 +679,21 @@ def restore_checkpoint(model, path, check_training=None) -> dict | None:
         return None
     extras = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return {**training, "tensors": extras, "parsed": parsed}
+
+
+def _check_same_architecture(model, meta: dict, where: str) -> None:
+    """The checkpoint's layers must be ``model``'s: the same classes and configs."""
+    spec = meta.get("model")
+    entries = spec.get("layers") if isinstance(spec, dict) else None
+    saved = [
+        (e.get("class"), e.get("config")) if isinstance(e, dict) else e
+        for e in (entries if isinstance(entries, list) else [])
+    ]
+    mine = [
+        (type(layer).__name__, json.loads(json.dumps(layer.get_config())))
+        for layer in model.layers
+    ]
+    if saved != mine:
+        raise ModelFileError(
+            f"{where}: the checkpoint's architecture differs from the model's"
+        )

@@ -15,8 +15,10 @@ by field before NumPy reads a single tensor, layers are rebuilt only from the cl
 registered in ``cnnumpy.layers.LAYERS``, and nothing is written into a model before
 everything has been read and checked. Reading is bounded by what the file declares:
 8 bytes, then the header, then, once the file's size is exactly what the header
-declares, the tensors. Only regular files are read (not FIFOs or devices). Every write
-goes through ``cnnumpy.fileio.atomic_open``.
+declares, the tensors. A loader that knows what the file should hold (``cnnumpy.io``)
+opens it with ``open_model_file`` and checks every declared tensor's name and shape
+against the architecture before a byte of tensor data is read. Only regular files are
+read (not FIFOs or devices). Every write goes through ``cnnumpy.fileio.atomic_open``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 
@@ -39,6 +41,13 @@ _MAX_HEADER = 100_000_000
 # A tensor's shape: even an empty one ((0, 2**62)) must be one NumPy can create.
 _MAX_RANK = 32
 _MAX_ELEMENTS = 2**40
+# Tensors in one header. A model of a thousand layers with Adam holds a few thousand;
+# the bound is checked while the JSON is parsed, so that a header of a million tiny
+# entries costs a fraction of a second, not seconds and a gigabyte of dicts.
+_MAX_TENSORS = 100_000
+# Nesting of the header and of each metadata value. cnnumpy writes at most ~6 levels;
+# far deeper JSON would only reach Python's recursion limit later, in some repr().
+_MAX_DEPTH = 64
 # safetensors stores little-endian values, whatever the machine
 _DTYPES = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
@@ -50,6 +59,21 @@ class ModelFileError(ValueError):
 
     It is truncated, corrupted, foreign or inconsistent.
     """
+
+
+class TensorInfo(NamedTuple):
+    """What the header declares about one tensor, known before its bytes are read.
+
+    It has the ``shape`` and ``dtype`` of an array, so shape checks written for
+    arrays work on it unchanged.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize
 
 
 # -- low level: bytes <-> (tensors, metadata) ------------------------------------------
@@ -84,11 +108,27 @@ def dump_bytes(tensors: dict[str, np.ndarray], meta: dict) -> bytes:
 
 def load_bytes(data: bytes, where: str = "load") -> tuple[dict[str, np.ndarray], dict]:
     """Parse and verify safetensors bytes from ``dump_bytes``: (tensors, metadata)."""
-    return _load(io.BytesIO(data), len(data), where)
+    with ModelFile(io.BytesIO(data), len(data), where) as model_file:
+        return model_file.read_tensors(), model_file.metadata
 
 
 def load_file(path, where: str) -> tuple[dict[str, np.ndarray], dict]:
     """Read and verify a model file: (tensors, metadata).
+
+    Whatever its header declares is read, once checked against the file's size; to
+    check the declared tensors against what they should be first, use
+    ``open_model_file``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelFileError: as ``open_model_file``.
+    """
+    with open_model_file(path, where) as model_file:
+        return model_file.read_tensors(), model_file.metadata
+
+
+def open_model_file(path, where: str) -> ModelFile:
+    """Open a model file and read its header: a ``ModelFile``, tensors still unread.
 
     Only what the header declares is ever read, and only once the declaration has been
     checked against the file's size: a 64 GB file with a garbage header costs 8 bytes
@@ -99,8 +139,55 @@ def load_file(path, where: str) -> tuple[dict[str, np.ndarray], dict]:
         ModelFileError: a special file (FIFO, device, directory), or a file that is
             truncated, corrupted, foreign or from a newer format version.
     """
-    with _open_regular_file(path, where) as f:
-        return _load(f, os.fstat(f.fileno()).st_size, where)
+    f = _open_regular_file(path, where)
+    try:
+        return ModelFile(f, os.fstat(f.fileno()).st_size, where)
+    except BaseException:
+        f.close()
+        raise
+
+
+class ModelFile:
+    """A model file whose header has been read and checked; its tensors are not read.
+
+    The 8-byte header length is checked against the size, then the header (every
+    tensor's dtype, shape and place), then the size must be exactly 8 + header + the
+    tensor bytes the header declares. The caller may then compare ``declared`` (name
+    -> ``TensorInfo``) and ``metadata`` with what it expects, before ``read_tensors``
+    allocates anything. Use it in a ``with`` block: the file is closed at its end.
+    """
+
+    def __init__(self, f: IO[bytes], size: int, where: str) -> None:
+        self._f, self.where = f, where
+        n = _header_length(f.read(8), size, where)
+        self._specs, self._meta_strings = _parse_header(f.read(n), where)
+        data_len = _check_specs(self._specs, where)
+        if size != 8 + n + data_len:
+            raise ModelFileError(
+                f"{where}: the file has {size} bytes, but its header declares "
+                f"{8 + n + data_len} (8 + {n} of header + {data_len} of tensors); it "
+                "is truncated or has bytes appended"
+            )
+        self.declared = {
+            name: TensorInfo(tuple(spec["shape"]), _DTYPES[spec["dtype"]])
+            for name, spec in self._specs.items()
+        }
+        self.metadata = _decode_metadata(self._meta_strings, where)
+
+    def read_tensors(self) -> dict[str, np.ndarray]:
+        """Read every declared tensor and verify the checksum."""
+        tensors = _read_tensors(self._f, self._specs, self.where)
+        if _digest(tensors, self._meta_strings) != self._meta_strings.get("sha256"):
+            raise ModelFileError(
+                f"{self.where}: checksum mismatch (the file is corrupted)"
+            )
+        return tensors
+
+    def __enter__(self) -> ModelFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
 
 
 def _open_regular_file(path, where: str) -> IO[bytes]:
@@ -128,28 +215,6 @@ def _open_regular_file(path, where: str) -> IO[bytes]:
         raise
 
 
-def _load(f: IO[bytes], size: int, where: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a model file of ``size`` bytes from ``f``, checking before each read.
-
-    The 8-byte header length is checked against the size, then the header (every
-    tensor's dtype, shape and place), then the size must be exactly 8 + header + the
-    tensor bytes the header declares, and only then are the tensors read.
-    """
-    n = _header_length(f.read(8), size, where)
-    specs, meta_strings = _parse_header(f.read(n), where)
-    data_len = _check_specs(specs, where)
-    if size != 8 + n + data_len:
-        raise ModelFileError(
-            f"{where}: the file has {size} bytes, but its header declares "
-            f"{8 + n + data_len} (8 + {n} of header + {data_len} of tensors); it is "
-            "truncated or has bytes appended"
-        )
-    tensors = _read_tensors(f, specs, where)
-    if _digest(tensors, meta_strings) != meta_strings.get("sha256"):
-        raise ModelFileError(f"{where}: checksum mismatch (the file is corrupted)")
-    return tensors, _decode_metadata(meta_strings, where)
-
-
 def _header_length(prefix: bytes, size: int, where: str) -> int:
     """The header length the first 8 bytes declare, if the file can hold it."""
     if len(prefix) < 8:
@@ -170,11 +235,10 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
         (tensor specs, metadata strings).
     """
     try:
-        header = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelFileError(
-            f"{where}: corrupted header ({exc.__class__.__name__})"
-        ) from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{where}: the header is not valid: not UTF-8") from None
+    header = _parse_json(text, "the header", where, max_tensors=_MAX_TENSORS)
     if not isinstance(header, dict):
         raise ModelFileError(f"{where}: corrupted header (not a JSON object)")
     meta = header.pop("__metadata__", None)
@@ -184,6 +248,57 @@ def _parse_header(data: bytes, where: str) -> tuple[dict, dict]:
         raise ModelFileError(f"{where}: corrupted metadata (values must be strings)")
     _check_version(meta.get("format_version"), where)
     return header, meta
+
+
+class _TooManyObjects(Exception):
+    """Raised from inside ``json.loads`` to stop parsing a header that is too long."""
+
+
+def _parse_json(text: str, what: str, where: str, max_tensors: int | None = None):
+    """``json.loads(text)``, or a ModelFileError naming ``what`` and what is wrong.
+
+    For the header (``max_tensors`` given) the JSON objects are counted while being
+    parsed, so that parsing stops at the first tensor too many; its nesting is fixed
+    by the format (``_check_specs``). A metadata value's nesting is bounded by
+    ``_MAX_DEPTH``.
+    """
+    objects = 0
+
+    def count_objects(pairs: list[tuple]) -> dict:
+        nonlocal objects
+        objects += 1
+        if objects > max_tensors + 2:  # + the metadata and the header around all
+            raise _TooManyObjects
+        return dict(pairs)
+
+    hook = None if max_tensors is None else count_objects
+    try:
+        value = json.loads(text, object_pairs_hook=hook)
+    except _TooManyObjects:
+        reason = f"it declares more than {max_tensors} tensors"
+    except RecursionError:
+        reason = "it is nested too deeply"
+    except json.JSONDecodeError as exc:
+        reason = f"not JSON ({exc.msg} at character {exc.pos})"
+    except ValueError:  # an int beyond sys.get_int_max_str_digits() (4300 digits)
+        reason = "a number has too many digits"
+    else:
+        if max_tensors is not None or _depth(value) <= _MAX_DEPTH:
+            return value
+        reason = f"it is nested too deeply (more than {_MAX_DEPTH} levels)"
+    raise ModelFileError(f"{where}: {what} is not valid: {reason}")
+
+
+def _depth(value) -> int:
+    """How deeply parsed JSON nests lists and dicts, found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _check_version(version, where: str) -> None:
@@ -262,9 +377,6 @@ def _decode_metadata(meta_strings: dict[str, str], where: str) -> dict:
     for key, text in meta_strings.items():
         if key in ("format", "format_version", "sha256"):
             meta[key] = text
-            continue
-        try:
-            meta[key] = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            raise ModelFileError(f"{where}: corrupted metadata field {key!r}") from None
+        else:
+            meta[key] = _parse_json(text, f"the metadata field {key!r}", where)
     return meta

@@ -450,6 +450,57 @@ def test_a_64_gb_sparse_file_after_a_valid_model_is_refused_fast(
     assert_refused_small_and_fast(outcome, f"{64 * GIB} bytes")
 
 
+def with_a_sparse_tensor(model_file, path, name, nbytes):
+    """``model_file`` plus a tensor ``name`` of ``nbytes`` declared in its header.
+
+    The bytes are a hole: the file has exactly the size its header declares, but
+    holds no blocks for them.
+    """
+    raw = model_file.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header, data = json.loads(raw[8 : 8 + n]), raw[8 + n :]
+    offsets = [len(data), len(data) + nbytes]
+    header[name] = {"dtype": "F32", "shape": [nbytes // 4], "data_offsets": offsets}
+    raw_file(path, header, data)
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size + nbytes)
+
+
+@pytest.mark.parametrize(
+    "name, loader, message",
+    [
+        ("zzz", "load_model", "unexpected tensor 'zzz': a model file holds only"),
+        ("extra.0.EarlyStopping.1.W", "load_model", "extra tensors declare 2147483648"),
+        ("layers.1.V", "load_weights", "unexpected: ['layers.1.V']"),
+        ("optimizer.1.W.m", "restore_checkpoint", "'optimizer.1.W.m': the file has no"),
+    ],
+    ids=["unknown", "extra", "layer", "optimizer"],
+)
+def test_a_2_gb_tensor_the_model_does_not_have_is_refused_before_reading(
+    model_file, sparse_file, name, loader, message
+):
+    with_a_sparse_tensor(model_file, sparse_file, name, 2 * GIB)
+    outcome = load_in_a_small_child(sparse_file, loader)
+    assert_refused_small_and_fast(outcome, message)
+    assert str(sparse_file) in outcome["error"]
+
+
+def test_a_header_of_too_many_tensors_is_refused_while_it_is_parsed(tmp_path):
+    from cnnumpy.safefile import _MAX_TENSORS
+
+    path = tmp_path / "many.safetensors"
+    empty = {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
+    header = {"__metadata__": {"format": "cnnumpy", "format_version": "1"}}
+    header.update({f"extra.{i}": empty for i in range(_MAX_TENSORS + 1)})
+    raw_file(path, header)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match="the header is not valid") as info:
+        load_model(path)
+    assert time.perf_counter() - start < 1.0
+    assert f"it declares more than {_MAX_TENSORS} tensors" in str(info.value)
+    assert str(path) in str(info.value)
+
+
 @pytest.mark.parametrize("loader", ["load_model", "load_weights", "restore_checkpoint"])
 def test_trailing_bytes_are_refused_with_the_sizes(model_file, loader):
     size = model_file.stat().st_size

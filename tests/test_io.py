@@ -386,7 +386,9 @@ def test_crafted_metadata_raises_model_file_errors(tmp_path):
     tensors = {"a": np.zeros(2, np.float32)}
     metadata["sha256"] = _digest(tensors, metadata)
     path.write_bytes(save(tensors, metadata=metadata))
-    with pytest.raises(ModelFileError, match="corrupted metadata field 'history'"):
+    with pytest.raises(
+        ModelFileError, match="the metadata field 'history' is not valid: .*nested"
+    ):
         load_model(path)
     path.write_bytes(
         save(tensors, metadata={"format": "cnnumpy", "format_version": "²"})
@@ -416,3 +418,161 @@ def test_layer_generators_of_every_kind_round_trip(tmp_path, kind):
     model.save(path)
     loaded = load_model(path)
     assert loaded.layers[1].rng.random() == model.layers[1].rng.random()
+
+
+# -- what the header declares, and the values read -------------------------------------
+def loading(loader, path, model):
+    """A call that loads ``path`` with ``loader`` (into ``model`` if it takes one)."""
+    return {
+        "load_model": lambda: load_model(path),
+        "load_weights": lambda: load_weights(model, path),
+        "restore_checkpoint": lambda: io.restore_checkpoint(model, path),
+    }[loader]
+
+
+LOADERS = ["load_model", "load_weights", "restore_checkpoint"]
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("zzz", np.zeros(2, np.float32), "unexpected tensor 'zzz': a model file holds"),
+        (
+            "optimizer.6.W.q",
+            np.zeros((36, 3), np.float32),
+            r"'optimizer.6.W.q': expected .* a slot of Adam \(m, v, step\)",
+        ),
+        (
+            "optimizer.6.W.m",
+            np.zeros((36, 4), np.float32),
+            r"slot optimizer.6.W.m has shape \(36, 4\), the architecture expects "
+            r"\(36, 3\)",
+        ),
+        (
+            "extra.big",
+            np.zeros(2**19, np.float32),
+            r"extra tensors declare 2097152 bytes \(the largest, 'extra.big', has "
+            r"shape \(524288,\)\); expected at most 1051760 ",
+        ),
+    ],
+    ids=["unknown", "unknown-slot", "slot-shape", "extra-size"],
+)
+def test_tensors_the_model_does_not_call_for_are_refused(
+    tmp_path, loader, name, value, message
+):
+    _, path, _, _ = trained(tmp_path)
+    rewrite(path, tensor_changes={name: value})
+    with pytest.raises(ModelFileError, match=message) as info:
+        loading(loader, path, model_with_everything(seed=1))()
+    assert str(path) in str(info.value)
+
+
+def test_a_checkpoints_own_extra_tensors_still_load(tmp_path):
+    model, path, x, _ = trained(tmp_path)
+    best = {f"extra.1.EarlyStopping.{k}": v for k, v in rewrite_source(path).items()}
+    rewrite(path, {"training": {"epoch": 1}}, best)
+    state = io.restore_checkpoint(model_with_everything(seed=1), path)
+    assert sorted(state["tensors"]) == sorted(k[6:] for k in best)
+    np.testing.assert_array_equal(load_model(path).predict(x), model.predict(x))
+
+
+def rewrite_source(path):
+    """The ``layers.*`` tensors of a model file, renamed ``{i}.{name}``."""
+    tensors, _ = io.load_bytes(path.read_bytes())
+    return {k[7:]: v for k, v in tensors.items() if k.startswith("layers.")}
+
+
+def with_bad_values(tensors, name, count, value, dtype=np.float32):
+    array = tensors[name].astype(dtype)
+    array.reshape(-1)[:count] = value
+    return array
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize(
+    "name, value, dtype, message",
+    [
+        ("layers.0.W", np.nan, np.float32, "3 of 72 values that are NaN or infinite"),
+        ("layers.6.b", -np.inf, np.float32, "3 of 3 values that are NaN or infinite"),
+        ("layers.6.W", 1e300, np.float64, r"3 of 108 .*infinite \(as float32\)"),
+        ("layers.1.running_var", -1.0, np.float32, "3 of 4 values below 0"),
+        ("layers.1.running_mean", np.inf, np.float32, "3 of 4 values that are NaN"),
+        ("optimizer.6.W.m", np.nan, np.float32, "3 of 108 values that are NaN"),
+        ("optimizer.0.W.v", -1.0, np.float32, "3 of 72 values below 0"),
+    ],
+    ids=["nan", "-inf", "1e300", "var<0", "mean-inf", "slot-nan", "slot-v<0"],
+)
+def test_non_finite_weights_and_negative_variances_are_refused(
+    tmp_path, loader, name, value, dtype, message
+):
+    _, path, _, _ = trained(tmp_path)
+    tensors, _ = io.load_bytes(path.read_bytes())
+    bad = with_bad_values(tensors, name, 3, value, dtype)
+    rewrite(path, tensor_changes={name: bad})
+    model = model_with_everything(seed=1)
+    before = [{k: v.copy() for k, v in layer.items()} for layer in model.get_weights()]
+    # load_weights reads no optimiser state, but refuses a damaged file all the same
+    with pytest.raises(ModelFileError, match=f"tensor {name} has {message}") as info:
+        loading(loader, path, model)()
+    assert str(path) in str(info.value)
+    for a, b in zip(before, model.get_weights(), strict=True):  # nothing half-loaded
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def save_with_metadata(path, **fields):
+    """A model file whose metadata fields are the given JSON texts, checksum valid."""
+    from safetensors.numpy import save
+
+    from cnnumpy.safefile import _digest
+
+    metadata = {"format": "cnnumpy", "format_version": "1", **fields}
+    tensors = {"a": np.zeros(2, np.float32)}
+    metadata["sha256"] = _digest(tensors, metadata)
+    path.write_bytes(save(tensors, metadata=metadata))
+
+
+def save_with_header(path, header_text):
+    data = header_text.encode()
+    path.write_bytes(len(data).to_bytes(8, "little") + data)
+
+
+META = '"__metadata__": {"format": "cnnumpy", "format_version": "1"}'
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (
+            lambda p: save_with_metadata(p, history='{"epoch": [' + "9" * 5000 + "]}"),
+            "the metadata field 'history' is not valid: a number has too many digits",
+        ),
+        (
+            lambda p: save_with_header(
+                p,
+                "{" + META + ', "a": {"dtype": "F32", "shape": [' + "9" * 5000 + "], "
+                '"data_offsets": [0, 0]}}',
+            ),
+            "the header is not valid: a number has too many digits",
+        ),
+        (
+            lambda p: save_with_header(
+                p, "{" + META + ', "a": ' + "[" * 100_000 + "]" * 100_000 + "}"
+            ),
+            "the header is not valid: it is nested too deeply",
+        ),
+        (
+            lambda p: save_with_metadata(p, training="[" * 500 + "]" * 500),
+            r"the metadata field 'training' is not valid: it is nested too deeply "
+            r"\(more than 64 levels\)",
+        ),
+    ],
+    ids=["digits-metadata", "digits-header", "deep-header", "deep-metadata"],
+)
+def test_json_with_huge_numbers_or_deep_nesting_is_refused(tmp_path, write, message):
+    path = tmp_path / "m.safetensors"
+    write(path)
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_model(path)
+    assert str(path) in str(info.value)
