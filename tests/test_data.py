@@ -9,10 +9,12 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import struct
 import sys
 import tarfile
+import threading
 import warnings
 
 import numpy as np
@@ -126,6 +128,30 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.delenv("CNNUMPY_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     return tmp_path
+
+
+def raises_without_hanging(fifo, call, *args, **kwargs) -> Exception:
+    """The exception of ``call(*args, **kwargs)``, run in a thread: if it is still
+    blocked on ``fifo`` after 3 s, a writer opens and closes the FIFO so that the
+    read ends, and the test fails."""
+    outcome = []
+
+    def run():
+        try:
+            call(*args, **kwargs)
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(3)
+    if thread.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # EOF for the reader
+        thread.join(3)
+        pytest.fail(f"{call.__name__} hung reading the FIFO {fifo}")
+    assert outcome and outcome[0] is not None, f"{call.__name__} raised nothing"
+    return outcome[0]
 
 
 # ---------------------------------------------------------------------------- IDX /
@@ -353,3 +379,50 @@ def test_mnist_sample_malformed(tmp_path):
     bad.write_bytes(b"not gzip")
     with pytest.raises(DatasetError, match="cannot read"):
         load_mnist_sample(path=bad)
+
+
+# ------------------------------------------- a FIFO or a folder where a file belongs
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_mnist_refuses_a_fifo_instead_of_calling_it_absent(
+    tmp_path, small_specs, isolated
+):
+    write_mnist_split(tmp_path, "test")
+    fifo = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    error = raises_without_hanging(
+        fifo, load_mnist, "test", path=tmp_path, download=False
+    )
+    assert isinstance(error, DatasetError)
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+
+
+def test_mnist_refuses_a_folder_named_like_its_file(tmp_path, small_specs, isolated):
+    write_mnist_split(tmp_path, "test")
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    (tmp_path / "t10k-images-idx3-ubyte.gz").mkdir()
+    with pytest.raises(
+        DatasetError,
+        match=r"t10k-images-idx3-ubyte.gz is not a regular file "
+        r"\(it is a directory\)",
+    ):
+        load_mnist("test", path=tmp_path, download=False)
+
+
+def test_a_regular_file_is_still_preferred_to_a_folder(tmp_path, small_specs, isolated):
+    write_mnist_split(tmp_path, "test", gz=False)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").mkdir()  # beside the raw file
+    with pytest.warns(ChecksumWarning):
+        ds = load_mnist("test", path=tmp_path, download=False)
+    assert ds.source.startswith(str(tmp_path / "t10k-images-idx3-ubyte,"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+def test_mnist_sample_refuses_a_fifo(tmp_path):
+    fifo = tmp_path / "mnist_5k.csv.gz"
+    os.mkfifo(fifo)
+    error = raises_without_hanging(fifo, load_mnist_sample, path=fifo)
+    assert isinstance(error, DatasetError)
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"

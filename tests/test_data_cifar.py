@@ -11,6 +11,7 @@ from test_data import (  # the fixtures are shared with test_data.py
     cifar_batch,
     cifar_members,
     isolated,  # noqa: F401
+    raises_without_hanging,
     small_specs,  # noqa: F401
     write_cifar_folder,
     write_cifar_tar,
@@ -181,3 +182,33 @@ def test_corrupt_archive(tmp_path):
     (tmp_path / cifar.ARCHIVE).write_bytes(b"\x1f\x8b" + bytes(100))
     with pytest.raises(DatasetError, match="cannot read the archive"):
         load_cifar10("test", path=tmp_path, download=False)
+
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes")
+
+
+@needs_fifo
+@pytest.mark.parametrize("given", ["folder", "archive"])
+def test_a_fifo_as_the_archive_is_refused_not_read(tmp_path, given):
+    fifo = tmp_path / cifar.ARCHIVE
+    os.mkfifo(fifo)
+    path = tmp_path if given == "folder" else fifo
+    error = raises_without_hanging(
+        fifo, load_cifar10, "test", path=path, download=False
+    )
+    assert isinstance(error, DatasetError)
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+
+
+@needs_fifo
+@pytest.mark.parametrize("name", ["test_batch", "batches.meta"])
+def test_a_fifo_as_a_batch_file_is_refused_not_read(tmp_path, name):
+    folder = write_cifar_folder(tmp_path, cifar_members())
+    fifo = folder / name
+    fifo.unlink()
+    os.mkfifo(fifo)
+    error = raises_without_hanging(
+        fifo, load_cifar10, "test", path=tmp_path, download=False
+    )
+    assert isinstance(error, DatasetError)
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"

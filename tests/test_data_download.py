@@ -1,14 +1,18 @@
 """Downloads from a local HTTP server on 127.0.0.1: verified, atomic, no partial file.
 
 The server (``http.server`` in a thread, port 0) serves fixed bytes per path and can
-misbehave on purpose: 404, a body shorter than its Content-Length, or a stall.
+misbehave on purpose: 404, a body shorter than its Content-Length, a stall, or half a
+body followed by a hang. A raw socket server drips a status line and headers.
 """
 
 import dataclasses
 import gzip
 import hashlib
 import http.server
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -30,6 +34,7 @@ from cnnumpy.data import (
     download,
     load_cifar10,
     load_mnist,
+    partfiles,
     sources,
 )
 
@@ -51,6 +56,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if mode == "stall":
             time.sleep(1.5)  # longer than the client's timeout; bounded
             return
+        if mode == "hang":
+            self._hang(body)
+            return
         self.send_response(200)
         declared = len(body) * 2 if mode == "cut" else len(body)
         self.send_header("Content-Length", str(declared))
@@ -59,6 +67,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         if mode == "cut":
             self.close_connection = True
+
+    def _hang(self, body):
+        """Half the body, then nothing for 5 s (bounded), as a download in progress."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        time.sleep(5)
+        self.close_connection = True
 
     def log_message(self, *args):  # keep the test output quiet
         pass
@@ -233,3 +251,149 @@ def test_without_tqdm_the_download_has_no_bar(server, tmp_path, monkeypatch, cap
     server.routes["/f.gz"] = ("ok", PAYLOAD)
     download(server.url + "/f.gz", tmp_path / "f.gz", md5=MD5, timeout=5)
     assert (tmp_path / "f.gz").exists() and capsys.readouterr().err == ""
+
+
+# ------------------------------------ a deadline from connecting to the last byte
+
+
+@pytest.fixture
+def dripping_server():
+    """URL of a raw server that sends ``prefix`` at once, then one byte of a status
+    line and headers every 0.2 s: each read is within the client's timeout, the
+    whole never ends. Set ``dripping_server.prefix``; bounded to 10 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+    state = type("Drip", (), {"prefix": b""})
+
+    def serve():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=drip, args=(conn,), daemon=True).start()
+
+    def drip(conn):
+        with conn:
+            conn.recv(65536)  # the request
+            conn.sendall(state.prefix)
+            for byte in b"X-Slow: " + b"a" * 50:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return  # the client gave up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{listener.getsockname()[1]}/f.gz"
+    yield state
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize(
+    "prefix, seen",
+    [(b"", "status line"), (b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n", "headers")],
+)
+def test_dripped_status_line_and_headers_meet_the_deadline(
+    dripping_server, tmp_path, prefix, seen
+):
+    dripping_server.prefix = prefix
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        download(
+            dripping_server.url,
+            tmp_path / "f.gz",
+            md5=MD5,
+            timeout=5,
+            deadline=0.5,
+            progress=False,
+        )
+    assert time.monotonic() - started < 1.5  # deadline + 1 s
+    assert (
+        f"{dripping_server.url}: too slow: the status line and headers were still "
+        "incomplete after 0.5 s, the deadline for this file" in str(info.value)
+    ), seen
+    assert list(tmp_path.iterdir()) == []
+
+
+# -------------------------------------------- part files left by a killed download
+
+
+KILLED_DOWNLOAD = """
+import sys
+from cnnumpy.data import download
+download(sys.argv[1], sys.argv[2], md5="0" * 32, timeout=30, progress=False)
+"""
+
+
+def _age(path, seconds=3600):
+    """Make ``path`` look last written ``seconds`` ago."""
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _wait_for_part_file(folder, server, process, limit=10.0):
+    """The part file, once the server has been asked for the file."""
+    ends = time.monotonic() + limit
+    while time.monotonic() < ends and process.poll() is None:
+        parts = [p for p in folder.iterdir() if p.name.endswith(".part")]
+        if parts and server.hits:
+            return parts[0]
+        time.sleep(0.02)
+    raise AssertionError("the download never started")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_part_file_of_a_killed_download_is_removed_by_the_next(server, tmp_path):
+    server.routes["/f.gz"] = ("hang", PAYLOAD)
+    dest = tmp_path / "f.gz"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DOWNLOAD, server.url + "/f.gz", str(dest)]
+    )
+    try:
+        part = _wait_for_part_file(tmp_path, server, process)
+    finally:
+        process.kill()  # SIGKILL: no cleanup can run
+        process.wait()
+    assert process.returncode == -signal.SIGKILL and part.exists()
+    _age(part)  # killed long ago
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    download(server.url + "/f.gz", dest, md5=MD5, timeout=5, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.gz"]
+
+
+def test_only_stale_part_files_of_this_file_are_removed(server, tmp_path):
+    names = {
+        ".f.gz.abc_1234.part": False,  # ours, old, unlocked: stale
+        ".f.gz.new12345.part": True,  # ours but just written
+        ".g.gz.abc_1234.part": True,  # another file's
+        ".f.gz.short.part": True,  # not a name mkstemp makes
+        "f.gz.abc_1234.part": True,  # no leading dot: not ours
+        ".f.gz.ABC_1234.part": True,  # mkstemp uses lower case only
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+        if name != ".f.gz.new12345.part":
+            _age(tmp_path / name)
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    download(server.url + "/f.gz", tmp_path / "f.gz", md5=MD5, progress=False)
+    kept = {name for name, keep in names.items() if keep}
+    assert {p.name for p in tmp_path.iterdir()} == kept | {"f.gz"}
+
+
+@pytest.mark.skipif(partfiles.fcntl is None, reason="flock is POSIX")
+def test_a_live_download_part_file_is_locked_and_kept(tmp_path):
+    dest = tmp_path / "f.gz"
+    fd, path, lock = partfiles.create(dest)
+    os.close(fd)  # as after writing: the lock stays until release
+    _age(path)  # a live download stalled for an hour
+    assert partfiles.remove_stale(dest) == []
+    assert os.path.exists(path)
+    partfiles.release(lock)  # the download ended without removing it (killed)
+    assert partfiles.remove_stale(dest) == [tmp_path / os.path.basename(path)]
+    assert list(tmp_path.iterdir()) == []

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnumpy.data.dataset import DatasetError, UnsafePickleError
+from cnnumpy.data.dataset import DatasetError, UnsafePickleError, open_regular
 from cnnumpy.data.idx import md5_hex
 
 FOLDER = "cifar-10-batches-py"
@@ -237,13 +237,17 @@ def parse_meta(data: bytes, what: str = META) -> tuple[str, ...]:
 
 
 def find_source(path: Path) -> Path | None:
-    """The archive or batch folder at ``path`` (either itself, or inside it), if any."""
-    if path.is_file():
+    """The archive or batch folder at ``path`` (either itself, or inside it), if any.
+
+    Whatever exists under an expected name is returned, a FIFO or a device too:
+    reading it then says what it is, instead of "not found".
+    """
+    if path.exists() and not path.is_dir():
         return path
     for candidate in (path / FOLDER, path / ARCHIVE):
         if candidate.exists():
             return candidate
-    if (path / META).is_file() or (path / "test_batch").is_file():
+    if (path / META).exists() or (path / "test_batch").exists():
         return path
     return None
 
@@ -258,12 +262,12 @@ def read_members(
     missing one of ``optional`` is left out.
     """
     if source.is_dir():
-        present = [n for n in optional if (source / n).is_file()]
+        present = [n for n in optional if (source / n).exists()]
         return {name: _read_file(source / name) for name in (*names, *present)}
     wanted = {f"{FOLDER}/{name}": name for name in (*names, *optional)}
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(source, mode="r:*") as tar:
+        with open_regular(source) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
             for member in tar:
                 name = wanted.get(member.name.removeprefix("./"))
                 if name is None or name in found:
@@ -285,9 +289,10 @@ def read_members(
 
 def _read_file(path: Path) -> bytes:
     try:
-        if path.stat().st_size > MAX_MEMBER_BYTES:
-            raise DatasetError(f"{path}: too large for a CIFAR-10 batch")
-        return path.read_bytes()
+        with open_regular(path) as stream:
+            if os.fstat(stream.fileno()).st_size > MAX_MEMBER_BYTES:
+                raise DatasetError(f"{path}: too large for a CIFAR-10 batch")
+            return stream.read()
     except OSError as exc:
         raise DatasetError(f"cannot read {os.fspath(path)}: {exc}") from exc
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 
@@ -121,3 +123,43 @@ def check_labels(y: np.ndarray, num_classes: int, what: str) -> np.ndarray:
             f"got values from {y.min()} to {y.max()}"
         )
     return y
+
+
+def open_regular(path: str | os.PathLike) -> BinaryIO:
+    """Open ``path`` for reading in binary mode; anything but a regular file is refused.
+
+    A FIFO (named pipe) given as a data set file would block ``open`` until some
+    writer appears, and a device may never end. The type is checked before opening,
+    and again on the open file itself (``fstat``), so that a path swapped in between
+    cannot slip through; ``O_NONBLOCK`` keeps that open from waiting on a FIFO and
+    changes nothing for a regular file.
+
+    Raises:
+        DatasetError: ``path`` is a FIFO, a directory, a device or a socket.
+        OSError: ``path`` cannot be opened (missing, no permission, ...).
+    """
+    _check_regular(path, os.stat(path).st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        _check_regular(path, os.fstat(fd).st_mode)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO/named pipe"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+    raise DatasetError(f"{os.fspath(path)} is not a regular file (it is {kind})")

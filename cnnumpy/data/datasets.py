@@ -36,10 +36,14 @@ from cnnumpy.data.sources import CifarSpec, IdxSpec
 
 
 def _idx_file(folder: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+    """``stem.gz`` or ``stem`` in ``folder``: a regular file first, else whatever
+    exists under the name (a FIFO, say), which reading then refuses with a clear
+    message instead of calling it absent."""
+    paths = [folder / (stem + ".gz"), folder / stem]
+    for path in paths:
+        if path.is_file():
+            return path
+    return next((path for path in paths if path.exists()), None)
 
 
 def _find_idx(spec: IdxSpec, split: str, path, download: bool, caller: str):

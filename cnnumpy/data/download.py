@@ -3,14 +3,16 @@
 The file is written to a temporary name in the destination folder, flushed to disk with
 ``fsync``, verified, and only then renamed over the destination with ``os.replace``
 (atomic on POSIX and Windows). On any failure the temporary file is deleted, so the
-cache never holds a partial or unverified file.
+cache never holds a partial or unverified file; the one a killed process could not
+delete is removed by the next download of the same file (``partfiles``).
 
 A server cannot make a download take more than its share of disk or time: at most
 ``max_bytes`` are written (the caller knows each official file's size; the refusal
 comes as soon as one byte more arrives, or at once when the Content-Length announces
-more), each read waits at most ``timeout`` seconds, and the whole transfer from one
-URL is abandoned once it has taken more than ``deadline`` seconds (checked after every
-read, so it ends by ``deadline + timeout``): a server dripping one byte at a time
+more), each read waits at most ``timeout`` seconds, and the whole request to one URL,
+from connecting through the status line and headers to the last byte, is abandoned
+once it has taken ``deadline`` seconds (a watchdog shuts the socket, see
+``cnnumpy.data.deadline``): a server dripping one byte at a time, body or headers,
 cannot hold it for ever.
 """
 
@@ -21,8 +23,6 @@ import hashlib
 import http.client
 import math
 import os
-import tempfile
-import time
 import urllib.error
 import urllib.request
 import zlib
@@ -30,7 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from cnnumpy.data import partfiles
 from cnnumpy.data.dataset import DatasetError, DownloadError
+from cnnumpy.data.deadline import Watchdog
 
 _CHUNK = 1 << 20
 # The cap when the caller gives none: the largest data set file here (CIFAR-10's
@@ -91,35 +93,63 @@ class _LocalError(DatasetError):
 class _Limits(NamedTuple):
     timeout: float  # seconds for connecting and for each read
     max_bytes: int  # the most bytes the file can have
-    deadline: float  # seconds for the whole transfer from one URL
+    deadline: float  # seconds for one URL, from connecting to the last byte
+
+
+class _Seen:
+    """What has arrived so far from one URL, for the messages."""
+
+    def __init__(self):
+        self.received = 0  # bytes of the body
+        self.total: int | None = None  # the Content-Length, once the headers are in
+        self.headers = False  # the status line and headers are complete
 
 
 def _fetch(url: str, out, limits: _Limits, progress: bool, dest: Path) -> None:
     """Stream ``url`` into the open file ``out`` within ``limits``; raise if bytes are
-    missing, too many or too slow."""
+    missing, too many or too slow.
+
+    The watchdog holds the deadline over every step, the status line and headers
+    included: past it, it shuts the socket and the read in progress returns.
+    """
+    seen = _Seen()
+    with Watchdog(limits.deadline) as watchdog:
+        try:
+            _stream(watchdog, url, out, limits, progress, dest, seen)
+        except _LocalError:
+            raise
+        except Exception as exc:
+            if watchdog.expired:
+                raise _too_slow(seen, limits.deadline) from exc
+            raise
+        if watchdog.expired:  # the shut socket ended the body early
+            raise _too_slow(seen, limits.deadline)
+    if seen.total is not None and seen.received != seen.total:
+        raise http.client.IncompleteRead(b"", seen.total - seen.received)
+
+
+def _stream(watchdog, url, out, limits: _Limits, progress, dest, seen: _Seen) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    started = time.monotonic()
     timeout = min(limits.timeout, limits.deadline)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        total = _declared_length(response, limits.max_bytes)
+    with watchdog.opener().open(request, timeout=timeout) as response:
+        # A socket shut by the watchdog ends the headers early, as a blank line would.
+        seen.headers = not watchdog.expired
+        seen.total = _declared_length(response, limits.max_bytes)
         # read1 returns what has arrived; read(n) would wait for all n bytes.
         read = getattr(response, "read1", response.read)
-        bar = _progress_bar(total, dest.name, progress)
-        received = 0
+        bar = _progress_bar(seen.total, dest.name, progress)
         try:
             # Ask for one byte more than allowed at most: the overflow is detected
             # without writing it.
-            while chunk := read(min(_CHUNK, limits.max_bytes - received + 1)):
-                received += len(chunk)
-                _check_limits(received, total, started, limits)
+            while chunk := read(min(_CHUNK, limits.max_bytes - seen.received + 1)):
+                seen.received += len(chunk)
+                _check_size(seen.received, limits.max_bytes)
                 _local(out.write, dest, chunk)
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
             if bar is not None:
                 bar.close()
-    if total is not None and received != total:
-        raise http.client.IncompleteRead(b"", total - received)
 
 
 def _declared_length(response, max_bytes: int) -> int | None:
@@ -135,18 +165,24 @@ def _declared_length(response, max_bytes: int) -> int | None:
     return int(length)
 
 
-def _check_limits(received: int, total: int | None, started: float, limits) -> None:
-    if received > limits.max_bytes:
+def _check_size(received: int, max_bytes: int) -> None:
+    if received > max_bytes:
         raise DatasetError(
             f"more data than expected: {received:,} bytes received, at most "
-            f"{limits.max_bytes:,} expected; download stopped"
+            f"{max_bytes:,} expected; download stopped"
         )
-    if time.monotonic() - started > limits.deadline:
-        of = f" of {total:,}" if total is not None else ""
-        raise DatasetError(
-            f"too slow: {received:,}{of} bytes after {limits.deadline:g} s, the "
-            "time allowed for this file; download abandoned"
-        )
+
+
+def _too_slow(seen: _Seen, deadline: float) -> DatasetError:
+    if not seen.headers:
+        got = "the status line and headers were still incomplete"
+    else:
+        of = f" of {seen.total:,}" if seen.total is not None else ""
+        got = f"{seen.received:,}{of} bytes"
+    return DatasetError(
+        f"too slow: {got} after {deadline:g} s, the deadline for this file; "
+        "download abandoned"
+    )
 
 
 def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
@@ -167,9 +203,7 @@ def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
 
 
 def _download_one(url, dest: Path, md5, gunzip_md5, limits, progress) -> None:
-    fd, tmp = _local(
-        tempfile.mkstemp, dest, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-    )
+    fd, tmp, lock = _local(partfiles.create, dest, dest)
     try:
         with os.fdopen(fd, "wb") as out:
             _fetch(url, out, limits, progress, dest)
@@ -181,6 +215,9 @@ def _download_one(url, dest: Path, md5, gunzip_md5, limits, progress) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        # Only now, renamed or deleted, may the part file's lock go (see partfiles).
+        partfiles.release(lock)
 
 
 def _local(step, dest: Path, *args, **kwargs):
@@ -233,7 +270,8 @@ def download(
         max_bytes: the size of the file (exact, or an upper bound when mirrors
             differ); a server that sends or announces more is cut off. Default:
             ``MAX_DOWNLOAD_BYTES``.
-        deadline: seconds allowed for the whole transfer from one URL. Default:
+        deadline: seconds allowed for each URL, from connecting through the
+            status line and headers to the last byte. Default:
             ``timeout + max_bytes / MIN_AVERAGE_RATE``.
 
     Returns:
@@ -254,6 +292,7 @@ def download(
     limits = _limits(timeout, max_bytes, deadline)
     dest = Path(dest)
     _local(os.makedirs, dest, dest.parent, exist_ok=True)
+    partfiles.remove_stale(dest)  # left by a download that was killed
     failures = []
     for url in urls:
         try:

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from cnnumpy.data.dataset import DatasetError
+from cnnumpy.data.dataset import DatasetError, open_regular
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
@@ -35,11 +35,11 @@ def read_maybe_gzip(path: str | os.PathLike, max_bytes: int = MAX_RAW_BYTES) -> 
     """The content of ``path``, decompressed when it starts with the gzip signature.
 
     Raises:
-        DatasetError: unreadable file, corrupt or truncated gzip stream, or
-            content larger than ``max_bytes``.
+        DatasetError: unreadable file, not a regular file (a FIFO would hang),
+            corrupt or truncated gzip stream, or content larger than ``max_bytes``.
     """
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             gzipped = raw.read(2) == _GZIP_SIGNATURE
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw) if gzipped else raw

@@ -24,6 +24,7 @@ from cnnumpy.data.dataset import (
     check_dtype,
     check_labels,
     convert_images,
+    open_regular,
 )
 from cnnumpy.data.idx import md5_hex
 from cnnumpy.data.sources import MNIST
@@ -92,7 +93,8 @@ def load_mnist_sample(
             "path= to its mnist_5k.csv.gz, or use load_mnist() for the full data set."
         )
     try:
-        compressed = file.read_bytes()
+        with open_regular(file) as stream:  # a FIFO would block for ever
+            compressed = stream.read()
         content = gzip.decompress(compressed)
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{caller}: cannot read {file}: {exc}") from exc
