@@ -7,11 +7,20 @@ order differs); float32 rtol 1e-4 / atol 1e-5 (the training dx subtracts two sum
 batch, which loses a few digits).
 """
 
+import engine_modes
 import numpy as np
 import pytest
 import torch
 
 from cnnumpy.layers import BatchNorm
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("batchnorm"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
+
 
 pytestmark = pytest.mark.torch
 

@@ -1,11 +1,19 @@
 """Flatten, Dropout, BatchNorm: finite differences, behaviour, seeds, errors."""
 
+import engine_modes
 import numpy as np
 import pytest
 
 import cnnumpy
 from cnnumpy.layers import BatchNorm, Dropout, Flatten
 from tests.gradcheck import check_layer_gradients
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("batchnorm", "dropout"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
 
 
 # -- Flatten ---------------------------------------------------------------------------

@@ -1,11 +1,19 @@
 """LocalResponseNorm: finite differences and PyTorch's local_response_norm."""
 
+import engine_modes
 import numpy as np
 import pytest
 import torch
 
 from cnnumpy.layers.lrn import LocalResponseNorm
 from gradcheck import check_layer_gradients
+
+
+@pytest.fixture(autouse=True, params=engine_modes.modes("lrn"))
+def engine_mode(request):
+    """Every test once per mode: the engine, the book, each kernel forced."""
+    with engine_modes.running(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5])

@@ -21,6 +21,7 @@ from cnnumpy.textbook import activations as book_act
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import dense as book_dense
 from cnnumpy.textbook import dropout as book_dropout
+from cnnumpy.textbook import lrn as book_lrn
 from cnnumpy.textbook import normalization as book_norm
 from cnnumpy.textbook import pool as book_pool
 
@@ -184,3 +185,8 @@ dropout.register(
     applies=engine_dropout.splitting,
     why="a step split over processes: the whole batch's mask, this slice's rows",
 )
+
+# -- local response normalisation (book: textbook/lrn.py) ----------------------------
+lrn = operation(
+    "lrn", book_lrn.lrn_forward, book_lrn.lrn_backward
+)  # AlexNet's only: a sum over a few channels, vectorised in the book already

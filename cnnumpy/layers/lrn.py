@@ -1,14 +1,14 @@
 """LocalResponseNorm layer (AlexNet's "LRN").
 
-The math is in ``cnnumpy.textbook.lrn``.
+The math is in ``cnnumpy.textbook.lrn``, run by the ``lrn`` operation.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer
-from cnnumpy.textbook.lrn import lrn_backward, lrn_forward
 
 
 class LocalResponseNorm(Layer):
@@ -71,19 +71,20 @@ class LocalResponseNorm(Layer):
     def forward(self, x, training=False):
         x = self._prepare_input(x)
         self.output_shape(x.shape[1:])
-        y, self._cache = lrn_forward(x, self.size, self.alpha, self.beta, self.k)
+        y, self._cache = ops.lrn.forward(x, self.size, self.alpha, self.beta, self.k)
+        self._out_shape = y.shape
         return y
 
     def backward(self, dout):
         if self._cache is None:
             raise self._error("backward called before forward")
-        expected = self._cache[0].shape
+        expected = self._out_shape
         if not isinstance(dout, np.ndarray) or dout.shape != expected:
             got = dout.shape if isinstance(dout, np.ndarray) else type(dout).__name__
             raise self._error(f"expected dout {expected}, got {got}")
         if not self.need_input_grad:
             return None
-        return lrn_backward(dout, self._cache)
+        return ops.lrn.backward(dout, self._cache)
 
     def get_config(self):
         return {
