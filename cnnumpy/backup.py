@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnumpy.fileio import file_kind
 from cnnumpy.folderlock import FolderLock, RunFolderLocked
 
 __all__ = ["Backup", "FolderLock", "RunFolderLocked", "fingerprint", "run_signature"]
@@ -95,8 +96,9 @@ class Backup:
     def __init__(self, folder, model, callbacks, run: dict | None = None) -> None:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
+            kind = file_kind(folder.stat().st_mode)  # stat never opens a FIFO
             raise ValueError(
-                f"fit: resume_from must be a folder, got {folder}, which is a file"
+                f"fit: resume_from must be a folder, got {folder}, which is a {kind}"
             )
         self.folder, self.path = folder, folder / self.FILENAME
         self.model, self.callbacks = model, callbacks

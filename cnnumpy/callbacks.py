@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import string
 from pathlib import Path
 
 import numpy as np
@@ -91,11 +92,45 @@ def _monitored(logs: dict | None, monitor: str, owner: str) -> float:
     return float(logs[monitor])
 
 
+def _check_validation_monitor(callback, owner: str) -> None:
+    """Refuse, when ``fit`` starts, a ``val_*`` monitor that only validation data give.
+
+    Like ``ModelCheckpoint``, this reads the log keys ``fit`` will write
+    (``model._fit_log_keys``). It says nothing when a callback of the user's own (a
+    ``LambdaCallback`` or a ``Callback`` subclass defined elsewhere) with an
+    ``on_epoch_end`` runs before ``callback``: that one may put the key in the logs
+    itself.
+    """
+    keys = getattr(callback.model, "_fit_log_keys", None)  # set by fit
+    callbacks = getattr(callback.model, "_fit_callbacks", [])  # set by fit
+    monitor = callback.monitor
+    if keys is None or callback not in callbacks or monitor in keys:
+        return
+    from_validation = monitor.startswith("val_") and monitor[len("val_") :] in keys
+    earlier = callbacks[: callbacks.index(callback)]
+    if from_validation and not any(_may_add_logs(cb) for cb in earlier):
+        raise ValueError(
+            f"{owner}: monitor={monitor!r} needs validation data "
+            "(validation_data= or validation_split=); got none"
+        )
+
+
+def _may_add_logs(callback) -> bool:
+    """Whether ``callback`` runs the user's own ``on_epoch_end``, which may add keys
+    to the epoch's logs."""
+    hook = callback.on_epoch_end
+    overridden = getattr(hook, "__func__", hook) is not Callback.on_epoch_end
+    ours = type(callback).__module__ == __name__
+    return overridden and (not ours or isinstance(callback, LambdaCallback))
+
+
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights`` the model gets back the weights of its best epoch at
-    the end.
+    the end. A ``val_*`` monitor without validation data is refused when ``fit``
+    starts (``ValueError``), unless a callback of your own that runs before this one
+    has an ``on_epoch_end`` (it may add the key to the logs).
     """
 
     def __init__(
@@ -123,6 +158,9 @@ class EarlyStopping(Callback):
         if self.mode == "min":
             return value < self.best - self.min_delta
         return value > self.best + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        _check_validation_monitor(self, "EarlyStopping")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_now:  # a diverged epoch (TerminateOnNaN) has no metrics
@@ -189,7 +227,8 @@ class LearningRateScheduler(Callback):
 class ReduceLROnPlateau(Callback):
     """Divide the learning rate by 1/factor on a plateau.
 
-    1/factor is 10 by default, as AlexNet did.
+    1/factor is 10 by default, as AlexNet did. A ``val_*`` monitor needs validation
+    data, as for ``EarlyStopping``.
     """
 
     def __init__(
@@ -213,6 +252,9 @@ class ReduceLROnPlateau(Callback):
             cooldown=cooldown,
             min_lr=min_lr,
         )
+
+    def on_train_begin(self, logs=None):
+        _check_validation_monitor(self, "ReduceLROnPlateau")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_now:  # a diverged epoch (TerminateOnNaN) has no metrics
@@ -279,13 +321,16 @@ class ModelCheckpoint(Callback):
     ``fit`` starts against the logs it will write (``loss``, the metrics, ``time``,
     ``lr``, and ``val_*`` with validation data), so a typo or a ``{val_loss}``
     without validation data fails before the first epoch, not after it. (So a key
-    that your own callback adds to the logs cannot be used here.)
+    that your own callback adds to the logs cannot be used here.) A field must be a
+    plain name: ``{epoch.__class__}`` or ``{loss[0]}`` would look up attributes or
+    items, and is refused at once (``ValueError``).
     """
 
     def __init__(
         self, path, monitor="val_loss", save_best_only=False, mode="auto"
     ) -> None:
         self.path = str(path)
+        _check_plain_fields(self.path)
         self.monitor = monitor
         self.save_best_only = save_best_only
         self.mode = _monitor_mode(monitor, mode)
@@ -340,3 +385,32 @@ class ModelCheckpoint(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best = float(state["best"])
+
+
+_EXAMPLE_KEYS = "epoch, loss, accuracy, time, lr, val_loss, val_accuracy, ..."
+
+
+def _check_plain_fields(path: str, template: str | None = None) -> None:
+    """Refuse fields of ``path`` that look up attributes or items (``.`` or ``[``).
+
+    ``str.format`` would evaluate ``{epoch.__class__}`` or ``{loss[0]}``; only the
+    logs' keys themselves may be named. Fields inside a format spec, as in
+    ``{loss:{width}}``, are checked too. ``template`` is the part being parsed.
+    """
+    try:
+        fields = list(string.Formatter().parse(path if template is None else template))
+    except ValueError as exc:  # e.g. "Single '}' encountered in format string"
+        raise ValueError(
+            f"ModelCheckpoint: cannot read the path {path!r}: {exc}"
+        ) from None
+    for _literal, name, spec, _conversion in fields:
+        if name is None:
+            continue  # literal text only
+        if "." in name or "[" in name:
+            raise ValueError(
+                f"ModelCheckpoint: the field {name!r} in the path {path!r} looks up an "
+                f"attribute or an item; use a plain key of the logs ({_EXAMPLE_KEYS}),"
+                " e.g. {val_loss:.3f}"
+            )
+        if spec:
+            _check_plain_fields(path, spec)

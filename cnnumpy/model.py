@@ -266,12 +266,19 @@ class Sequential:
         return self._step(x.astype(self.dtype, copy=False), y)[0]
 
     def _check_data(self, x, y, where: str):
+        """Checked inputs and labels; bool labels become 0/1 integers (see fit)."""
         x = check_inputs(x, self.input_shape, where, dtype=self.dtype)
         self._require_built(x)
         if y is not None:
             y = check_targets(
-                y, len(x), self.output_shape, self.loss.name, where, dtype=self.dtype
+                _bools_as_ints(y),  # first, so that errors show 0 and 1
+                len(x),
+                self.output_shape,
+                self.loss.name,
+                where,
+                dtype=self.dtype,
             )
+            y = _bools_as_ints(y)  # a list of bools is an array only now
         return x, y
 
     def fit(
@@ -294,7 +301,9 @@ class Sequential:
         Args:
             x: inputs (N, ...); integer images are cast to the model dtype batch by
                 batch.
-            y: class ids (N,), one-hot (N, K) or regression targets.
+            y: class ids (N,), one-hot (N, K) or regression targets. Bool labels
+                are read as 0/1 integers (False is 0, True is 1): class ids 0 and 1
+                for cross-entropy, targets 0 and 1 for binary cross-entropy.
             validation_data: a pair (x_val, y_val) evaluated after each epoch.
             validation_split: fraction of the *last* examples held out instead (like
                 Keras).
@@ -388,6 +397,17 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n], input_shape={self.input_shape})"
+
+
+def _bools_as_ints(y):
+    """Bool labels as int64 0/1, what every loss reads them as (``int(True) == 1``).
+
+    Without this, cross-entropy would refuse bool class ids at the first batch; the
+    other losses cast bools to 0.0/1.0 anyway. Anything else is returned unchanged.
+    """
+    if isinstance(y, np.ndarray) and y.dtype == np.bool_:
+        return y.astype(np.int64)
+    return y
 
 
 def execution_order(layers: list[Layer]) -> list[int]:

@@ -85,6 +85,7 @@ def fit(
     model._fit_rng = as_rng(seed)
     callbacks = _attach(model, [History(), *(callbacks or [])])
     model._fit_log_keys = log_keys(model, validation_data is not None)
+    model._fit_callbacks = callbacks  # for the checks of their on_train_begin
     model.history, model.stop_training, model.stop_now = callbacks[0], False, False
     train = functools.partial(
         _train, model, x, y, epochs, batch_size, shuffle, validation_data, callbacks
