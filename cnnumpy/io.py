@@ -55,12 +55,16 @@ _NON_NEGATIVE_SLOTS = (".v", ".square_avg", ".step")
 
 
 # -- model level -----------------------------------------------------------------------
-def _model_payload(
+def model_payload(
     model,
     include_optimizer: bool = True,
     training_state: dict | None = None,
     extra_tensors: dict | None = None,
 ):
+    """``(tensors, metadata)`` of a model file for ``model``: the weights and state
+    as named tensors (``layers.{i}.{key}``, ``optimizer.*``, ``extra.*``) and the
+    architecture, optimiser and training state as JSON metadata. Process replicas
+    use it too, to rebuild the model in each replica."""
     from cnnumpy import __version__
     from cnnumpy.rng import generator_state
 
@@ -134,13 +138,15 @@ def save_model(
     The file holds the architecture, weights, optimiser and history; checkpoints add
     their training state (JSON) and extra arrays (e.g. EarlyStopping's best weights).
     """
-    tensors, meta = _model_payload(
+    tensors, meta = model_payload(
         model, include_optimizer, training_state, extra_tensors
     )
     atomic_write_bytes(path, dump_bytes(tensors, meta))
 
 
-def _layers_from_meta(meta: dict, where: str) -> list:
+def layers_from_meta(meta: dict, where: str) -> list:
+    """The (unbuilt) layers the metadata's ``"model"`` entry describes, each made by
+    its class's ``from_config``; a ModelFileError naming ``where`` if it is bad."""
     from cnnumpy.layers import LAYERS
 
     spec = meta.get("model")
@@ -259,7 +265,7 @@ def _check_declared(model, optimizer, declared: dict, where: str) -> None:
 
     Checked on the header alone (``TensorInfo``), before a byte of tensor data is
     read: a 2 GB tensor added to a small model's file is refused, not read. Every name
-    must be one ``_model_payload`` writes: ``layers.{i}.{key}`` exactly the model's
+    must be one ``model_payload`` writes: ``layers.{i}.{key}`` exactly the model's
     weights and statistics, ``optimizer.{i}.{key}.{slot}`` a slot of ``optimizer``
     for one of them, in the slot's shape, and ``extra.*`` (the callbacks' arrays of a
     checkpoint) at most a few copies of the weights in all.
@@ -499,7 +505,7 @@ def _model_from_meta(meta: dict, declared: dict, where: str):
     from cnnumpy.model import Sequential
     from cnnumpy.rng import isolated
 
-    layers = _layers_from_meta(meta, where)
+    layers = layers_from_meta(meta, where)
     spec = meta["model"]
     _check_tensors(_planned_tensors(layers, spec, where), declared, where)
     try:

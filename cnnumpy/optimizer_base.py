@@ -89,7 +89,8 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _check(owner: str, name: str, value: Any, ok: bool, expected: str) -> None:
+def check_argument(owner: str, name: str, value: Any, ok: bool, expected: str) -> None:
+    """Raise ``ValueError("owner: name must be expected, got value")`` unless ``ok``."""
     if not ok:
         raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
 
@@ -104,9 +105,13 @@ class Optimizer:
 
     def __init__(self, lr: float, weight_decay: float, clipnorm: float | None) -> None:
         self.lr = lr
-        _check(self._name(), "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+        check_argument(
+            self._name(), "weight_decay", weight_decay, weight_decay >= 0, ">= 0"
+        )
         if clipnorm is not None:
-            _check(self._name(), "clipnorm", clipnorm, clipnorm > 0, "> 0 or None")
+            check_argument(
+                self._name(), "clipnorm", clipnorm, clipnorm > 0, "> 0 or None"
+            )
         self.weight_decay = float(weight_decay)
         self.clipnorm = None if clipnorm is None else float(clipnorm)
         self.iterations = 0
@@ -124,7 +129,7 @@ class Optimizer:
     def lr(self, value: float) -> None:
         value = _scalar(value)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        _check(self._name(), "lr", value, ok and value >= 0, "a float >= 0")
+        check_argument(self._name(), "lr", value, ok and value >= 0, "a float >= 0")
         self._lr = float(value)
 
     # -- stepping
@@ -215,7 +220,7 @@ class Optimizer:
             raise ValueError(f"{owner}: state_dict is missing {sorted(missing)}")
         iterations = _scalar(state["iterations"])
         ok = isinstance(iterations, int) and iterations >= 0
-        _check(owner, "iterations", iterations, ok, "an int >= 0")
+        check_argument(owner, "iterations", iterations, ok, "an int >= 0")
         shapes = self._param_shapes(layers)
         slots = {}
         for key, saved in state["slots"].items():

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnumpy.optimizer_base import Optimizer, _check, clip_grad_norm
+from cnnumpy.optimizer_base import Optimizer, check_argument, clip_grad_norm
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSProp", "clip_grad_norm", "get"]
 
@@ -55,7 +55,7 @@ class SGD(Optimizer):
         clipnorm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clipnorm)
-        _check("SGD", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
+        check_argument("SGD", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
         if nesterov and momentum == 0:
             raise ValueError("SGD: nesterov=True requires momentum > 0, got momentum=0")
         self.momentum = float(momentum)
@@ -84,9 +84,9 @@ def _tail(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_betas(owner: str, beta1: float, beta2: float, eps: float) -> None:
-    _check(owner, "beta1", beta1, 0 <= beta1 < 1, "in [0, 1)")
-    _check(owner, "beta2", beta2, 0 <= beta2 < 1, "in [0, 1)")
-    _check(owner, "eps", eps, eps >= 0, ">= 0")
+    check_argument(owner, "beta1", beta1, 0 <= beta1 < 1, "in [0, 1)")
+    check_argument(owner, "beta2", beta2, 0 <= beta2 < 1, "in [0, 1)")
+    check_argument(owner, "eps", eps, eps >= 0, ">= 0")
 
 
 class Adam(Optimizer):
@@ -184,9 +184,9 @@ class RMSProp(Optimizer):
         clipnorm: float | None = None,
     ) -> None:
         super().__init__(lr, weight_decay, clipnorm)
-        _check("RMSProp", "alpha", alpha, 0 <= alpha < 1, "in [0, 1)")
-        _check("RMSProp", "eps", eps, eps >= 0, ">= 0")
-        _check("RMSProp", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
+        check_argument("RMSProp", "alpha", alpha, 0 <= alpha < 1, "in [0, 1)")
+        check_argument("RMSProp", "eps", eps, eps >= 0, ">= 0")
+        check_argument("RMSProp", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
     def _slot_names(self) -> tuple[str, ...]:

@@ -269,7 +269,7 @@ class Replicas:
     """
 
     def __init__(self, model, processes: int, timeout: float | None = None) -> None:
-        from cnnumpy.io import _model_payload
+        from cnnumpy.io import model_payload
         from cnnumpy.layers import LAYERS, BatchNorm, Dropout
 
         if os.name != "posix":
@@ -298,7 +298,7 @@ class Replicas:
         self._dropouts = [
             i for i, layer in enumerate(model.layers) if isinstance(layer, Dropout)
         ]
-        _tensors, meta = _model_payload(model, include_optimizer=False)
+        _tensors, meta = model_payload(model, include_optimizer=False)
         weights = _weight_arrays(model)
         self._w_shapes = [(a.shape, a.dtype) for a in weights]
         self._w_offsets, size = _layout(weights)
@@ -720,11 +720,11 @@ def group_of(model) -> Replicas | None:
 
 # -- the replica's side ----------------------------------------------------------------
 def _build(setup: dict):
-    from cnnumpy.io import _layers_from_meta
+    from cnnumpy.io import layers_from_meta
     from cnnumpy.model import Sequential
 
     meta = setup["meta"]
-    layers = _layers_from_meta({"model": meta}, "replica")
+    layers = layers_from_meta({"model": meta}, "replica")
     model = Sequential(layers, input_shape=tuple(meta["input_shape"]))
     model.astype(meta["dtype"])
     return model

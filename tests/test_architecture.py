@@ -93,11 +93,7 @@ KNOWN_CYCLES = {
 }
 
 # (importer, imported module, private name) today.
-KNOWN_PRIVATE = {
-    ("cnnumpy.optimizers", "cnnumpy.optimizer_base", "_check"),
-    ("cnnumpy.replicas", "cnnumpy.io", "_layers_from_meta"),
-    ("cnnumpy.replicas", "cnnumpy.io", "_model_payload"),
-}
+KNOWN_PRIVATE: set = set()  # none left
 
 
 def module_name(path: Path) -> str:
