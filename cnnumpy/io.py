@@ -472,10 +472,7 @@ def load_model(path) -> Sequential:  # noqa: F821
     with open_model_file(path, where) as model_file:
         meta = model_file.metadata
         model = _model_from_meta(meta, model_file.declared, where)
-        optimizer = _optimizer_from_meta(meta, where)
-        _check_declared(model, optimizer, model_file.declared, where)
-        tensors = model_file.read_tensors()
-    _check_values(model, tensors, where)
+        optimizer, tensors = _read_checked(model_file, model, where)
     _load_optimizer_state(optimizer, meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(model.layers), where)
     history = _history_from_meta(meta, where)
@@ -625,6 +622,17 @@ def save_weights(model, path) -> None:
     atomic_write_bytes(path, dump_bytes(tensors, {"kind": "weights"}))
 
 
+def _read_checked(model_file, model, where: str):
+    """``(optimizer, tensors)`` of an open model file for ``model``: the header
+    checked against the model and the saved optimiser before any tensor is read,
+    then the values (finite, variances >= 0)."""
+    optimizer = _optimizer_from_meta(model_file.metadata, where)
+    _check_declared(model, optimizer, model_file.declared, where)
+    tensors = model_file.read_tensors()
+    _check_values(model, tensors, where)
+    return optimizer, tensors
+
+
 def load_weights(model, path) -> None:
     """Copy weights from a file into ``model``; all-or-nothing.
 
@@ -633,10 +641,7 @@ def load_weights(model, path) -> None:
     """
     where = f"load_weights({str(path)!r})"
     with open_model_file(path, where) as model_file:
-        optimizer = _optimizer_from_meta(model_file.metadata, where)
-        _check_declared(model, optimizer, model_file.declared, where)
-        tensors = model_file.read_tensors()
-    _check_values(model, tensors, where)
+        _optimizer, tensors = _read_checked(model_file, model, where)
     _assign_weights(model, tensors)
 
 
@@ -656,10 +661,7 @@ def restore_checkpoint(model, path, check_training=None) -> dict | None:
     with open_model_file(path, where) as model_file:
         meta = model_file.metadata
         _check_same_architecture(model, meta, where)
-        optimizer = _optimizer_from_meta(meta, where)
-        _check_declared(model, optimizer, model_file.declared, where)
-        tensors = model_file.read_tensors()
-    _check_values(model, tensors, where)
+        optimizer, tensors = _read_checked(model_file, model, where)
     _load_optimizer_state(optimizer, meta, tensors, where, model.layers)
     rngs = _layer_rngs(meta, len(model.layers), where)
     history = _history_from_meta(meta, where)

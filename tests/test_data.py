@@ -396,7 +396,7 @@ def test_mnist_refuses_a_fifo_instead_of_calling_it_absent(
         fifo, load_mnist, "test", path=tmp_path, download=False
     )
     assert isinstance(error, DatasetError)
-    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO)"
 
 
 def test_mnist_refuses_a_folder_named_like_its_file(tmp_path, small_specs, isolated):
@@ -425,4 +425,4 @@ def test_mnist_sample_refuses_a_fifo(tmp_path):
     os.mkfifo(fifo)
     error = raises_without_hanging(fifo, load_mnist_sample, path=fifo)
     assert isinstance(error, DatasetError)
-    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO)"

@@ -197,7 +197,7 @@ def test_a_fifo_as_the_archive_is_refused_not_read(tmp_path, given):
         fifo, load_cifar10, "test", path=path, download=False
     )
     assert isinstance(error, DatasetError)
-    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO)"
 
 
 @needs_fifo
@@ -211,4 +211,4 @@ def test_a_fifo_as_a_batch_file_is_refused_not_read(tmp_path, name):
         fifo, load_cifar10, "test", path=tmp_path, download=False
     )
     assert isinstance(error, DatasetError)
-    assert str(error) == f"{fifo} is not a regular file (it is a FIFO/named pipe)"
+    assert str(error) == f"{fifo} is not a regular file (it is a FIFO)"

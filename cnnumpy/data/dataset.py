@@ -10,6 +10,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from cnnumpy.fileio import file_kind
+
 
 class DatasetError(ValueError):
     """A data set could not be found, read, validated or downloaded."""
@@ -149,17 +151,8 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise
 
 
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO/named pipe"),
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _check_regular(path, mode: int) -> None:
     if stat.S_ISREG(mode):
         return
-    kind = next((name for test, name in _KINDS if test(mode)), "a special file")
-    raise DatasetError(f"{os.fspath(path)} is not a regular file (it is {kind})")
+    kind = file_kind(mode)
+    raise DatasetError(f"{os.fspath(path)} is not a regular file (it is a {kind})")
