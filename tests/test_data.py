@@ -318,7 +318,9 @@ def test_system_dir_after_cache(tmp_path, small_specs, isolated, monkeypatch):
 
 
 def test_not_found_lists_every_place_and_the_fixes(tmp_path, small_specs, isolated):
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(
+        DatasetError, match=r"load_mnist: could not find the MNIST 'train' files"
+    ) as info:
         load_mnist("train", download=False)
     text = str(info.value)
     assert text.startswith("load_mnist: could not find the MNIST 'train' files")

@@ -170,7 +170,9 @@ def test_mirrors_are_tried_in_order_and_every_failure_is_listed(server, tmp_path
     urls = [dead, server.url + "/missing.gz", server.url + "/good.gz"]
     dest = download(urls, tmp_path / "f.gz", md5=MD5, timeout=5, progress=False)
     assert dest.exists() and server.hits == ["/missing.gz", "/good.gz"]
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(
+        DownloadError, match=r"could not download g\.gz; every location failed"
+    ) as info:
         download(urls[:2], tmp_path / "g.gz", md5=MD5, timeout=5, progress=False)
     text = str(info.value)
     assert f"{dead}: network error" in text
@@ -217,7 +219,9 @@ def test_load_mnist_failed_download_explains_and_leaves_nothing(
     server.routes[f"/mnist/{name}"] = ("ok", (tmp_path / "served" / name).read_bytes())
     spec = dataclasses.replace(sources.MNIST, mirrors=(server.url + "/mnist/",))
     monkeypatch.setattr(sources, "MNIST", spec)  # official md5s: the bytes differ
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(
+        DatasetError, match=r"load_mnist: could not find the MNIST 'test' files"
+    ) as info:
         load_mnist("test")
     text = str(info.value)
     assert "download into" in text and "checksum mismatch" in text
@@ -304,7 +308,10 @@ def test_dripped_status_line_and_headers_meet_the_deadline(
 ):
     dripping_server.prefix = prefix
     started = time.monotonic()
-    with pytest.raises(DownloadError) as info:
+    with pytest.raises(
+        DownloadError,
+        match=r"too slow: the status line and headers were still incomplete",
+    ) as info:
         download(
             dripping_server.url,
             tmp_path / "f.gz",

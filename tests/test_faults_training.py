@@ -96,7 +96,9 @@ def test_fit_raises_training_diverged_by_default():
 
 def test_fit_resume_diverged_keeps_the_last_good_checkpoint(tmp_path):
     model = tiny_model()
-    with pytest.raises(ArithmeticError) as info:
+    with pytest.raises(
+        ArithmeticError, match=r"training diverged at epoch 3, batch 2: the loss is nan"
+    ) as info:
         fit_tiny(model, tmp_path, 5, [explode_at(2, model)])
     assert isinstance(info.value, cnnumpy.TrainingDiverged)
     message = str(info.value)

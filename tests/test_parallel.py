@@ -136,7 +136,7 @@ def test_strided_view_checks_bounds_and_is_read_only():
     assert not v.flags.writeable
     w = strided_view(a, (2, 2), (8, 8), writeable=True)
     assert w.flags.writeable
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"strides is incompatible with shape"):
         strided_view(a, (3, 4), (32, 8))  # would read past the end
 
 
