@@ -222,7 +222,8 @@ def read_json(path: Path) -> dict:
     except RecursionError:
         raise UsageError(f"cannot read {path}: JSON nested too deeply") from None
     except (OSError, ValueError) as exc:  # JSON and UTF-8 errors are ValueErrors
-        raise UsageError(f"cannot read {path}: {exc}") from None
+        reason = "a number has too many digits" if "digits" in str(exc) else exc
+        raise UsageError(f"cannot read {path}: {reason}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{path}: expected a JSON object")
     return value

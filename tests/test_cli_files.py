@@ -94,7 +94,7 @@ def _argv(command: str, folder: Path, digit: Path, tmp_path: Path) -> list:
 # -- 1, 2: config.json too deep, too long, too large, not a file -----------------------
 BAD_JSON = [
     ("[" * 100_000, "nested too deeply"),
-    ('{"a": ' + "1" * 5000 + "}", "4300 digits"),
+    ('{"a": ' + "1" * 5000 + "}", "a number has too many digits"),
 ]
 
 
