@@ -49,3 +49,15 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def digit(tmp_path):
+    """A PNG of a bright square on black, MNIST style (the CLI tests' image)."""
+    from PIL import Image
+
+    path = tmp_path / "digit.png"
+    pixels = np.zeros((28, 28), np.uint8)
+    pixels[6:14, 8:16] = 255
+    Image.fromarray(pixels).save(path)
+    return path

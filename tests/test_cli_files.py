@@ -8,20 +8,17 @@ that could hang (a FIFO) run the command in a thread joined with a timeout.
 
 import contextlib
 import errno
-import io
 import os
 import shutil
 import threading
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from test_cli import N_TEST, N_TRAIN, TRAIN, run, write_tiny_mnist
+from test_faults_cli import main_quiet
 
 from cnnumpy import fileio, folderlock, model, runs
-from cnnumpy.cli import main
 from cnnumpy.data import ChecksumWarning, sources
 from cnnumpy.fileio import DiskFullError, atomic_open, atomic_write_text
 
@@ -55,20 +52,6 @@ def run_dir(data_dir, tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp, _tiny_mnist_accepted(mp):
         assert main_quiet([*TRAIN, "--data-dir", data_dir, "--out", out]) == 0
     return out
-
-
-def main_quiet(argv) -> int:
-    with contextlib.redirect_stdout(io.StringIO()):
-        return main([str(a) for a in argv])
-
-
-@pytest.fixture
-def digit(tmp_path) -> Path:
-    path = tmp_path / "digit.png"
-    pixels = np.zeros((28, 28), np.uint8)
-    pixels[6:14, 8:16] = 255
-    Image.fromarray(pixels).save(path)
-    return path
 
 
 def _one_line_error(code: int, err: str) -> None:

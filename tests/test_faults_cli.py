@@ -62,16 +62,6 @@ def main_quiet(argv) -> int:
         return main([str(a) for a in argv])
 
 
-@pytest.fixture
-def digit(tmp_path) -> Path:
-    """A bright square on black, MNIST style."""
-    path = tmp_path / "digit.png"
-    pixels = np.zeros((28, 28), np.uint8)
-    pixels[6:14, 8:16] = 255
-    Image.fromarray(pixels).save(path)
-    return path
-
-
 def _results(stdout: str) -> list[str]:
     """Each printed prediction without its leading ``PATH: ``."""
     return [line.split(": ", 1)[1] for line in stdout.strip().splitlines()]
