@@ -348,6 +348,9 @@ class Replicas:
         # one core per process: no kernel threads and no BLAS threads in the replica
         env.update(CNNUMPY_THREADS="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
         env.update(MKL_NUM_THREADS="1")
+        # a step is split only with the engine on (splits()): BatchNorm and Dropout
+        # must then run its kernels in the replica too, whatever CNNUMPY_ENGINE says
+        env["CNNUMPY_ENGINE"] = "1"
         # commands (and descriptors) go through a socket, answers through a pipe
         cmd, cmd_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         reply, reply_child = os.pipe()

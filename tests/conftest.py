@@ -61,3 +61,13 @@ def digit(tmp_path):
     pixels[6:14, 8:16] = 255
     Image.fromarray(pixels).save(path)
     return path
+
+
+@pytest.fixture
+def engine_on():
+    """The engine's kernels, even under CNNUMPY_ENGINE=0: for the tests of the
+    engine's own machinery (dispatch, fused inference, process replicas)."""
+    from cnnumpy import engine
+
+    with engine.on():
+        yield

@@ -6,52 +6,25 @@ Like ``test_cli.py``, the CLI runs in-process on a tiny MNIST-format data set. T
 that could hang (a FIFO) run the command in a thread joined with a timeout.
 """
 
-import contextlib
 import errno
 import os
 import shutil
 import threading
-import warnings
 from pathlib import Path
 
 import pytest
-from test_cli import N_TEST, N_TRAIN, TRAIN, run, write_tiny_mnist
-from test_faults_cli import main_quiet
+from test_cli import TRAIN, run
+from test_faults_cli import (  # noqa: F401 (fixtures)
+    data_dir,
+    main_quiet,
+    run_dir,
+    tiny_sizes,
+)
 
 from cnnumpy import fileio, folderlock, model, runs
-from cnnumpy.data import ChecksumWarning, sources
 from cnnumpy.fileio import DiskFullError, atomic_open, atomic_write_text
 
 HANG = 20  # seconds: far more than any of these commands needs
-
-
-@contextlib.contextmanager
-def _tiny_mnist_accepted(monkeypatch):
-    """The loaders insist on MNIST's real sizes; accept the tiny ones here."""
-    monkeypatch.setitem(sources.MNIST.sizes, "train", N_TRAIN)
-    monkeypatch.setitem(sources.MNIST.sizes, "test", N_TEST)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ChecksumWarning)  # not the official files
-        yield
-
-
-@pytest.fixture(autouse=True)
-def tiny_sizes(monkeypatch):
-    with _tiny_mnist_accepted(monkeypatch):
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return write_tiny_mnist(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def run_dir(data_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("runs") / "tiny"
-    with pytest.MonkeyPatch.context() as mp, _tiny_mnist_accepted(mp):
-        assert main_quiet([*TRAIN, "--data-dir", data_dir, "--out", out]) == 0
-    return out
 
 
 def _one_line_error(code: int, err: str) -> None:

@@ -10,6 +10,7 @@ fails here, whatever the numbers.
 ``SPIES`` maps the functions where a choice shows to the label recorded when one runs;
 when code moves, the spies follow it and ``EXPECTED`` stays as it is. Only calls made
 from the main thread count, and only entry points run once per layer (never the
+
 per-chunk work), so thread count and batch size do not change the record.
 """
 
@@ -26,6 +27,9 @@ import pytest
 import cnnumpy
 from cnnumpy import inference, zoo
 from cnnumpy.engine import TABLES
+
+# the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
+pytestmark = pytest.mark.usefixtures("engine_on")
 
 SPIES = {
     "cnnumpy.functional.conv.conv2d_forward": "conv",
@@ -247,9 +251,7 @@ def _wrap_layers(monkeypatch, model, recorder: Recorder) -> None:
         for name, phase in (("forward", "fwd"), ("backward", "bwd")):
             monkeypatch.setattr(cls, name, tagged(getattr(cls, name), phase))
     # fused inference runs a convolution by inference.convolve(conv, ...)
-    monkeypatch.setattr(
-        inference, "convolve", tagged(inference.convolve, "fused")
-    )
+    monkeypatch.setattr(inference, "convolve", tagged(inference.convolve, "fused"))
 
 
 def record(monkeypatch, net: str) -> dict[str, list[str]]:

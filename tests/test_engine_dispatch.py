@@ -12,6 +12,9 @@ import pytest
 
 from cnnumpy.engine import dispatch
 
+# the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
+pytestmark = pytest.mark.usefixtures("engine_on")
+
 
 @pytest.fixture
 def op():

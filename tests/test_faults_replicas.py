@@ -25,6 +25,9 @@ from cnnumpy import replicas
 from cnnumpy.cli import main
 from cnnumpy.replicas import ReplicaError
 
+# the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
+pytestmark = pytest.mark.usefixtures("engine_on")
+
 ROOT = Path(__file__).resolve().parents[1]
 CORES = len(os.sched_getaffinity(0))
 
@@ -347,6 +350,7 @@ def test_a_replica_killed_during_cli_training_leaves_the_model_training_alone(
     argv += ["--dataset", "mnist-sample", "--limit", "3000", "--epochs", "4"]
     argv += ["--batch-size", "32", "--processes", "2", "--quiet", "--no-report"]
     env = {k: v for k, v in os.environ.items() if k != "CNNUMPY_DEBUG"}
+    env["CNNUMPY_ENGINE"] = "1"  # replicas run with the engine only
     proc = subprocess.Popen(
         [*argv, "--out", str(out)],
         cwd=tmp_path,

@@ -25,6 +25,9 @@ from cnnumpy.layers import (
 )
 from cnnumpy.model import Sequential, execution_order
 
+# the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
+pytestmark = pytest.mark.usefixtures("engine_on")
+
 
 def _randomise_batchnorms(model, seed=1):
     """Statistics and affine parameters far from the identity the layer starts as."""

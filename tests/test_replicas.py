@@ -10,6 +10,9 @@ from cnnumpy import layers as L
 from cnnumpy import replicas
 from cnnumpy.replicas import ReplicaError, split_sizes
 
+# the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
+pytestmark = pytest.mark.usefixtures("engine_on")
+
 
 def _small_cnn(dtype="float64", extra=tuple):
     cnnumpy.seed(3)

@@ -7,6 +7,6 @@ preference. See :mod:`cnnumpy.engine.dispatch`.
 """
 
 from cnnumpy.engine import ops
-from cnnumpy.engine.dispatch import TABLES, Cache, enabled, force, off
+from cnnumpy.engine.dispatch import TABLES, Cache, enabled, force, off, on
 
-__all__ = ["TABLES", "Cache", "enabled", "force", "off", "ops"]
+__all__ = ["TABLES", "Cache", "enabled", "force", "off", "on", "ops"]

@@ -141,14 +141,24 @@ def forced(op: str) -> str | None:
 
 
 @contextlib.contextmanager
-def off() -> Iterator[None]:
-    """Run everything inside the ``with`` block on the book's code alone."""
+def _engine(on: bool) -> Iterator[None]:
     saved = _state["on"]
-    _state["on"] = False
+    _state["on"] = on
     try:
         yield
     finally:
         _state["on"] = saved
+
+
+def off() -> contextlib.AbstractContextManager:
+    """Run everything inside the ``with`` block on the book's code alone."""
+    return _engine(False)
+
+
+def on() -> contextlib.AbstractContextManager:
+    """Run the engine's kernels inside the ``with`` block, even under
+    ``CNNUMPY_ENGINE=0`` (the engine's own tests, whatever the environment)."""
+    return _engine(True)
 
 
 @contextlib.contextmanager

@@ -50,35 +50,25 @@ def _layout_is(layout: str):
 
 
 conv2d = operation("conv2d", book_conv.conv2d_forward, book_conv.conv2d_backward)
-conv2d.register(
-    "inner",
-    partial(engine_conv.conv2d_forward, layout="inner"),
-    engine_conv.conv2d_backward,
-    applies=_layout_is("inner"),
-    serves=engine_conv.flat_serves,
-    why="stride 1, zero padding, maps up to 16x16 on which the wide grid would "
-    "compute 10% junk or more: images innermost, no junk (conv_inner.py: seed 000's "
-    "8x8 20->20 5x5 layer forward 1.09 -> 0.89 ms, backward 2.49 -> 1.70 ms)",
-)
-conv2d.register(
-    "bands",
-    partial(engine_conv.conv2d_forward, layout="bands"),
-    engine_conv.conv2d_backward,
-    applies=_layout_is("bands"),
-    serves=engine_conv.flat_serves,
-    why="stride 1, zero padding, kernels 4 or more wide over C*KH >= 64 rows: the "
-    "columns of kw = 0 only, KW times fewer rows copied (conv_flat.use_bands: "
-    "seed 000's 20->20 5x5 layer 1.54 -> 1.20 ms)",
-)
-conv2d.register(
-    "wide",
-    partial(engine_conv.conv2d_forward, layout="wide"),
-    engine_conv.conv2d_backward,
-    applies=_layout_is("wide"),
-    serves=engine_conv.flat_serves,
-    why="stride 1, zero padding: columns copied in runs of a whole image plane on "
-    "the wide grid, dx without col2im's short rows (conv_flat.py)",
-)
+_LAYOUTS = {  # the flat layouts (stride 1, zero padding), each chosen by layout_of
+    "inner": "maps up to 16x16 on which the wide grid would compute 10% junk or "
+    "more: images innermost, no junk (conv_inner.py: seed 000's 8x8 20->20 5x5 "
+    "layer forward 1.09 -> 0.89 ms, backward 2.49 -> 1.70 ms)",
+    "bands": "kernels 4 or more wide over C*KH >= 64 rows: the columns of kw = 0 "
+    "only, KW times fewer rows copied (conv_flat.use_bands: seed 000's 20->20 5x5 "
+    "layer 1.54 -> 1.20 ms)",
+    "wide": "columns copied in runs of a whole image plane on the wide grid, dx "
+    "without col2im's short rows (conv_flat.py)",
+}
+for _name, _why in _LAYOUTS.items():
+    conv2d.register(
+        _name,
+        partial(engine_conv.conv2d_forward, layout=_name),
+        engine_conv.conv2d_backward,
+        applies=_layout_is(_name),
+        serves=engine_conv.flat_serves,
+        why=f"stride 1, zero padding, {_why}",
+    )
 conv2d.register(
     "columns",
     partial(engine_conv.conv2d_forward, layout="columns"),
