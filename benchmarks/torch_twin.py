@@ -2,7 +2,7 @@
 
 ``torch_twin(model)`` builds an ``nn.Sequential`` with one torch module per cnnumpy
 layer, in the same order, and loads the cnnumpy weights through
-``cnnumpy.io.to_torch_state_dict`` (the interop convention), so that both networks
+``cnnumpy.saving.to_torch_state_dict`` (the interop convention), so that both networks
 start from exactly the same parameters.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnumpy.io import to_torch_state_dict
+from cnnumpy.saving import to_torch_state_dict
 
 
 def _conv(layer, channels: int) -> nn.Module:

@@ -5,22 +5,22 @@ from cnnumpy import (
     data,
     functional,
     initializers,
-    io,
     layers,
     losses,
     metrics,
     optimizers,
+    saving,
     schedules,
     visualize,
     zoo,
 )
+from cnnumpy.divergence import TrainingDiverged
 from cnnumpy.folderlock import RunFolderLocked
-from cnnumpy.io import ModelFileError, load_model
 from cnnumpy.model import Sequential
 from cnnumpy.rng import seed
-from cnnumpy.training import TrainingDiverged
-
-__version__ = "0.1.0"
+from cnnumpy.saving import ModelFileError
+from cnnumpy.saving.loading import load_model
+from cnnumpy.version import __version__  # noqa: E402
 
 __all__ = [
     "ModelFileError",
@@ -32,7 +32,7 @@ __all__ = [
     "data",
     "functional",
     "initializers",
-    "io",
+    "saving",
     "layers",
     "load_model",
     "losses",

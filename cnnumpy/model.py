@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy import inference, replicas, training
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
+from cnnumpy import training
 from cnnumpy.callbacks import History
-from cnnumpy.functional.parallel import blas_one_thread
-from cnnumpy.layers.activations import LeakyReLU, ReLU
-from cnnumpy.layers.base import Layer
-from cnnumpy.layers.pooling import MaxPool1D, MaxPool2D
+from cnnumpy.distributed import replicas
+from cnnumpy.engine.executor import Executor
+from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
+from cnnumpy.saving.writing import save_model
 from cnnumpy.validation import check_batch_size, check_inputs, check_targets
 
 
@@ -57,7 +57,7 @@ class Sequential:
         self.history: History | None = None
         self.preprocessing: dict | None = None  # checked by save_model / load_model
         self.dtype = np.dtype(np.float32)
-        self._order: list[int] | None = None  # set by forward (see execution_order)
+        self.executor = Executor(self)  # how batches run fast (cnnumpy.engine.executor)
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -145,13 +145,37 @@ class Sequential:
                         )
                     value[...] = saved[key]
 
+    def get_config(self) -> dict:
+        """The architecture as JSON-ready data, enough to rebuild the model (Keras'
+        pattern): name, input shape, dtype and each layer's class, config and name.
+        Weights are not in it (:meth:`get_weights`); model files store both."""
+        return {
+            "name": self.name,
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [layer_to_config(layer) for layer in self.layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Sequential:
+        """A new model of the architecture :meth:`get_config` described, with new
+        weights, built when the input shape is given. Layers are made only from the
+        registered classes (``cnnumpy.layers.LAYERS``); a bad config is a ValueError
+        naming the layer."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise ValueError("Sequential.from_config: expected a dict with 'layers'")
+        layers = [layer_from_config(e, i) for i, e in enumerate(config["layers"])]
+        model = cls(layers, name=config.get("name"))
+        model.astype(config.get("dtype", "float32"))
+        if config.get("input_shape") is not None:
+            model.build(tuple(int(d) for d in config["input_shape"]))
+        return model
+
     def save(self, path, include_optimizer: bool = True) -> None:
         """Save the model to one safetensors file.
 
         The file holds architecture, weights, optimiser state and history.
         """
-        from cnnumpy.io import save_model
-
         save_model(self, path, include_optimizer=include_optimizer)
 
     def summary(self, print_fn=print) -> str:
@@ -164,13 +188,11 @@ class Sequential:
 
     # -- passes ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Raw pass through all layers (logits for a classifier)."""
+        """Raw pass through all layers, in order (logits for a classifier)."""
         self._require_built(x)
         out = x if x.dtype == self.dtype else x.astype(self.dtype)
-        self._order = execution_order(self.layers)
-        with blas_one_thread():  # the kernels run their own threads (parallel.py)
-            for i in self._order:
-                out = self.layers[i].forward(out, training=training)
+        for layer in self.layers:
+            out = layer.forward(out, training=training)
         return out
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
@@ -178,10 +200,8 @@ class Sequential:
 
         dL/dx is None if not needed.
         """
-        order = self._order or range(len(self.layers))
-        with blas_one_thread():
-            for i in reversed(order):
-                dout = self.layers[i].backward(dout)
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
         return dout
 
     # -- training ----------------------------------------------------------------------
@@ -196,51 +216,18 @@ class Sequential:
         self.loss = losses_module.get(loss)
         self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
 
-    def _require_compiled(self, where: str) -> None:
+    def require_compiled(self, where: str) -> None:
+        """ValueError naming ``where`` unless ``compile`` was called."""
         if self.loss is None or self.optimizer is None:
             raise ValueError(
                 f"{where}: call model.compile(optimizer=..., loss=...) first"
             )
 
-    def _local_gradients(self, xb: np.ndarray, yb) -> tuple[float, np.ndarray]:
-        """Forward, loss and backward on one batch, in this process, no update:
-        ``(loss, raw outputs)``, every layer's ``grads`` filled."""
-        with blas_one_thread():  # one hold for the whole step, not one per pass
-            out = self.forward(xb, training=True)
-            loss = float(self.loss(out, yb))
-            first = self.layers[0]
-            first.need_input_grad = False  # a training step needs no dL/dx of the input
-            try:
-                self.backward(self.loss.backward())
-            finally:
-                first.need_input_grad = True
-        return loss, out
-
-    def _step(self, xb: np.ndarray, yb: np.ndarray) -> tuple[float, np.ndarray]:
-        group = replicas.group_of(self)
-        with blas_one_thread():
-            if group is not None and group.splits(len(xb)):
-                return group.train_step(self, xb, yb)  # updates once, here
-            loss, out = self._local_gradients(xb, yb)
-            self.optimizer.step(self.layers)
-        return loss, out
-
-    def _infer(self, xb: np.ndarray) -> np.ndarray:
-        """Raw inference outputs of one batch, split over the processes if any."""
-        group = replicas.group_of(self)
-        with blas_one_thread():
-            if group is not None and group.splits(len(xb)):
-                return group.forward(self, xb)
-            return self._fused_forward(xb)
-
-    def _fused_forward(self, xb: np.ndarray) -> np.ndarray:
-        """``forward(xb)`` in inference with BatchNorm folded into the convolutions
-        and activations run inside them (:mod:`cnnumpy.inference`): what ``predict``
-        and ``evaluate`` use, equal to ``forward`` up to float rounding."""
-        self._require_built(xb)
-        xb = xb if xb.dtype == self.dtype else xb.astype(self.dtype)
-        with blas_one_thread():
-            return inference.forward(self.layers, execution_order(self.layers), xb)
+    def train_step(self, x: np.ndarray, y) -> tuple[float, np.ndarray]:
+        """One forward, loss, backward and optimiser update on one batch of checked
+        inputs of the model's dtype: ``(loss, raw outputs)``. ``fit`` calls it for
+        every batch; the model's executor runs it (:mod:`cnnumpy.engine.executor`)."""
+        return self.executor.train_step(x, y)
 
     def use_processes(
         self, processes: int | None = None, timeout: float | None = None
@@ -248,10 +235,10 @@ class Sequential:
         """Split every batch over ``processes`` processes (``None``: one per core).
 
         This process computes one slice and ``processes - 1`` replica processes the
-        others (see :mod:`cnnumpy.replicas` for why processes and how). Returns the
-        :class:`~cnnumpy.replicas.Replicas`, a context manager that stops them;
-        ``use_processes(1)`` stops them too. BatchNorm's statistics are those of the
-        whole batch and Dropout's masks those one process would draw
+        others (see :mod:`cnnumpy.distributed` for why processes and how). Returns
+        the :class:`~cnnumpy.distributed.replicas.Replicas`, a context manager that
+        stops them; ``use_processes(1)`` stops them too. BatchNorm's statistics are
+        those of the whole batch and Dropout's masks those one process would draw
         (:mod:`cnnumpy.sync`). ``timeout``: seconds a replica may stay silent before
         it counts as dead (default ``CNNUMPY_REPLICA_TIMEOUT``, else 60; longer steps
         get 50 times the slowest one). More processes than cores is a ValueError.
@@ -261,12 +248,14 @@ class Sequential:
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One forward, backward and optimiser step on one batch; returns the loss."""
-        self._require_compiled("train_on_batch")
-        x, y = self._check_data(x, y, "train_on_batch")
-        return self._step(x.astype(self.dtype, copy=False), y)[0]
+        self.require_compiled("train_on_batch")
+        x, y = self.check_data(x, y, "train_on_batch")
+        return self.train_step(x.astype(self.dtype, copy=False), y)[0]
 
-    def _check_data(self, x, y, where: str):
-        """Checked inputs and labels; bool labels become 0/1 integers (see fit)."""
+    def check_data(self, x, y, where: str):
+        """``(x, y)`` checked against the model as ``fit``, ``evaluate`` and
+        ``train_on_batch`` take them (y may be None); bool labels become 0/1
+        integers (see fit). A clear error naming ``where`` otherwise."""
         x = check_inputs(x, self.input_shape, where, dtype=self.dtype)
         self._require_built(x)
         if y is not None:
@@ -313,22 +302,13 @@ class Sequential:
                 run.
             augment: optional ``augment(x_batch, rng) -> x_batch`` applied to training
                 batches.
-            resume_from: a folder for backup and restore. After every epoch the model,
-                the optimiser state, the history and the state of every random generator
-                are saved there atomically; a later ``fit`` with the same folder (after
-                a crash, a kill, or to continue) starts after the last completed epoch
-                and ends with the same weights, bit for bit, as an uninterrupted run
-                with the same seed. Only one ``fit`` at a time may use the folder (a
-                lock that dies with its process). A resume continues the *same* run,
-                so it is refused with a ``ValueError`` (before anything is loaded)
-                when the training or validation data differ (sizes, shapes, or a hash
-                of the targets and of 16 sampled examples), when ``batch_size``
-                differs, when the compiled optimiser differs in class or config (its
-                ``lr`` may be the compiled one or the one the run had reached), or
-                when ``epochs`` is below the epochs already completed (equal: nothing
-                to train). The checkpoint's optimiser state is loaded into the
-                compiled optimiser object. To go on differently, ``load_model`` the
-                checkpoint, compile it and fit it with a new folder.
+            resume_from: a folder for backup and restore. After every epoch the
+                model, optimiser, history and random generators are saved there
+                atomically; a later ``fit`` with the same folder starts after the last
+                completed epoch and ends with the same weights, bit for bit, as an
+                uninterrupted run. A resume of a *different* run (other data, batch
+                size, optimiser, or fewer epochs) is refused with a ``ValueError``
+                before anything is loaded: see :mod:`cnnumpy.saving.backup`.
 
         Returns:
             The History (``model.history``).
@@ -369,7 +349,8 @@ class Sequential:
         check_batch_size(batch_size, "predict")
         out = None
         for lo in range(0, len(x), batch_size):
-            raw = self._infer(x[lo : lo + batch_size].astype(self.dtype, copy=False))
+            xb = x[lo : lo + batch_size].astype(self.dtype, copy=False)
+            raw = self.executor.infer(xb)
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
                 out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
@@ -378,8 +359,8 @@ class Sequential:
 
     def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
         """Mean loss and metrics over (x, y), computed in batches."""
-        self._require_compiled("evaluate")
-        x, y = self._check_data(x, y, "evaluate")
+        self.require_compiled("evaluate")
+        x, y = self.check_data(x, y, "evaluate")
         check_batch_size(batch_size, "evaluate")
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         for lo in range(0, len(x), batch_size):
@@ -387,7 +368,7 @@ class Sequential:
                 x[lo : lo + batch_size].astype(self.dtype, copy=False),
                 y[lo : lo + batch_size],
             )
-            raw = self._infer(xb)
+            raw = self.executor.infer(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
             scores = self.loss.to_probabilities(raw)
             for name, fn in self.metrics.items():
@@ -409,24 +390,3 @@ def _bools_as_ints(y):
         return y.astype(np.int64)
     return y
 
-
-def execution_order(layers: list[Layer]) -> list[int]:
-    """The order in which ``forward`` runs the layers (``backward`` runs it reversed).
-
-    A max-pool that directly follows a ReLU or a LeakyReLU (alpha >= 0) runs before it:
-    for a non-decreasing f, max(f(x_1), ..., f(x_k)) = f(max(x_1, ..., x_k)), so the
-    output is the same, and so are the gradients (the pool routes each window's
-    gradient to its first maximum, which f does not move; where f flattens a tie, its
-    derivative there is 0 on either side). The activation then touches KH*KW times
-    fewer values: a quarter for 2x2 pooling. The first layer is never moved (it
-    returns no input gradient).
-    """
-    order = list(range(len(layers)))
-    for i in range(1, len(layers) - 1):
-        act, pool = layers[i], layers[i + 1]
-        monotone = isinstance(act, ReLU) or (
-            isinstance(act, LeakyReLU) and act.alpha >= 0
-        )
-        if monotone and isinstance(pool, (MaxPool1D, MaxPool2D)) and order[i] == i:
-            order[i], order[i + 1] = i + 1, i
-    return order

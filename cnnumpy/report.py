@@ -280,41 +280,40 @@ def write_report(
         _section("configuration", "Configuration", _config_section(config)),
         _section("model", "Model", f"<pre>{_e(summary_text(model))}</pre>"),
         _section("curves", "Training curves", _curves_section(history)),
+        *_test_sections(
+            model,
+            (x_test, y_test, class_names, max_test),
+            (n_examples, occlusion_patch, occlusion_stride),
+        ),
+        _section("timings", "Timings", _timings_section(timings)),
     ]
-    if x_test is not None and y_test is not None:
-        x, y, names = _check_test_data(model, x_test, y_test, class_names)
-        x, y = x[:max_test], y[:max_test]
-        probs = maps.class_probabilities(model, x)
-        body.append(
-            _section(
-                "evaluation",
-                "Evaluation on the test set",
-                _evaluation_section(x, y, probs, names),
-            )
-        )
-        body.append(
-            _section(
-                "maps",
-                "What the network sees",
-                _maps_section(
-                    model,
-                    x,
-                    y,
-                    probs,
-                    names,
-                    n_examples,
-                    occlusion_patch,
-                    occlusion_stride,
-                ),
-            )
-        )
-    else:
-        body.append(
-            _section("evaluation", "Evaluation on the test set", _missing("test data"))
-        )
-    body.append(_section("timings", "Timings", _timings_section(timings)))
+    path = Path(run_dir) / filename
+    atomic_write_text(path, _page(name, body))
+    return path
+
+
+def _test_sections(model, test, map_settings) -> list[str]:
+    """The evaluation and the maps, from ``test = (x, y, class_names, max_test)``
+    and ``map_settings = (n_examples, occlusion_patch, occlusion_stride)``."""
+    x_test, y_test, class_names, max_test = test
+    if x_test is None or y_test is None:
+        missing = _missing("test data")
+        return [_section("evaluation", "Evaluation on the test set", missing)]
+    x, y, names = _check_test_data(model, x_test, y_test, class_names)
+    x, y = x[:max_test], y[:max_test]
+    probs = maps.class_probabilities(model, x)
+    evaluation = _evaluation_section(x, y, probs, names)
+    seen = _maps_section(model, x, y, probs, names, *map_settings)
+    return [
+        _section("evaluation", "Evaluation on the test set", evaluation),
+        _section("maps", "What the network sees", seen),
+    ]
+
+
+def _page(name: str, body: list[str]) -> str:
+    """The whole HTML page around the sections."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    page = (
+    return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{_e(name)} - cnnumpy report</title>\n<style>{_CSS}</style>\n"
         f"</head>\n<body>\n<h1>{_e(name)}</h1>\n"
@@ -322,6 +321,3 @@ def write_report(
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )
-    path = Path(run_dir) / filename
-    atomic_write_text(path, page)
-    return path

@@ -1,8 +1,9 @@
 """The slice of a batch this process trains on, when a step is split over processes.
 
-:mod:`cnnumpy.replicas` runs one training step over several processes, each on a slice
-of the batch. Most layers never know: each example's forward and backward pass is its
-own. Two layers depend on the whole batch, and read :func:`current` in training:
+:mod:`cnnumpy.distributed.replicas` runs one training step over several processes,
+each on a slice of the batch. Most layers never know: each example's forward and
+backward pass is its own. Two layers depend on the whole batch, and read :func:`current`
+in training:
 
 - :class:`~cnnumpy.layers.BatchNorm` normalises with the statistics of the whole batch,
   so its per-channel sums (forward: the sum, then the squared deviations from the mean;

@@ -10,54 +10,37 @@ trusted, and a checkpoint is never overwritten with it.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from cnnumpy.backup import Backup, run_signature
 from cnnumpy.callbacks import Callback, History
+from cnnumpy.divergence import TrainingDiverged, check_epoch
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
+from cnnumpy.saving.backup import Backup, run_signature
 from cnnumpy.validation import check_batch_size
 
 
-class TrainingDiverged(ArithmeticError):
-    """The loss, a logged value or a weight became NaN or infinite during ``fit``.
+@dataclass
+class Run:
+    """One call of ``fit``: what every epoch and batch needs."""
 
-    The usual causes are a learning rate too large for the data's scale, or inputs
-    that were not standardised; a smaller ``lr`` or gradient clipping (``clipnorm=``
-    of every optimiser) usually helps. The model's weights are then unusable; with
-    ``resume_from`` the folder keeps the last good epoch (``load_model`` reads it).
-
-    Attributes:
-        reason: what was not finite, e.g. ``"the loss is nan"``.
-        epoch: the epoch it happened in (0-based).
-        batch: the batch (0-based), or None when found at the end of the epoch.
-        checkpoint: the ``resume_from`` checkpoint file, or None without one.
-        completed: the epochs that checkpoint holds (0: none was written).
-    """
-
-    def __init__(self, reason: str, epoch: int, batch: int | None = None) -> None:
-        super().__init__(reason, epoch, batch)
-        self.reason, self.epoch, self.batch = reason, epoch, batch
-        self.checkpoint = None
-        self.completed = 0
-
-    def __str__(self) -> str:
-        where = f"epoch {self.epoch + 1}"
-        if self.batch is not None:
-            where += f", batch {self.batch + 1}"
-        text = f"training diverged at {where}: {self.reason}"
-        if self.checkpoint is not None and self.completed:
-            text += (
-                f"; the last good checkpoint ({self.completed} epochs) is kept in "
-                f"{self.checkpoint}"
-            )
-        elif self.checkpoint is not None:
-            text += "; no epoch had completed, so no checkpoint was written"
-        return text
+    model: Any
+    x: np.ndarray
+    y: np.ndarray
+    epochs: int
+    batch_size: int
+    shuffle: bool
+    validation_data: tuple | None
+    callbacks: list
+    verbose: int
+    augment: Callable | None
+    rng: np.random.Generator  # shuffles, and is handed to augment
 
 
 def fit(
@@ -76,69 +59,66 @@ def fit(
     resume_from,
 ) -> History:
     """The body of ``Sequential.fit`` (see its docstring for the arguments)."""
-    model._require_compiled("fit")
+    model.require_compiled("fit")
     check_fit_args(epochs, batch_size, validation_split)
     x, y, validation_data = _training_data(
         model, x, y, validation_data, validation_split
     )
     check_last_batch(model, len(x), batch_size)
-    model._fit_rng = as_rng(seed)
     callbacks = _attach(model, [History(), *(callbacks or [])])
-    model._fit_log_keys = log_keys(model, validation_data is not None)
-    model._fit_callbacks = callbacks  # for the checks of their on_train_begin
+    run = Run(
+        model, x, y, epochs, batch_size, shuffle, validation_data, callbacks,
+        verbose, augment, as_rng(seed),
+    )  # fmt: skip
+    params = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "verbose": verbose,
+        "log_keys": log_keys(model, validation_data is not None),
+        "callbacks": callbacks,
+    }
+    for cb in callbacks:
+        cb.set_params(params)
     model.history, model.stop_training, model.stop_now = callbacks[0], False, False
-    train = functools.partial(
-        _train, model, x, y, epochs, batch_size, shuffle, validation_data, callbacks
-    )
     if resume_from is None:
-        return train(verbose, augment, None, 0)
-    run = run_signature(model, x, y, validation_data, batch_size)
-    with Backup(resume_from, model, callbacks, run) as backup:
+        return _train(run, None, 0)
+    signature = run_signature(model, x, y, validation_data, batch_size)
+    with Backup(resume_from, model, callbacks, run.rng, signature) as backup:
         first_epoch = backup.restore(epochs)
+        run.rng = backup.rng  # the checkpoint's, when it resumes
         done = backup.done_message(epochs)
         if done is not None and verbose:
             print(done, flush=True)
         try:
-            return train(verbose, augment, backup, first_epoch)
+            return _train(run, backup, first_epoch)
         except TrainingDiverged as exc:
             exc.checkpoint, exc.completed = backup.path, backup.completed
             raise
 
 
-def _train(
-    model,
-    x,
-    y,
-    epochs,
-    batch_size,
-    shuffle,
-    validation_data,
-    callbacks,
-    verbose,
-    augment,
-    backup,
-    first_epoch,
-) -> History:
+def _train(run: Run, backup: Backup | None, first_epoch: int) -> History:
+    """Epochs ``first_epoch`` to ``run.epochs - 1``, each followed by the
+    validation, the divergence check, the callbacks and the backup."""
+    model, callbacks = run.model, run.callbacks
     if backup is not None and backup.stopped:  # it had stopped early: stay stopped
-        first_epoch = epochs
+        first_epoch = run.epochs
     for cb in callbacks:
         cb.on_train_begin({})
-    for epoch in range(first_epoch, epochs):
+    for epoch in range(first_epoch, run.epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
-        logs = train_epoch(
-            model, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
-        )
-        if validation_data is not None and not model.stop_now:
-            val = model.evaluate(*validation_data, batch_size=max(batch_size, 256))
+        logs = train_epoch(run, epoch)
+        if run.validation_data is not None and not model.stop_now:
+            size = max(run.batch_size, 256)
+            val = model.evaluate(*run.validation_data, batch_size=size)
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = float(model.optimizer.lr)
         if not model.stop_now:  # (stop_now: TerminateOnNaN's quiet stop, as before)
             check_epoch(model, epoch, logs)
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
-        if verbose:
-            print(epoch_line(epoch, epochs, logs), flush=True)
+        if run.verbose:
+            print(epoch_line(epoch, run.epochs, logs), flush=True)
         if backup is not None and not model.stop_now:
             backup.save(epoch)
         if model.stop_training:
@@ -156,34 +136,10 @@ def log_keys(model, validation: bool) -> list[str]:
     return [*keys, "lr"]
 
 
-def non_finite(model) -> str | None:
-    """What in the model or its optimiser is NaN or infinite, or None if nothing."""
-    for i, layer in enumerate(model.layers):
-        for store, kind in ((layer.params, "parameter"), (layer.state, "state")):
-            for key, value in store.items():
-                if not np.isfinite(value).all():
-                    return f"layer {i} ({layer!r}) {kind} {key} is not finite"
-    for slot_key, slots in getattr(model.optimizer, "slots", {}).items():
-        for name, value in slots.items():
-            if not np.isfinite(value).all():
-                return f"the optimiser's {name} of {slot_key} is not finite"
-    return None
-
-
-def check_epoch(model, epoch: int, logs: dict) -> None:
-    """Raise ``TrainingDiverged`` if a logged value or a weight is not finite."""
-    for key, value in logs.items():
-        if isinstance(value, (float, np.floating)) and not math.isfinite(value):
-            raise TrainingDiverged(f"the epoch's {key} is {value}", epoch)
-    bad = non_finite(model)
-    if bad is not None:
-        raise TrainingDiverged(bad, epoch)
-
-
 def _training_data(model, x, y, validation_data, validation_split):
     """Checked (x, y) and validation pair; ``validation_split`` holds out the last
     examples (like Keras)."""
-    x, y = model._check_data(x, y, "fit")
+    x, y = model.check_data(x, y, "fit")
     if validation_split > 0:
         if validation_data is not None:
             raise ValueError("fit: give validation_data or validation_split, not both")
@@ -195,7 +151,7 @@ def _training_data(model, x, y, validation_data, validation_split):
         x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
     if validation_data is not None:
         x_val, y_val = _pair(validation_data)
-        validation_data = model._check_data(x_val, y_val, "fit (validation_data)")
+        validation_data = model.check_data(x_val, y_val, "fit (validation_data)")
     return x, y, validation_data
 
 
@@ -232,29 +188,28 @@ def check_last_batch(model, n: int, batch_size: int) -> None:
         shape = layer.output_shape(shape)
 
 
-def train_epoch(
-    model, x, y, batch_size, shuffle, augment, callbacks, epoch, epochs, verbose
-) -> dict:
+def train_epoch(run: Run, epoch: int) -> dict:
     """One pass over the shuffled batches; returns the epoch's mean loss and metrics.
 
     Raises:
         TrainingDiverged: a batch loss is NaN or infinite (unless a callback such as
             TerminateOnNaN stops at once, setting ``model.stop_now``).
     """
+    model, x, y = run.model, run.x, run.y
     n = len(x)
-    order = model._fit_rng.permutation(n) if shuffle else np.arange(n)
+    order = run.rng.permutation(n) if run.shuffle else np.arange(n)
     totals = {"loss": 0.0, **{name: 0.0 for name in model.metrics}}
     seen, start = 0, time.perf_counter()
-    bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose == 1)
+    bar = ProgressBar(n, f"epoch {epoch + 1}/{run.epochs}", enabled=run.verbose == 1)
     try:
-        for batch, lo in enumerate(range(0, n, batch_size)):
-            idx = order[lo : lo + batch_size]
+        for batch, lo in enumerate(range(0, n, run.batch_size)):
+            idx = order[lo : lo + run.batch_size]
             xb = x[idx].astype(model.dtype, copy=False)
-            if augment is not None:
-                xb = augment(xb, model._fit_rng)
-            for cb in callbacks:
+            if run.augment is not None:
+                xb = run.augment(xb, run.rng)
+            for cb in run.callbacks:
                 cb.on_batch_begin(batch, {})
-            loss, out = model._step(xb, y[idx])
+            loss, out = model.train_step(xb, y[idx])
             totals["loss"] += loss * len(idx)
             scores = model.loss.to_probabilities(out) if model.metrics else None
             for name, fn in model.metrics.items():
@@ -262,7 +217,7 @@ def train_epoch(
             seen += len(idx)
             batch_logs = {k: v / seen for k, v in totals.items()}
             bar.update(len(idx), batch_logs)
-            for cb in callbacks:
+            for cb in run.callbacks:
                 cb.on_batch_end(batch, {**batch_logs, "loss": loss})
             if model.stop_now:
                 break

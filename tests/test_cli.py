@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnumpy import load_model, runs
-from cnnumpy.cli import main
+from cnnumpy import load_model
+from cnnumpy.cli import main, runs
 from cnnumpy.data import ChecksumWarning, sources
 from cnnumpy.data.sample import mnist_sample_path
 

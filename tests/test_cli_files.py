@@ -21,7 +21,8 @@ from test_faults_cli import (  # noqa: F401 (fixtures)
     tiny_sizes,
 )
 
-from cnnumpy import fileio, folderlock, model, runs
+from cnnumpy import fileio, folderlock, model
+from cnnumpy.cli import runs
 from cnnumpy.fileio import DiskFullError, atomic_open, atomic_write_text
 
 HANG = 20  # seconds: far more than any of these commands needs

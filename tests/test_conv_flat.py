@@ -15,8 +15,9 @@ import torch.nn.functional as TF
 
 import cnnumpy.functional.parallel as parallel_module
 from cnnumpy import engine
-from cnnumpy.functional import conv_flat, conv_inner
+from cnnumpy.functional import conv_bands, conv_flat, conv_flat_backward, conv_inner
 from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
+from cnnumpy.functional.conv_wide import dout_wide
 from cnnumpy.functional.parallel import SCRATCH
 from cnnumpy.layers import Conv1D, Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
@@ -96,9 +97,9 @@ def test_both_dx_paths_agree(case, layout):
     dout = np.random.default_rng(2).standard_normal(out.shape)
     (top, bottom), (left, right) = case[-1]
     KH, KW = case[5]
-    slice_add = conv_flat._dx_slice_add(dout, cache)
+    slice_add = conv_flat_backward._dx_slice_add(dout, cache)
     if max(top, bottom) < KH and max(left, right) < KW:
-        full = conv_flat._dx_full_flat(dout, cache)
+        full = conv_flat_backward._dx_full_flat(dout, cache)
         np.testing.assert_allclose(full, slice_add, rtol=1e-12, atol=1e-12)
     _o, cache_n = conv2d_forward_loops(x, w, b, 1, case[-1])
     dx_n = conv2d_backward_loops(dout, cache_n)[0]
@@ -111,18 +112,18 @@ def test_row_bands_match_full_columns(bias):
     bands are what the rule picks for 13 channels, 5x4 kernels, not for 3)."""
     case = CASES[-2]
     x, w, b = _data(case, bias=bias)
-    assert conv_flat.use_bands(13, (5, 4)) and not conv_flat.use_bands(3, (5, 5))
+    assert conv_bands.use_bands(13, (5, 4)) and not conv_bands.use_bands(3, (5, 5))
     _poison_scratch()
-    bands = conv_flat._correlate(x, w, b, case[-1], layout="bands")
+    bands = conv_flat.correlate_flat(x, w, b, case[-1], layout="bands")
     _poison_scratch()
-    full = conv_flat._correlate(x, w, b, case[-1], layout="wide")
+    full = conv_flat.correlate_flat(x, w, b, case[-1], layout="wide")
     np.testing.assert_allclose(bands, full, rtol=1e-12, atol=1e-12)
 
 
 def test_dout_wide_zeroes_the_junk_columns():
     dout = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5) + 1
     _poison_scratch()
-    g = conv_flat._dout_wide(dout, 7, "g_test")  # Wp = 7: 2 junk columns per row
+    g = dout_wide(dout, 7, "g_test")  # Wp = 7: 2 junk columns per row
     assert g.shape == (3, 2, 3 * 7 + 5)
     rows = np.concatenate([g, np.zeros((3, 2, 2))], axis=2).reshape(3, 2, 4, 7)
     np.testing.assert_array_equal(rows[..., :5], dout.transpose(1, 0, 2, 3))
@@ -220,7 +221,7 @@ def test_flat_layers_finite_differences(layer, layout):
 def test_row_bands_layer_finite_differences(layout):
     layer = Conv2D(3, (5, 4), padding=(2, 1))  # 13 channels: row bands
     x = np.random.default_rng(0).standard_normal((2, 13, 4, 3))
-    assert conv_flat.use_bands(13, (5, 4))
+    assert conv_bands.use_bands(13, (5, 4))
     check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import inference, zoo
-from cnnumpy.engine import TABLES
+from cnnumpy import zoo
+from cnnumpy.engine import TABLES, fusion
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -34,14 +34,14 @@ pytestmark = pytest.mark.usefixtures("engine_on")
 SPIES = {
     "cnnumpy.functional.conv.conv2d_forward": "conv",
     "cnnumpy.functional.conv_flat.conv2d_forward_flat": "wide",
-    "cnnumpy.functional.conv_flat.use_bands": "bands?",  # the result is recorded
+    "cnnumpy.functional.conv_bands.use_bands": "bands?",  # the result is recorded
     "cnnumpy.functional.conv_inner.correlate_inner": "inner",
     "cnnumpy.functional.conv.conv2d_backward": "conv",
-    "cnnumpy.functional.conv_flat.conv2d_backward_flat": "wide",
-    "cnnumpy.functional.conv_flat._dw_db_bands": "dw:bands",
+    "cnnumpy.functional.conv_flat_backward.conv2d_backward_flat": "wide",
+    "cnnumpy.functional.conv_bands.dw_db_bands": "dw:bands",
     "cnnumpy.functional.conv_inner.dw_db_inner": "dw:inner",
-    "cnnumpy.functional.conv_flat._dx_full_flat": "dx:full",
-    "cnnumpy.functional.conv_flat._dx_slice_add": "dx:slice-add",
+    "cnnumpy.functional.conv_flat_backward._dx_full_flat": "dx:full",
+    "cnnumpy.functional.conv_flat_backward._dx_slice_add": "dx:slice-add",
     "cnnumpy.functional.conv._dx_col2im": "dx:col2im",
     "cnnumpy.functional.pool_tiles.maxpool_tiles": "tiles",
     "cnnumpy.functional.pool_tiles.maxpool_tiles_backward": "tiles",
@@ -49,7 +49,7 @@ SPIES = {
     "cnnumpy.functional.pool_tiles.avgpool_tiles_backward": "tiles",
     "cnnumpy.functional.pool._windows": "windows",
     "cnnumpy.functional.pool._scatter_windows": "windows",
-    "cnnumpy.inference.plan": "plan=",  # fused inference: what merges with what
+    "cnnumpy.engine.fusion.plan": "plan=",  # fused inference: what merges with what
 }
 
 NETS = {
@@ -250,8 +250,8 @@ def _wrap_layers(monkeypatch, model, recorder: Recorder) -> None:
     for cls in {type(layer) for layer in model.layers}:
         for name, phase in (("forward", "fwd"), ("backward", "bwd")):
             monkeypatch.setattr(cls, name, tagged(getattr(cls, name), phase))
-    # fused inference runs a convolution by inference.convolve(conv, ...)
-    monkeypatch.setattr(inference, "convolve", tagged(inference.convolve, "fused"))
+    # fused inference runs a convolution by fusion.convolve(conv, ...)
+    monkeypatch.setattr(fusion, "convolve", tagged(fusion.convolve, "fused"))
 
 
 def record(monkeypatch, net: str) -> dict[str, list[str]]:

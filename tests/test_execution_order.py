@@ -1,9 +1,10 @@
-"""Sequential runs a max-pool before the ReLU/LeakyReLU preceding it: same numbers."""
+"""The executor runs a max-pool before the ReLU/LeakyReLU preceding it: same numbers."""
 
 import numpy as np
 import pytest
 
 import cnnumpy
+from cnnumpy.engine.executor import execution_order
 from cnnumpy.layers import (
     AvgPool2D,
     Conv1D,
@@ -16,7 +17,8 @@ from cnnumpy.layers import (
     ReLU,
     Tanh,
 )
-from cnnumpy.model import execution_order
+
+pytestmark = pytest.mark.usefixtures("engine_on")  # off, the order is the layers'
 
 
 def layer_by_layer(model, x, dout):
@@ -53,9 +55,9 @@ def test_swapped_order_gives_identical_outputs_and_gradients(x_kind):
     if x_kind == "ties":  # many equal values, and whole windows below zero
         x = np.round(x) - 1.0
     assert execution_order(model.layers) == [0, 2, 1, 3, 5, 4, 6, 7]
-    out = model.forward(x, training=True)
+    out = model.executor.forward(x, training=True)
     dout = rng.standard_normal(out.shape)
-    model.backward(dout)
+    model.executor.backward(dout)
     fast = [{k: g.copy() for k, g in layer.grads.items()} for layer in model.layers]
     plain_out, plain = layer_by_layer(model, x, dout)
     np.testing.assert_array_equal(out, plain_out)

@@ -17,10 +17,11 @@ import pytest
 from PIL import Image
 from test_cli import N_TEST, N_TRAIN, TRAIN, run, write_tiny_mnist
 
-from cnnumpy import Sequential, load_model, runs, zoo
+from cnnumpy import Sequential, load_model, zoo
+from cnnumpy.cli import runs
 from cnnumpy.data import ChecksumWarning, sources
 from cnnumpy.layers import Dense, Flatten, Sigmoid, Softmax
-from cnnumpy.safefile import dump_bytes, load_bytes
+from cnnumpy.saving.safefile import dump_bytes, load_bytes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -162,7 +163,7 @@ def test_bad_preprocessing_is_refused_on_save_and_on_load(value, field, tmp_path
     model.save(tmp_path / "m.safetensors")
     assert load_model(tmp_path / "m.safetensors").preprocessing == GOOD
     _with_meta(tmp_path / "m.safetensors", "preprocessing", value)
-    from cnnumpy.io import ModelFileError
+    from cnnumpy.saving import ModelFileError
 
     with pytest.raises(ModelFileError, match=f"preprocessing.*{field}"):
         load_model(tmp_path / "m.safetensors")

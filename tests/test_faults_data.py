@@ -32,6 +32,7 @@ from test_data import (  # the fixtures are shared with test_data.py
 
 import cnnumpy
 from cnnumpy import cli
+from cnnumpy.cli import info
 from cnnumpy.data import (
     ChecksumWarning,
     DatasetError,
@@ -488,7 +489,7 @@ def test_cli_shows_a_warning_as_one_clean_line(mnist_dir, monkeypatch, capsys):
     def summary(args):
         return 0 if len(load_mnist("test", path=mnist_dir, download=False)) else 1
 
-    monkeypatch.setattr(cli, "summary", summary)
+    monkeypatch.setattr(info, "summary", summary)
     before = warnings.showwarning
     with warnings.catch_warnings():
         warnings.simplefilter("always", ChecksumWarning)
@@ -505,7 +506,7 @@ def test_cli_warning_lines_are_one_line_each(monkeypatch, capsys):
         warnings.warn("first line\n  second line", UserWarning, stacklevel=1)
         return 0
 
-    monkeypatch.setattr(cli, "summary", summary)
+    monkeypatch.setattr(info, "summary", summary)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         assert cli.main(["summary", "--model", "lenet5"]) == 0

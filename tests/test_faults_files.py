@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import io
-from cnnumpy.interop import from_torch_state_dict, to_torch_state_dict
-from cnnumpy.io import ModelFileError, load_model
+from cnnumpy import saving
 from cnnumpy.layers import BatchNorm, Conv1D, Conv2D, Dense, Flatten, ReLU
-from cnnumpy.safefile import dump_bytes
+from cnnumpy.saving import ModelFileError, load_model
+from cnnumpy.saving.interop import from_torch_state_dict, to_torch_state_dict
+from cnnumpy.saving.safefile import dump_bytes
 
 GIB = 2**30
 
@@ -56,7 +56,7 @@ def assert_same_weights(before, model):
 
 def rewrite(path, meta_changes=None, tensors=None):
     """Re-save a model file with edited metadata and tensors and a valid checksum."""
-    old_tensors, meta = io.load_bytes(path.read_bytes())
+    old_tensors, meta = saving.load_bytes(path.read_bytes())
     for key in ("format", "format_version", "sha256"):
         meta.pop(key)
     meta.update(meta_changes or {})
@@ -267,15 +267,15 @@ import json, resource, sys, time, tracemalloc
 
 resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
 import cnnumpy
-from cnnumpy import io
+from cnnumpy import saving
 from cnnumpy.layers import Dense, Flatten
 
 path, loader = sys.argv[1], sys.argv[2]
 model = cnnumpy.Sequential([Flatten(), Dense(2)], input_shape=(10,))
 load = {{
-    "load_model": lambda: io.load_model(path),
-    "load_weights": lambda: io.load_weights(model, path),
-    "restore_checkpoint": lambda: io.restore_checkpoint(model, path),
+    "load_model": lambda: saving.load_model(path),
+    "load_weights": lambda: saving.load_weights(model, path),
+    "restore_checkpoint": lambda: saving.restore_checkpoint(model, path),
 }}[loader]
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
@@ -322,7 +322,7 @@ def model_file(tmp_path):
 
 
 def with_layers(path, layers, input_shape=None):
-    _, meta = io.load_bytes(path.read_bytes())
+    _, meta = saving.load_bytes(path.read_bytes())
     spec = meta["model"]
     for i, changes in layers.items():
         spec["layers"][i]["config"].update(changes)
@@ -380,7 +380,7 @@ def test_exact_architectures_still_load_after_the_shape_check(tmp_path):
     model.save(path)
     assert_same_weights(model.get_weights(), load_model(path))
     # a BatchNorm statistic of the wrong size is named before anything is built
-    tensors, _ = io.load_bytes(path.read_bytes())
+    tensors, _ = saving.load_bytes(path.read_bytes())
     tensors["layers.1.running_var"] = np.ones(4, np.float32)
     rewrite(path, tensors=tensors)
     with pytest.raises(ModelFileError, match=r"layers.1.running_var has shape \(4,\)"):
@@ -488,16 +488,16 @@ def test_a_2_gb_tensor_the_model_does_not_have_is_refused_before_reading(
 
 
 def test_a_header_of_too_many_tensors_is_refused_while_it_is_parsed(tmp_path):
-    from cnnumpy.safefile import _MAX_TENSORS
+    from cnnumpy.saving.header import MAX_TENSORS
 
     path = tmp_path / "many.safetensors"
     empty = {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}
     header = {"__metadata__": {"format": "cnnumpy", "format_version": "1"}}
-    header.update({f"extra.{i}": empty for i in range(_MAX_TENSORS + 1)})
+    header.update({f"extra.{i}": empty for i in range(MAX_TENSORS + 1)})
     raw_file(path, header)
     with pytest.raises(ModelFileError, match="the header is not valid") as info:
         load_model(path)  # (stops at the first object too many: no timing asserted)
-    assert f"it declares more than {_MAX_TENSORS} tensors" in str(info.value)
+    assert f"it declares more than {MAX_TENSORS} tensors" in str(info.value)
     assert str(path) in str(info.value)
 
 
@@ -508,9 +508,9 @@ def test_trailing_bytes_are_refused_with_the_sizes(model_file, loader):
         f.write(b"\0")
     model = small_model()
     load = {
-        "load_model": lambda: io.load_model(model_file),
-        "load_weights": lambda: io.load_weights(model, model_file),
-        "restore_checkpoint": lambda: io.restore_checkpoint(model, model_file),
+        "load_model": lambda: saving.load_model(model_file),
+        "load_weights": lambda: saving.load_weights(model, model_file),
+        "restore_checkpoint": lambda: saving.restore_checkpoint(model, model_file),
     }[loader]
     with pytest.raises(ModelFileError, match=f"has {size + 1} bytes, .* {size}"):
         load()
@@ -578,7 +578,7 @@ def test_an_odd_input_shape_in_a_file_is_refused(tmp_path, shape):
 
     import cnnumpy
     from cnnumpy.layers import Flatten
-    from cnnumpy.safefile import dump_bytes, load_bytes
+    from cnnumpy.saving.safefile import dump_bytes, load_bytes
 
     model = cnnumpy.Sequential([Flatten()], input_shape=(1, 4, 4))
     path = tmp_path / "m.safetensors"

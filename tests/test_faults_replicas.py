@@ -21,9 +21,10 @@ import pytest
 
 import cnnumpy
 from cnnumpy import layers as L
-from cnnumpy import replicas
 from cnnumpy.cli import main
-from cnnumpy.replicas import ReplicaError
+from cnnumpy.distributed import limits, replicas
+from cnnumpy.distributed.process import ReplicaProcess
+from cnnumpy.distributed.replicas import ReplicaError
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -171,7 +172,7 @@ def test_a_batch_too_small_for_every_process_splits_over_those_it_can_feed(
     """Three processes, a batch of 16: two slices of 8 (before, the whole batch ran
     here and both replicas sat idle). The numbers stay those of one process, with
     BatchNorm's sums added up over the two processes in use only."""
-    monkeypatch.setattr(replicas, "available_cores", lambda: 3, raising=False)
+    monkeypatch.setattr(limits, "available_cores", lambda: 3, raising=False)
     one, split = _small_cnn(extra), _small_cnn(extra)
     x, y = _data(16)
     with split.use_processes(3) as group:
@@ -199,7 +200,7 @@ def test_a_stopped_replica_raises_within_the_timeout(extra, monkeypatch):
     model = _small_cnn(extra)
     x, y = _data(32)
     group = model.use_processes(2)
-    procs = [c["proc"] for c in group._children]
+    procs = [c.proc for c in group._children]
     try:
         model.train_on_batch(x, y)
         os.kill(procs[0].pid, signal.SIGSTOP)
@@ -243,17 +244,17 @@ def test_the_timeout_grows_with_the_slowest_step_and_comes_from_the_environment(
 
 
 def test_a_replica_stopped_while_starting_raises_and_is_killed(monkeypatch):
-    monkeypatch.setattr(replicas, "START_TIMEOUT", 1.0)
-    spawn = replicas.Replicas._spawn
+    monkeypatch.setattr(limits, "START_TIMEOUT", 1.0)
+    spawn = ReplicaProcess.spawn
     procs = []
 
-    def spawn_stopped(self):
-        child = spawn(self)
-        os.kill(child["proc"].pid, signal.SIGSTOP)
-        procs.append(child["proc"])
+    def spawn_stopped():
+        child = spawn()
+        os.kill(child.pid, signal.SIGSTOP)
+        procs.append(child.proc)
         return child
 
-    monkeypatch.setattr(replicas.Replicas, "_spawn", spawn_stopped)
+    monkeypatch.setattr(ReplicaProcess, "spawn", spawn_stopped)
     model = _small_cnn()
     try:
         start = time.monotonic()

@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import load_model, runs
+from cnnumpy import load_model
 from cnnumpy.callbacks import (
     LambdaCallback,
     LearningRateScheduler,
     ModelCheckpoint,
     ReduceLROnPlateau,
 )
-from cnnumpy.cli import main
+from cnnumpy.cli import main, runs
 from cnnumpy.layers import Dense, Flatten, ReLU
 from cnnumpy.optimizers import SGD, Adam
 
@@ -180,7 +180,7 @@ def cli(argv, capsys) -> tuple[int, str, str]:
 def test_cli_diverged_run_exits_3_with_one_line_and_keeps_checkpoint(
     tmp_path, capsys, monkeypatch
 ):
-    from cnnumpy import cli_train
+    from cnnumpy.cli import train as cli_train
 
     build = cli_train._build
 
@@ -245,7 +245,7 @@ BLOCKING_FIT = textwrap.dedent("""
 BLOCKING_CLI = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from cnnumpy import cli_train
+    from cnnumpy.cli import train as cli_train
     from cnnumpy.callbacks import LambdaCallback
     from cnnumpy.cli import main
 

@@ -1,4 +1,4 @@
-"""Fused inference (cnnumpy/inference.py): what predict and evaluate run.
+"""Fused inference (cnnumpy/engine/fusion.py): what predict and evaluate run.
 
 The fused pass must give the layer-by-layer ``forward`` outputs up to float rounding:
 ``1e-12`` relative in float64, ``1e-5`` in float32 (folding BatchNorm into the kernels
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import inference
-from cnnumpy.functional.conv_flat import use_bands
+from cnnumpy.engine import fusion
+from cnnumpy.engine.executor import execution_order
+from cnnumpy.functional.conv_bands import use_bands
 from cnnumpy.layers import (
     AvgPool2D,
     BatchNorm,
@@ -23,7 +24,7 @@ from cnnumpy.layers import (
     ReLU,
     Tanh,
 )
-from cnnumpy.model import Sequential, execution_order
+from cnnumpy.model import Sequential
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -53,13 +54,13 @@ def _model(layers, input_shape, dtype="float64"):
 def _check_equal_to_forward(model, x, rtol):
     x = x.astype(model.dtype)
     want = model.forward(x)
-    got = model._fused_forward(x)
+    got = model.executor.fused_forward(x)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 def _steps(model):
-    return inference.plan(model.layers, execution_order(model.layers))
+    return fusion.plan(model.layers, execution_order(model.layers))
 
 
 def _vgg_block():
@@ -182,16 +183,18 @@ def test_activation_then_average_pool_fused(dtype):
     want = model.forward(x)
     assert use_bands(model.layers[3].params["W"].shape[1], (5, 5))
     rtol = 1e-12 if dtype == "float64" else 1e-5  # the folded BatchNorm rounds
-    np.testing.assert_allclose(model._fused_forward(x), want, rtol=rtol, atol=rtol)
+    got = model.executor.fused_forward(x)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
     # without the BatchNorm, every value is the layer-by-layer one: exactly in
     # float64; in float32 up to the error of the fused tanh (tanh_inplace)
     plain = _model([Conv2D(6, 5), Tanh(), AvgPool2D(2), Flatten()], (1, 28, 28), dtype)
     assert _steps(plain)[0] == (0, None, 2, 1)
     x = np.random.default_rng(10).standard_normal((9, 1, 28, 28)).astype(dtype)
+    fused = plain.executor.fused_forward(x)
     if dtype == "float64":
-        np.testing.assert_array_equal(plain._fused_forward(x), plain.forward(x))
+        np.testing.assert_array_equal(fused, plain.forward(x))
     else:
-        np.testing.assert_allclose(plain._fused_forward(x), plain.forward(x), atol=3e-7)
+        np.testing.assert_allclose(fused, plain.forward(x), atol=3e-7)
 
 
 def test_fused_float32_tanh_error_is_absolute_and_small():
@@ -264,7 +267,8 @@ def test_a_fused_conv_leaves_its_training_cache_alone():
     conv = model.layers[0]
     model.forward(np.random.default_rng(10).standard_normal((4, 2, 8, 8)), True)
     kept = [a.copy() for a in conv._cache.data if isinstance(a, np.ndarray)]
-    model._fused_forward(np.random.default_rng(11).standard_normal((4, 2, 8, 8)))
+    x = np.random.default_rng(11).standard_normal((4, 2, 8, 8))
+    model.executor.fused_forward(x)
     now = [a for a in conv._cache.data if isinstance(a, np.ndarray)]
     assert len(kept) == len(now) >= 2  # the padded input and the kernels
     for a, b in zip(now, kept, strict=True):
@@ -275,13 +279,13 @@ def test_predict_and_evaluate_run_the_fused_pass(monkeypatch):
     model = _model(_vgg_block(), (2, 8, 8))
     model.compile("sgd", "cross_entropy")
     calls = []
-    fused = inference.forward
+    fused = fusion.forward
 
     def spy(layers, order, x):
         calls.append(len(x))
         return fused(layers, order, x)
 
-    monkeypatch.setattr(inference, "forward", spy)
+    monkeypatch.setattr(fusion, "forward", spy)
     x = np.random.default_rng(7).standard_normal((10, 2, 8, 8))
     y = np.arange(10) % 3
     probs = model.predict(x, batch_size=4)
@@ -296,7 +300,7 @@ def test_folded_weights_are_a_copy():
     model = _model(_vgg_block(), (2, 8, 8))
     conv, bn = model.layers[0], model.layers[1]
     before = conv.params["W"].copy()
-    w, b = inference.folded(conv, bn)
+    w, b = fusion.folded(conv, bn)
     assert w is not conv.params["W"] and b.shape == (6,)
     np.testing.assert_array_equal(conv.params["W"], before)
     s = bn.params["gamma"] / np.sqrt(bn.state["running_var"] + bn.eps)

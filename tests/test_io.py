@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import cnnumpy
-from cnnumpy import io
-from cnnumpy.io import ModelFileError, load_model, load_weights, save_weights
+from cnnumpy import saving
 from cnnumpy.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from cnnumpy.optimizers import SGD, Adam
-from cnnumpy.safefile import dump_bytes
+from cnnumpy.saving import ModelFileError, load_model, load_weights, save_weights
+from cnnumpy.saving.safefile import dump_bytes
 
 
 def model_with_everything(seed=0):
@@ -156,7 +156,7 @@ def rewrite(path, meta_changes=None, tensor_changes=None):
 
     The checksum is valid, the content bad.
     """
-    tensors, meta = io.load_bytes(path.read_bytes())
+    tensors, meta = saving.load_bytes(path.read_bytes())
     for key in ("format", "format_version", "sha256"):
         meta.pop(key)
     meta.update(meta_changes or {})
@@ -185,7 +185,7 @@ def test_inconsistent_files_are_refused(tmp_path):
         with pytest.raises(ModelFileError, match=message):
             load_model(path)
     path.write_bytes(original)
-    _, meta = io.load_bytes(original)
+    _, meta = saving.load_bytes(original)
     spec = meta["model"]
     spec["layers"][0]["class"] = "EvalLayer"
     rewrite(path, {"model": spec})
@@ -226,7 +226,7 @@ def test_pickle_smuggled_in_metadata_is_refused(tmp_path):
         os.remove(marker)
     _, path, _, _ = trained(tmp_path)
     payload = pickle.dumps(Boom()).decode("latin1")
-    _, meta = io.load_bytes(path.read_bytes())
+    _, meta = saving.load_bytes(path.read_bytes())
     spec = meta["model"]
     spec["layers"][0]["config"] = payload
     rewrite(path, {"model": spec, "optimizer": payload})
@@ -348,7 +348,7 @@ def test_backward_of_the_model_returns_the_input_gradient():
 def test_crafted_metadata_raises_model_file_errors(tmp_path):
     _, path, _, _ = trained(tmp_path)
     original = path.read_bytes()
-    _, meta = io.load_bytes(original)
+    _, meta = saving.load_bytes(original)
     bad_specs = []
     spec = json.loads(json.dumps(meta["model"]))
     spec["layers"][0]["class"] = ["Conv2D"]
@@ -378,7 +378,7 @@ def test_crafted_metadata_raises_model_file_errors(tmp_path):
     # a JSON bomb as a metadata value, with a valid checksum
     from safetensors.numpy import save
 
-    from cnnumpy.safefile import _digest
+    from cnnumpy.saving.safefile import digest
 
     metadata = {
         "format": "cnnumpy",
@@ -386,7 +386,7 @@ def test_crafted_metadata_raises_model_file_errors(tmp_path):
         "history": "[" * 100_000 + "]" * 100_000,
     }
     tensors = {"a": np.zeros(2, np.float32)}
-    metadata["sha256"] = _digest(tensors, metadata)
+    metadata["sha256"] = digest(tensors, metadata)
     path.write_bytes(save(tensors, metadata=metadata))
     with pytest.raises(
         ModelFileError, match="the metadata field 'history' is not valid: .*nested"
@@ -401,7 +401,7 @@ def test_crafted_metadata_raises_model_file_errors(tmp_path):
 
 def test_unknown_loss_loads_uncompiled_with_a_warning(tmp_path):
     model, path, x, _ = trained(tmp_path)
-    _, meta = io.load_bytes(path.read_bytes())
+    _, meta = saving.load_bytes(path.read_bytes())
     rewrite(path, {"compile": {"loss": "my_own_loss", "metrics": []}})
     with pytest.warns(UserWarning, match="loaded without loss"):
         loaded = load_model(path)
@@ -428,7 +428,7 @@ def loading(loader, path, model):
     return {
         "load_model": lambda: load_model(path),
         "load_weights": lambda: load_weights(model, path),
-        "restore_checkpoint": lambda: io.restore_checkpoint(model, path),
+        "restore_checkpoint": lambda: saving.restore_checkpoint(model, path),
     }[loader]
 
 
@@ -474,14 +474,14 @@ def test_a_checkpoints_own_extra_tensors_still_load(tmp_path):
     model, path, x, _ = trained(tmp_path)
     best = {f"extra.1.EarlyStopping.{k}": v for k, v in rewrite_source(path).items()}
     rewrite(path, {"training": {"epoch": 1}}, best)
-    state = io.restore_checkpoint(model_with_everything(seed=1), path)
+    state = saving.restore_checkpoint(model_with_everything(seed=1), path)
     assert sorted(state["tensors"]) == sorted(k[6:] for k in best)
     np.testing.assert_array_equal(load_model(path).predict(x), model.predict(x))
 
 
 def rewrite_source(path):
     """The ``layers.*`` tensors of a model file, renamed ``{i}.{name}``."""
-    tensors, _ = io.load_bytes(path.read_bytes())
+    tensors, _ = saving.load_bytes(path.read_bytes())
     return {k[7:]: v for k, v in tensors.items() if k.startswith("layers.")}
 
 
@@ -509,7 +509,7 @@ def test_non_finite_weights_and_negative_variances_are_refused(
     tmp_path, loader, name, value, dtype, message
 ):
     _, path, _, _ = trained(tmp_path)
-    tensors, _ = io.load_bytes(path.read_bytes())
+    tensors, _ = saving.load_bytes(path.read_bytes())
     bad = with_bad_values(tensors, name, 3, value, dtype)
     rewrite(path, tensor_changes={name: bad})
     model = model_with_everything(seed=1)
@@ -527,11 +527,11 @@ def save_with_metadata(path, **fields):
     """A model file whose metadata fields are the given JSON texts, checksum valid."""
     from safetensors.numpy import save
 
-    from cnnumpy.safefile import _digest
+    from cnnumpy.saving.safefile import digest
 
     metadata = {"format": "cnnumpy", "format_version": "1", **fields}
     tensors = {"a": np.zeros(2, np.float32)}
-    metadata["sha256"] = _digest(tensors, metadata)
+    metadata["sha256"] = digest(tensors, metadata)
     path.write_bytes(save(tensors, metadata=metadata))
 
 

@@ -1,4 +1,5 @@
-"""Process replicas (cnnumpy.replicas): same results as one process, clear failures."""
+"""Process replicas (cnnumpy.distributed.replicas): same results as one process,
+clear failures."""
 
 import os
 
@@ -7,8 +8,8 @@ import pytest
 
 import cnnumpy
 from cnnumpy import layers as L
-from cnnumpy import replicas
-from cnnumpy.replicas import ReplicaError, split_sizes
+from cnnumpy.distributed import limits, replicas
+from cnnumpy.distributed.replicas import ReplicaError, split_sizes
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -88,7 +89,7 @@ def test_fit_predict_evaluate_match_one_process(pair):
 @pytest.fixture
 def three_cores(monkeypatch):
     """Three processes on a machine with fewer cores: they take turns, same numbers."""
-    monkeypatch.setattr(replicas, "available_cores", lambda: 3)
+    monkeypatch.setattr(limits, "available_cores", lambda: 3)
 
 
 def test_float32_model_splits_too(three_cores):
@@ -176,7 +177,7 @@ def test_a_replica_dying_mid_step_raises(monkeypatch):
     x, y = _data(32)
     with split.use_processes(2) as group:
         split.train_on_batch(x, y)
-        child = group._children[0]["proc"]
+        child = group._children[0].proc
         real = group._allreduce
 
         def kill_first(a):  # the replica dies while the caller is mid-step
@@ -194,15 +195,15 @@ def test_shared_files_are_unlinked(pair):
     _one, split, group = pair
     x, y = _data(32)
     split.train_on_batch(x, y)
-    paths = [group._w_block.path] + [c["block"].path for c in group._children]
+    paths = [group._weights.block.path] + [c.block.path for c in group._children]
     assert not any(os.path.exists(p) for p in paths)
 
 
 def test_a_dead_replica_raises_then_the_model_trains_alone(pair):
     one, split, group = pair
     x, y = _data(32)
-    group._children[0]["proc"].kill()
-    group._children[0]["proc"].wait()
+    group._children[0].proc.kill()
+    group._children[0].proc.wait()
     with pytest.raises(ReplicaError, match="died"):
         split.train_on_batch(x, y)
     assert group.closed and replicas.group_of(split) is None
@@ -213,7 +214,7 @@ def test_a_dead_replica_raises_then_the_model_trains_alone(pair):
 def test_close_and_use_processes_one_stop_the_replicas():
     model = _small_cnn()
     group = model.use_processes(2)
-    procs = [c["proc"] for c in group._children]
+    procs = [c.proc for c in group._children]
     assert model.use_processes(1) is None
     assert group.closed and all(p.poll() is not None for p in procs)
     group.close()  # idempotent
@@ -260,7 +261,7 @@ def test_an_error_here_keeps_the_replicas_in_step(pair, monkeypatch):
     def boom(*args):
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(split, "_local_gradients", boom)
+    monkeypatch.setattr(split.executor, "gradients", boom)
     with pytest.raises(FloatingPointError, match="boom"):
         split.train_on_batch(x, y)
     monkeypatch.undo()
@@ -301,7 +302,7 @@ def test_a_dropped_model_stops_its_replicas():
 
     model = _small_cnn()
     group = model.use_processes(2)
-    procs = [c["proc"] for c in group._children]
+    procs = [c.proc for c in group._children]
     del model, group
     gc.collect()
     for proc in procs:

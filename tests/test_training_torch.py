@@ -6,9 +6,9 @@ import torch
 
 import cnnumpy
 from cnnumpy import zoo
-from cnnumpy.io import from_torch_state_dict, to_torch_state_dict
 from cnnumpy.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU
 from cnnumpy.optimizers import SGD, Adam
+from cnnumpy.saving import from_torch_state_dict, to_torch_state_dict
 
 nn = torch.nn
 

@@ -36,7 +36,7 @@ dense.register(
 )
 
 # -- 2-D convolution (book: textbook/conv.py; engine: functional/conv.py,
-# conv_flat.py, conv_inner.py). Conv1D runs it on (N, C, 1, L). ------------------
+# conv_flat.py, conv_bands.py, conv_inner.py). Conv1D runs it on (N, C, 1, L). ---
 
 
 def _layout_is(layout: str):
@@ -55,10 +55,10 @@ _LAYOUTS = {  # the flat layouts (stride 1, zero padding), each chosen by layout
     "more: images innermost, no junk (conv_inner.py: seed 000's 8x8 20->20 5x5 "
     "layer forward 1.09 -> 0.89 ms, backward 2.49 -> 1.70 ms)",
     "bands": "kernels 4 or more wide over C*KH >= 64 rows: the columns of kw = 0 "
-    "only, KW times fewer rows copied (conv_flat.use_bands: seed 000's 20->20 5x5 "
+    "only, KW times fewer rows copied (conv_bands.use_bands: seed 000's 20->20 5x5 "
     "layer 1.54 -> 1.20 ms)",
     "wide": "columns copied in runs of a whole image plane on the wide grid, dx "
-    "without col2im's short rows (conv_flat.py)",
+    "without col2im's short rows (conv_wide.py, conv_flat_backward.py)",
 }
 for _name, _why in _LAYOUTS.items():
     conv2d.register(

@@ -40,11 +40,11 @@ import numpy as np
 
 from cnnumpy.functional.conv_flat import (
     LAYOUTS,
-    conv2d_backward_flat,
     conv2d_forward_flat,
     flat_applies,
     layout_for,
 )
+from cnnumpy.functional.conv_flat_backward import conv2d_backward_flat
 from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.functional.im2col import (
     PADDING_MODES,
@@ -61,9 +61,10 @@ from cnnumpy.functional.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.textbook.padding import (
     check_output_size,
-    conv_output_size,
+    output_size,
     resolve_padding,
     resolve_padding_1d,
 )
@@ -71,7 +72,7 @@ from cnnumpy.textbook.padding import (
 
 def _geometry(x, w, stride, padding):
     """``(stride pair, pads)`` of a call, as the book resolves them."""
-    SH, SW = (stride, stride) if np.isscalar(stride) else tuple(stride)
+    SH, SW = int_tuple(stride, 2, "stride", "conv2d")
     pads = resolve_padding(padding, w.shape[2:], (SH, SW), x.shape[2:])
     return (SH, SW), pads
 
@@ -141,8 +142,8 @@ def conv2d_forward(
         xp = PADDED.padded(x, pads)  # a reused buffer, borders zeroed once
     else:
         xp = pad2d(x, pads, padding_mode)
-    H_out = conv_output_size(xp.shape[2], KH, SH)
-    W_out = conv_output_size(xp.shape[3], KW, SW)
+    H_out = output_size(xp.shape[2], KH, SH)
+    W_out = output_size(xp.shape[3], KW, SW)
     w_ext = weights_matrix(w, b)  # (F, C*KH*KW [+1]): the bias rides in the GEMM
     out = np.empty((N, F, *out_size(H_out, W_out, pool)), dtype=x.dtype)
 
@@ -268,7 +269,7 @@ __all__ = [
     "conv1d_forward",
     "conv2d_backward",
     "conv2d_forward",
-    "conv_output_size",
+    "output_size",
     "resolve_padding",
     "resolve_padding_1d",
 ]

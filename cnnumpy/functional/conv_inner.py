@@ -40,6 +40,7 @@ from cnnumpy.functional.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.textbook.padding import output_size
 
 # Largest output map (Ho*Wo) laid out with the images innermost: 16x16.
 INNER_MAX_OUTPUTS = 256
@@ -93,7 +94,7 @@ def correlate_inner(
     pool: Tiles | None = None,
 ) -> np.ndarray:
     """Valid stride-1 correlation of the planes ``x`` (already padded, or padded by
-    ``pads`` chunk by chunk), as in :func:`conv_flat._correlate`, in this layout.
+    ``pads`` chunk by chunk), as in :func:`conv_flat.correlate_flat`, in this layout.
 
     ``post`` and ``pool`` (fused inference) run on each chunk, see
     :func:`~cnnumpy.functional.epilogue.chunk_epilogue`; the chunk has no junk, so
@@ -102,7 +103,7 @@ def correlate_inner(
     N, C, H, W = x.shape
     (top, bottom), (left, right) = pads or ((0, 0), (0, 0))
     F, _, KH, KW = w.shape
-    Ho, Wo = H + top + bottom - KH + 1, W + left + right - KW + 1
+    Ho, Wo = output_size(H, KH, 1, top, bottom), output_size(W, KW, 1, left, right)
     w_ext = weights_matrix(w, b)
     out = np.empty((N, F, *out_size(Ho, Wo, pool)), dtype=x.dtype)
 

@@ -20,6 +20,7 @@ from cnnumpy.textbook.padding import (
     PADDING_MODES,
     check_padding_mode,
     normalize_pads,
+    output_size,
     pad2d_backward,
 )
 
@@ -106,7 +107,7 @@ def fill_columns(
     """
     n, C, Hp, Wp = xp.shape
     KH, KW = kernel
-    Ho, Wo = (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1
+    Ho, Wo = output_size(Hp, KH, stride[0]), output_size(Wp, KW, stride[1])
     rows = C * KH * KW + int(ones_row)
     cols = SCRATCH.get(role, (rows, n * Ho * Wo), xp.dtype)
     target = cols[: C * KH * KW].reshape(C, KH, KW, n, Ho, Wo)

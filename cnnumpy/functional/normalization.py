@@ -127,14 +127,10 @@ def batchnorm_forward(
     return out, cache
 
 
-def batchnorm_backward(
-    dout: np.ndarray, cache: dict, need_dx: bool = True
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """``(dx or None, dgamma, dbeta)``: the reductions, then ``dx`` built in ONE
-    array by in-place steps. With ``x_hat = xc * inv_std``:
-    ``dgamma = inv_std * sum(dout * xc)``."""
-    xc, inv_std, training, m = (cache[k] for k in ("xc", "inv_std", "training", "m"))
-    dout3, xc3 = _planes(dout), _planes(xc)
+def _gradient_sums(dout: np.ndarray, dout3, xc3, training: bool):
+    """``(dbeta, sum(dout * xc), part)`` per channel: one pass of both reductions,
+    added up over the processes when a training step is split (``part``, else None).
+    """
 
     def sums(lo: int, hi: int) -> np.ndarray:
         d = dout3[lo:hi]
@@ -148,6 +144,18 @@ def batchnorm_backward(
         dbeta, dot = part.allreduce(
             np.stack([dbeta, dot]) * dout.dtype.type(part.share)
         )
+    return dbeta, dot, part
+
+
+def batchnorm_backward(
+    dout: np.ndarray, cache: dict, need_dx: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(dx or None, dgamma, dbeta)``: the reductions, then ``dx`` built in ONE
+    array by in-place steps. With ``x_hat = xc * inv_std``:
+    ``dgamma = inv_std * sum(dout * xc)``."""
+    xc, inv_std, training, m = (cache[k] for k in ("xc", "inv_std", "training", "m"))
+    dout3, xc3 = _planes(dout), _planes(xc)
+    dbeta, dot, part = _gradient_sums(dout, dout3, xc3, training)
     dgamma = inv_std * dot
     if not need_dx:
         return None, dgamma, dbeta

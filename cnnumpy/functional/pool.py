@@ -33,15 +33,10 @@ from cnnumpy.functional.pool_tiles import (
     maxpool_tiles,
     maxpool_tiles_backward,
 )
+from cnnumpy.textbook.arguments import int_tuple
+from cnnumpy.textbook.padding import output_size_2d
 
 IntPair = int | tuple[int, int]
-
-
-def _pair(value: IntPair) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    first, second = value
-    return int(first), int(second)
 
 
 def _geometry(
@@ -50,9 +45,9 @@ def _geometry(
     """Window sizes, steps, paddings and output size, checked; see the module
     docstring."""
     H, W = x_shape[2:]
-    KH, KW = _pair(pool)
-    SH, SW = _pair(stride)
-    PH, PW = _pair(padding)
+    KH, KW = int_tuple(pool, 2, "pool", "pool")
+    SH, SW = int_tuple(stride, 2, "stride", "pool")
+    PH, PW = int_tuple(padding, 2, "padding", "pool")
     if min(KH, KW, SH, SW) < 1 or min(PH, PW) < 0:
         raise ValueError(
             f"pool: expected pool >= 1, stride >= 1, padding >= 0, got pool "
@@ -63,8 +58,7 @@ def _geometry(
             f"pool: window {KH}x{KW} is larger than the padded input "
             f"{H + 2 * PH}x{W + 2 * PW}"
         )
-    H_out = (H + 2 * PH - KH) // SH + 1
-    W_out = (W + 2 * PW - KW) // SW + 1
+    H_out, W_out = output_size_2d((H, W), (KH, KW), (SH, SW), (PH, PW))
     tiles = (SH, SW) == (KH, KW) and (PH, PW) == (0, 0) and H % KH == 0 and W % KW == 0
     return {
         "x_shape": tuple(x_shape),

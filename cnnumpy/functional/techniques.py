@@ -48,6 +48,7 @@ from cnnumpy.functional import techniques_pool as tp
 from cnnumpy.functional.dense import dense_backward, dense_forward
 from cnnumpy.textbook import dense as book_dense
 from cnnumpy.textbook import loops
+from cnnumpy.textbook.padding import output_size
 
 DEFAULT_SIZES = {
     "dense": {"N": 8, "I": 256, "J": 64},
@@ -172,7 +173,7 @@ def make_inputs(
     if layer == "dense":
         return (r(s["N"], s["I"]), r(s["I"], s["J"]), r(s["J"])), r(s["N"], s["J"])
     if layer == "conv":
-        Ho = s["H"] + 2 * s["P"] - s["K"] + 1
+        Ho = output_size(s["H"], s["K"], 1, s["P"], s["P"])
         x, w = r(s["N"], s["C"], s["H"], s["H"]), r(s["F"], s["C"], s["K"], s["K"])
         return (x, w, r(s["F"]), s["P"]), r(s["N"], s["F"], Ho, Ho)
     Ho = s["H"] // 2

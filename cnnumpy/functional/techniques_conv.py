@@ -17,6 +17,7 @@ from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import loops
 from cnnumpy.textbook.im2col import window_view
+from cnnumpy.textbook.padding import output_size
 
 
 def _pad(x, P):
@@ -46,7 +47,7 @@ def conv_loops_sum_forward(x, w, b, P):
     c = _cache(x, w, P)
     xp = c["xp"]
     N, F, K = x.shape[0], w.shape[0], w.shape[2]
-    Ho, Wo = xp.shape[2] - K + 1, xp.shape[3] - K + 1
+    Ho, Wo = output_size(xp.shape[2], K), output_size(xp.shape[3], K)
     y = np.zeros((N, F, Ho, Wo), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
@@ -76,7 +77,7 @@ def conv_einsum_pos_forward(x, w, b, P):
     c = _cache(x, w, P)
     xp = c["xp"]
     N, F, K = x.shape[0], w.shape[0], w.shape[2]
-    Ho, Wo = xp.shape[2] - K + 1, xp.shape[3] - K + 1
+    Ho, Wo = output_size(xp.shape[2], K), output_size(xp.shape[3], K)
     y = np.empty((N, F, Ho, Wo), dtype=x.dtype)
     for i in range(Ho):
         for j in range(Wo):

@@ -98,8 +98,8 @@ _LOCAL = threading.local()  # .solo: this thread's kernels run without helpers
 def solo():
     """Run this thread's kernels on this thread alone while the block runs.
 
-    Why: with process replicas (:mod:`cnnumpy.replicas`) every core already runs
-    one process; helper threads would only fight them for the cores.
+    Why: with process replicas (:mod:`cnnumpy.distributed.replicas`) every core
+    already runs one process; helper threads would only fight them for the cores.
     """
     before = getattr(_LOCAL, "solo", False)
     _LOCAL.solo = True

@@ -1,10 +1,11 @@
 """Layers: thin classes holding ``params`` and ``grads``.
 
-The math they call lives in ``cnnumpy.functional``.
+The math they call lives in ``cnnumpy.textbook`` (the notes' code) and runs on
+the kernel ``cnnumpy.engine`` chooses.
 """
 
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from cnnumpy.layers.base import LAYERS, Layer
+from cnnumpy.layers.base import LAYERS, Layer, layer_from_config, layer_to_config
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.dense import Dense
 from cnnumpy.layers.dropout import Dropout
@@ -39,4 +40,6 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "layer_from_config",
+    "layer_to_config",
 ]

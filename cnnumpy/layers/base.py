@@ -204,10 +204,12 @@ class Layer:
             if pname not in config:
                 continue
             value = config[pname]
+            # a pair is a JSON list in the config, a tuple in the call that makes it
+            shown = repr(tuple(value) if isinstance(value, list) else value)
             if p.default is inspect.Parameter.empty:
-                parts.append(repr(value))
+                parts.append(shown)
             elif not _same(p.default, value):
-                parts.append(f"{pname}={value!r}")
+                parts.append(f"{pname}={shown}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
@@ -218,21 +220,47 @@ def _same(default, value) -> bool:
     return default == value
 
 
-def pair(
-    value: int | tuple[int, int] | list[int], what: str, owner: str
-) -> tuple[int, int]:
-    """Normalise an int or a pair of ints to a tuple of two ints.
+def compact(value: Any) -> Any:
+    """How a config stores a window size, step or padding given per axis:
+    ``(3, 3)`` -> ``3``, ``(3, 5)`` -> ``[3, 5]`` (the JSON form, so that a loaded
+    config equals the saved one); anything else (an int, ``"same"``, None) as it is.
 
-    Used for kernel sizes, strides...
+    Constructors take both forms, so files saved with either still load.
     """
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
+    if not isinstance(value, tuple):
+        return value
+    return value[0] if len(set(value)) == 1 else list(value)
+
+
+def layer_to_config(layer: Layer) -> dict[str, Any]:
+    """``{"class", "config", "name"}``: what :func:`layer_from_config` rebuilds
+    ``layer`` from (a model's ``get_config`` lists one per layer)."""
+    return {
+        "class": type(layer).__name__,
+        "config": layer.get_config(),
+        "name": layer.name,
+    }
+
+
+def layer_from_config(entry: dict[str, Any], index: int = 0) -> Layer:
+    """A new, unbuilt layer from ``layer_to_config``'s output, made by its class's
+    ``from_config`` among the registered classes (:data:`LAYERS`) only: a config
+    names a class, it never runs code. ValueError naming layer ``index`` if bad."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        raise ValueError(f"layer {index} has a corrupted config")
+    name = entry.get("class")
+    cls = LAYERS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(
+            f"unknown layer type {name!r} (layer {index}); "
+            f"known: {', '.join(sorted(LAYERS))}"
         )
-    ):
-        return int(value[0]), int(value[1])
-    raise TypeError(f"{owner}: {what} must be an int or a pair of ints, got {value!r}")
+    try:
+        layer = cls.from_config(entry["config"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"layer {index} ({name}) has an invalid config: {exc}"
+        ) from None
+    layer.name = entry.get("name")
+    return layer
+

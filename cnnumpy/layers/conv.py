@@ -29,10 +29,12 @@ import numpy as np
 
 from cnnumpy import initializers
 from cnnumpy.engine import ops
-from cnnumpy.layers.base import Layer
+from cnnumpy.layers.base import Layer, compact
+from cnnumpy.textbook.arguments import int_tuple, padding_tuple
 from cnnumpy.textbook.padding import (
     PADDING_MODES,
     check_output_size,
+    output_size,
     resolve_padding,
     resolve_padding_1d,
 )
@@ -40,16 +42,6 @@ from cnnumpy.textbook.padding import (
 
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _as_config(values: tuple[int, ...]) -> int | tuple[int, ...]:
-    """``(3, 3)`` -> ``3``, ``(3, 5)`` -> ``(3, 5)`` (short in the repr).
-
-    Pairs stay tuples, not lists: json writes both as lists, and ``Layer.__repr__``
-    calls ``list(default)`` on list values, which fails for an int default such as
-    ``stride=1``.
-    """
-    return values[0] if len(set(values)) == 1 else tuple(values)
 
 
 class _Conv(Layer):
@@ -79,9 +71,13 @@ class _Conv(Layer):
                 f"{owner}: filters must be a positive int, got {filters!r}"
             )
         self.filters = int(filters)
-        self.kernel_size = self._ints(kernel_size, "kernel_size", owner)
-        self.stride = self._ints(stride, "stride", owner)
-        self.padding = self._check_padding(padding, owner)
+        self.kernel_size = int_tuple(
+            kernel_size, self.rank, "kernel_size", owner, minimum=1
+        )
+        self.stride = int_tuple(stride, self.rank, "stride", owner, minimum=1)
+        # (PH, PW) for an image, (left, right) for a sequence; an int stays an int
+        pads = padding_tuple(padding, 2, owner)
+        self.padding = pads[0] if _is_int(padding) else pads
         if padding_mode not in PADDING_MODES:
             raise ValueError(
                 f"{owner}: padding_mode must be one of {PADDING_MODES}, "
@@ -101,49 +97,6 @@ class _Conv(Layer):
         self.bias_initializer = bias_initializer
         self._cache = None
         self._out_shape: tuple[int, ...] | None = None
-
-    # -- argument checks -------------------------------------------------------------
-    def _ints(self, value, what: str, owner: str) -> tuple[int, ...]:
-        """An int or ``rank`` ints, all positive."""
-        if _is_int(value):
-            values = (int(value),) * self.rank
-        elif (
-            isinstance(value, (tuple, list))
-            and len(value) == self.rank
-            and all(_is_int(v) for v in value)
-        ):
-            values = tuple(int(v) for v in value)
-        else:
-            form = "an int" if self.rank == 1 else "an int or a pair of ints"
-            raise TypeError(f"{owner}: {what} must be {form}, got {value!r}")
-        if min(values) <= 0:
-            raise ValueError(f"{owner}: {what} must be positive, got {value!r}")
-        return values
-
-    def _check_padding(self, padding, owner: str):
-        if isinstance(padding, str):
-            if padding not in ("valid", "same"):
-                raise ValueError(
-                    f"{owner}: padding must be 'valid', 'same', an int or a pair, "
-                    f"got {padding!r}"
-                )
-            return padding
-        if _is_int(padding):
-            values = (int(padding),)
-        elif (
-            isinstance(padding, (tuple, list))
-            and len(padding) == 2
-            and all(_is_int(p) for p in padding)
-        ):
-            values = tuple(int(p) for p in padding)
-        else:
-            raise TypeError(
-                f"{owner}: padding must be 'valid', 'same', an int or a pair of ints, "
-                f"got {padding!r}"
-            )
-        if min(values) < 0:
-            raise ValueError(f"{owner}: padding must be non-negative, got {padding!r}")
-        return values[0] if len(values) == 1 else values
 
     # -- shapes ----------------------------------------------------------------------
     def _pads(self, sizes: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
@@ -191,15 +144,15 @@ class _Conv(Layer):
                     f"reflect padding needs padding < input {axis}, got padding "
                     f"({before}, {after}) for input {axis} {size}"
                 )
+            # "same" and allow_uneven floor; otherwise S must divide D - F + 2P
+            floor = self.padding == "same" or self.allow_uneven
             try:
-                if self.padding == "same" or self.allow_uneven:
-                    check_output_size(size, kernel, 1, before + after, axis)
-                    out = (size + before + after - kernel) // stride + 1
-                else:
-                    out = check_output_size(size, kernel, stride, before + after, axis)
+                check_output_size(
+                    size, kernel, 1 if floor else stride, before + after, axis
+                )
             except ValueError as exc:
                 raise self._error(str(exc)) from None
-            spatial.append(out)
+            spatial.append(output_size(size, kernel, stride, before, after))
         return (self.filters, *spatial)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -275,9 +228,9 @@ class _Conv(Layer):
     def get_config(self) -> dict[str, Any]:
         return {
             "filters": self.filters,
-            "kernel_size": _as_config(self.kernel_size),
-            "stride": _as_config(self.stride),
-            "padding": self.padding,
+            "kernel_size": compact(self.kernel_size),
+            "stride": compact(self.stride),
+            "padding": compact(self.padding),
             "padding_mode": self.padding_mode,
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer,

@@ -22,12 +22,9 @@ from typing import Any
 import numpy as np
 
 from cnnumpy.engine import ops
-from cnnumpy.layers.base import Layer, pair
-
-
-def _compact(value: tuple[int, ...]) -> int | list[int]:
-    """``(2, 2)`` -> ``2``, ``(2, 3)`` -> ``[2, 3]``: what the config and repr show."""
-    return value[0] if len(set(value)) == 1 else list(value)
+from cnnumpy.layers.base import Layer, compact
+from cnnumpy.textbook.arguments import int_tuple, padding_tuple
+from cnnumpy.textbook.padding import output_size
 
 
 class _Pool(Layer):
@@ -38,12 +35,13 @@ class _Pool(Layer):
 
     def __init__(self, pool_size, stride=None, padding=0, *, name=None) -> None:
         super().__init__(name=name)
-        owner = type(self).__name__
-        self.pool_size = self._tuple(pool_size, "pool_size", owner)
+        owner, n = type(self).__name__, self.ndim
+        self.pool_size = int_tuple(pool_size, n, "pool_size", owner)
         self.stride = (
-            self.pool_size if stride is None else self._tuple(stride, "stride", owner)
+            self.pool_size if stride is None else int_tuple(stride, n, "stride", owner)
         )
-        self.padding = self._tuple(padding, "padding", owner)
+        # ints only, and the range is checked below (at most half the window)
+        self.padding = padding_tuple(padding, n, owner, modes=(), minimum=None)
         self._given_stride = stride
         if min(self.pool_size) < 1 or min(self.stride) < 1:
             raise ValueError(
@@ -58,13 +56,6 @@ class _Pool(Layer):
                 f"padding={padding!r} for pool_size={pool_size!r}"
             )
         self._cache = None
-
-    def _tuple(self, value, what: str, owner: str) -> tuple[int, ...]:
-        if self.ndim == 2:
-            return pair(value, what, owner)
-        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            return (int(value),)
-        raise TypeError(f"{owner}: {what} must be an int, got {value!r}")
 
     def _expected_input(self) -> str:
         return "(N, C, H, W)" if self.ndim == 2 else "(N, C, L)"
@@ -83,8 +74,10 @@ class _Pool(Layer):
                 f"{padded} (input {tuple(input_shape)}, padding {self.padding})"
             )
         out = tuple(
-            (s - k) // st + 1
-            for s, k, st in zip(padded, self.pool_size, self.stride, strict=True)
+            output_size(s, k, st, p, p)
+            for s, k, st, p in zip(
+                sizes, self.pool_size, self.stride, self.padding, strict=True
+            )
         )
         return (int(input_shape[0]), *out)
 
@@ -117,9 +110,9 @@ class _Pool(Layer):
     def get_config(self) -> dict[str, Any]:
         stride = self._given_stride
         return {
-            "pool_size": _compact(self.pool_size),
-            "stride": None if stride is None else _compact(self.stride),
-            "padding": _compact(self.padding),
+            "pool_size": compact(self.pool_size),
+            "stride": None if stride is None else compact(self.stride),
+            "padding": compact(self.padding),
             "name": self.name,
         }
 

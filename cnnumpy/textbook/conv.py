@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.textbook.im2col import col2im, im2col
 from cnnumpy.textbook.padding import (
+    output_size_2d,
     pad2d,
     pad2d_backward,
     resolve_padding,
     resolve_padding_1d,
 )
-
-
-def _pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.isscalar(value) else tuple(value)
 
 
 def conv2d_forward(
@@ -59,12 +57,11 @@ def conv2d_forward(
     """
     N = x.shape[0]
     F, C, KH, KW = w.shape
-    stride = _pair(stride)
+    stride = int_tuple(stride, 2, "stride", "conv2d_forward")
     pads = resolve_padding(padding, (KH, KW), stride, x.shape[2:])
     xp = pad2d(x, pads, padding_mode)
     x_cols = im2col(xp, (KH, KW), stride)  # (C*KH*KW, N*Ho*Wo)
-    H_out = (xp.shape[2] - KH) // stride[0] + 1
-    W_out = (xp.shape[3] - KW) // stride[1] + 1
+    H_out, W_out = output_size_2d(xp.shape[2:], (KH, KW), stride)
     w_mat = w.reshape(F, C * KH * KW)
     if b is not None:
         ones = np.ones((1, x_cols.shape[1]), dtype=x.dtype)

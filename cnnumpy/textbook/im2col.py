@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from cnnumpy.textbook.padding import output_size
+
 
 def window_layout(
     shape: tuple[int, ...],
@@ -33,7 +35,7 @@ def window_layout(
     N, C, Hp, Wp = shape
     KH, KW = kernel
     SH, SW = stride
-    Ho, Wo = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    Ho, Wo = output_size(Hp, KH, SH), output_size(Wp, KW, SW)
     sN, sC, sH, sW = strides
     return (C, KH, KW, N, Ho, Wo), (sC, sH, sW, sN, sH * SH, sW * SW)
 
@@ -84,7 +86,7 @@ def col2im(
     N, C, Hp, Wp = xp_shape
     KH, KW = kernel
     SH, SW = stride
-    Ho, Wo = (Hp - KH) // SH + 1, (Wp - KW) // SW + 1
+    Ho, Wo = output_size(Hp, KH, SH), output_size(Wp, KW, SW)
     blocks = cols.reshape(C, KH, KW, N, Ho, Wo)
     acc = np.zeros((C, N, Hp, Wp), dtype=cols.dtype)
     for kh in range(KH):

@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.textbook.padding import (
+    output_size_2d,
     pad2d,
     pad2d_backward,
     resolve_padding,
     resolve_padding_1d,
 )
-
-
-def _pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.isscalar(value) else tuple(value)
 
 
 # -- dense: y[n, j] = b[j] + sum_i x[n, i] W[i, j] ------------------------------------
@@ -57,11 +55,11 @@ def dense_backward_loops(dout, cache):
 
 # -- convolution: out[n, f, i, j] = b[f] + sum_{c,u,v} w[f,c,u,v] xp[n,c,i*SH+u,j*SW+v]
 def conv2d_forward_loops(x, w, b, stride=1, padding=0, padding_mode="zeros"):
-    SH, SW = _pair(stride)
+    SH, SW = int_tuple(stride, 2, "stride", "conv2d_forward_loops")
     N, (F, C, KH, KW) = x.shape[0], w.shape
     pads = resolve_padding(padding, (KH, KW), (SH, SW), x.shape[2:])
     xp = pad2d(x, pads, padding_mode)
-    H_out, W_out = (xp.shape[2] - KH) // SH + 1, (xp.shape[3] - KW) // SW + 1
+    H_out, W_out = output_size_2d(xp.shape[2:], (KH, KW), (SH, SW))
     out = np.zeros((N, F, H_out, W_out), dtype=x.dtype)
     for n in range(N):
         for f in range(F):
@@ -122,9 +120,10 @@ def _padded(x, PH, PW, fill):
 
 
 def _pool_geometry(x, pool, stride, padding):
-    (KH, KW), (SH, SW), (PH, PW) = _pair(pool), _pair(stride), _pair(padding)
-    H_out = (x.shape[2] + 2 * PH - KH) // SH + 1
-    W_out = (x.shape[3] + 2 * PW - KW) // SW + 1
+    KH, KW = int_tuple(pool, 2, "pool", "pool2d_loops")
+    SH, SW = int_tuple(stride, 2, "stride", "pool2d_loops")
+    PH, PW = int_tuple(padding, 2, "padding", "pool2d_loops")
+    H_out, W_out = output_size_2d(x.shape[2:], (KH, KW), (SH, SW), (PH, PW))
     return (KH, KW), (SH, SW), (PH, PW), (H_out, W_out)
 
 

@@ -5,8 +5,9 @@ sliding by ``S`` over ``D`` cells padded by ``P`` on each side fits
 
     D_out = (D - F + 2P) / S + 1
 
-times. The frameworks floor the division; the notes call an uneven one an invalid
-``D-F-S`` combination (:func:`check_output_size` refuses it).
+times. The frameworks floor the division (:func:`output_size`, the one copy of the
+formula); the notes call an uneven one an invalid ``D-F-S`` combination
+(:func:`check_output_size` refuses it).
 
 Padding (seed 003, "Comment gérer les bords ?"), the notes' three options:
 
@@ -17,22 +18,53 @@ Padding (seed 003, "Comment gérer les bords ?"), the notes' three options:
 Padding amounts are pairs per axis, ``((top, bottom), (left, right))``, so that "same"
 padding with an even kernel can put the extra row at the bottom and the extra column on
 the right (TensorFlow/Keras). ``(PH, PW)`` or an int mean symmetric padding.
+
+Window sizes, steps and paddings are given as an int (the same along every axis) or
+one int per axis, read by :mod:`cnnumpy.textbook.arguments`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.textbook.arguments import int_tuple
+
 Pads = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
 PADDING_MODES = ("zeros", "reflect", "replicate")
 _NUMPY_MODE = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}
 
 
-def conv_output_size(
-    size: int, kernel: int, stride: int = 1, pad_total: int = 0
+def output_size(
+    size: int, kernel: int, stride: int = 1, pad_before: int = 0, pad_after: int = 0
 ) -> int:
-    """``(size + pad_total - kernel) // stride + 1`` (floor, like the frameworks)."""
-    return (size + pad_total - kernel) // stride + 1
+    """The notes' output size ``D_out = (D - F + 2P) / S + 1``, floored like the
+    frameworks (``2P`` is ``pad_before + pad_after`` when the padding is uneven).
+
+    The one place the formula is written: every convolution and pooling, book and
+    engine, and every layer's ``output_shape`` calls it. A stride-1 correlation gives
+    ``D + 2P - F + 1``; a 2x2 stride-2 pooling ``D // 2``.
+    """
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def output_size_2d(
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int] = (1, 1),
+    pads: int | tuple = 0,
+) -> tuple[int, int]:
+    """``(H_out, W_out)``: :func:`output_size` along the height and the width.
+
+    Args:
+        size: ``(H, W)``.
+        kernel: ``(KH, KW)``.
+        stride: ``(SH, SW)``.
+        pads: ``P``, ``(PH, PW)`` or ``((top, bottom), (left, right))``.
+    """
+    (top, bottom), (left, right) = normalize_pads(pads)
+    H_out = output_size(size[0], kernel[0], stride[0], top, bottom)
+    W_out = output_size(size[1], kernel[1], stride[1], left, right)
+    return H_out, W_out
 
 
 def check_output_size(
@@ -65,20 +97,13 @@ def check_output_size(
             f"({span} is not divisible by {stride}); change the padding or the stride, "
             f"or pass allow_uneven=True to drop the leftover rows like the frameworks"
         )
-    return span // stride + 1
+    return output_size(size, kernel, stride, pad_total)
 
 
 def normalize_pads(pads: int | tuple) -> Pads:
     """``P``, ``(PH, PW)`` or ``((top, bottom), (left, right))`` -> the last form."""
-    if isinstance(pads, (int, np.integer)):
-        return (int(pads), int(pads)), (int(pads), int(pads))
-    out = []
-    for p in pads:
-        if isinstance(p, (int, np.integer)):
-            out.append((int(p), int(p)))
-        else:
-            before, after = p
-            out.append((int(before), int(after)))
+    per_axis = pads if isinstance(pads, (tuple, list)) else (pads, pads)
+    out = [int_tuple(p, 2, "padding", "pad2d") for p in per_axis]
     if len(out) != 2 or min(min(p) for p in out) < 0:
         raise ValueError(
             f"pad2d: expected non-negative padding for 2 axes, got {pads!r}"
@@ -137,10 +162,7 @@ def resolve_padding_1d(
     height-1 image: ``((0, 0), (left, right))``."""
     if isinstance(padding, str):
         return (0, 0), resolve_padding(padding, (1, kernel), (1, stride), (1, size))[1]
-    if isinstance(padding, (int, np.integer)):
-        return (0, 0), (int(padding), int(padding))
-    left, right = padding
-    return (0, 0), (int(left), int(right))
+    return (0, 0), int_tuple(padding, 2, "padding", "conv1d")
 
 
 def check_padding_mode(mode: str) -> None:

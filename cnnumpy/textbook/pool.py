@@ -21,23 +21,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.textbook.im2col import col2im, im2col
-
-
-def _pair(value) -> tuple[int, int]:
-    return (int(value), int(value)) if np.isscalar(value) else tuple(value)
+from cnnumpy.textbook.padding import output_size_2d
 
 
 def _window_columns(x, pool, stride, padding, fill: float):
     """The windows of every channel as columns ``(C, KH*KW, N*Ho*Wo)``, and the
     geometry backward needs."""
     N, C, H, W = x.shape
-    (KH, KW), (SH, SW), (PH, PW) = _pair(pool), _pair(stride), _pair(padding)
+    KH, KW = int_tuple(pool, 2, "pool", "pool2d")
+    SH, SW = int_tuple(stride, 2, "stride", "pool2d")
+    PH, PW = int_tuple(padding, 2, "padding", "pool2d")
     widths = ((0, 0), (0, 0), (PH, PH), (PW, PW))
     xp = np.pad(x, widths, constant_values=fill)
     cols = im2col(xp, (KH, KW), (SH, SW)).reshape(C, KH * KW, -1)
-    H_out = (H + 2 * PH - KH) // SH + 1
-    W_out = (W + 2 * PW - KW) // SW + 1
+    H_out, W_out = output_size_2d((H, W), (KH, KW), (SH, SW), (PH, PW))
     geometry = {
         "xp_shape": xp.shape,
         "out_shape": (N, C, H_out, W_out),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cnnumpy.io import check_preprocessing
+from cnnumpy.saving import check_preprocessing
 
 
 class ConfigError(ValueError):

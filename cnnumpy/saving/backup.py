@@ -1,7 +1,20 @@
 """Backup and restore for ``fit(resume_from=DIR)``: a killed run resumes bit for bit.
 
-Also the checks that a resumed run is the same run (:meth:`Backup.restore`); the lock
-that keeps one training per folder is :class:`cnnumpy.folderlock.FolderLock`.
+After every epoch the model, the optimiser state, the history and the state of every
+random generator are saved in ``DIR`` atomically; a later ``fit`` with the same folder
+(after a crash, a kill, or to continue) starts after the last completed epoch and ends
+with the same weights, bit for bit, as an uninterrupted run with the same seed. Only
+one ``fit`` at a time may use the folder (:class:`cnnumpy.folderlock.FolderLock`, a
+lock that dies with its process).
+
+A resume continues the *same* run, so it is refused with a ``ValueError`` (before
+anything is loaded) when the training or validation data differ (sizes, shapes, or a
+hash of the targets and of 16 sampled examples), when ``batch_size`` differs, when the
+compiled optimiser differs in class or config (its ``lr`` may be the compiled one or
+the one the run had reached), or when ``epochs`` is below the epochs already completed
+(equal: nothing to train). The checkpoint's optimiser state is loaded into the
+compiled optimiser object. To go on differently, ``load_model`` the checkpoint,
+compile it and fit it with a new folder.
 """
 
 from __future__ import annotations
@@ -12,8 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnumpy.fileio import file_kind
+from cnnumpy.divergence import TrainingDiverged, non_finite
+from cnnumpy.fileio import file_kind, remove_stale_temporaries
 from cnnumpy.folderlock import FolderLock, RunFolderLocked
+from cnnumpy.rng import generator_from_state, generator_state
+from cnnumpy.saving.header import ModelFileError
+from cnnumpy.saving.reading import restore_checkpoint
+from cnnumpy.saving.writing import save_model
 
 __all__ = ["Backup", "FolderLock", "RunFolderLocked", "fingerprint", "run_signature"]
 
@@ -87,13 +105,17 @@ class Backup:
         folder: the ``resume_from`` folder.
         model: the model being trained.
         callbacks: fit's callbacks, History first.
+        rng: the shuffling/augmentation generator; after :meth:`restore`,
+            :attr:`rng` is the checkpoint's (the run goes on with it).
         run: what a resumed run must share with the checkpoint, from
             :func:`run_signature`.
     """
 
     FILENAME = "checkpoint.safetensors"
 
-    def __init__(self, folder, model, callbacks, run: dict | None = None) -> None:
+    def __init__(
+        self, folder, model, callbacks, rng, run: dict | None = None
+    ) -> None:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             kind = file_kind(folder.stat().st_mode)  # stat never opens a FIFO
@@ -101,7 +123,7 @@ class Backup:
                 f"fit: resume_from must be a folder, got {folder}, which is a {kind}"
             )
         self.folder, self.path = folder, folder / self.FILENAME
-        self.model, self.callbacks = model, callbacks
+        self.model, self.callbacks, self.rng = model, callbacks, rng
         self.run = dict(run or {})
         self.stopped = False
         self.completed = 0  # epochs held by the checkpoint on disk
@@ -109,8 +131,6 @@ class Backup:
         self._same_optimizer = False
 
     def __enter__(self) -> Backup:
-        from cnnumpy.fileio import remove_stale_temporaries
-
         self._lock.acquire()
         remove_stale_temporaries(self.path)
         return self
@@ -124,8 +144,6 @@ class Backup:
         Everything is checked before anything is set (``restore_checkpoint``),
         including that this is the same run (:meth:`_check_same_run`).
         """
-        from cnnumpy.io import ModelFileError, restore_checkpoint
-
         if not self.path.exists():
             return 0
         compiled = self.model.optimizer
@@ -139,7 +157,7 @@ class Backup:
             raise ModelFileError(f"{self.path}: a model file, not a fit checkpoint")
         epoch, fit_rng, stopped = state["parsed"]
         self._keep_compiled(compiled)
-        self.model._fit_rng = fit_rng
+        self.rng = fit_rng
         history = self.callbacks[0]
         if self.model.history is not None:
             history.epoch = self.model.history.epoch
@@ -171,8 +189,6 @@ class Backup:
             self.model.optimizer = compiled
 
     def _parse(self, training: dict, epochs: int) -> tuple[int, object, bool]:
-        from cnnumpy.rng import generator_from_state
-
         epoch = training["epoch"]
         if not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
@@ -271,17 +287,13 @@ class Backup:
         return None
 
     def save(self, epoch: int) -> None:
-        from cnnumpy.io import save_model
-        from cnnumpy.rng import generator_state
-        from cnnumpy.training import TrainingDiverged, non_finite
-
         bad = non_finite(self.model)
         if bad is not None:  # never over the last good checkpoint
             raise TrainingDiverged(bad, epoch)
         state = {
             "epoch": epoch,
             "stopped": bool(self.model.stop_training),
-            "fit_rng": generator_state(self.model._fit_rng),
+            "fit_rng": generator_state(self.rng),
             "callbacks": {key: cb.state_dict() for key, cb in self._stateful()},
             **self.run,
             "lr": float(self.model.optimizer.lr),

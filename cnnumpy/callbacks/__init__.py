@@ -1,0 +1,33 @@
+"""Callbacks: code ``fit`` calls at the start and end of training, epochs and batches.
+
+Write your own by subclassing ``Callback`` and overriding any ``on_*`` method, or pass
+functions to ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``. ``self.model`` is
+the model being trained; setting ``self.model.stop_training = True`` ends training after
+the current epoch.
+
+- :mod:`~cnnumpy.callbacks.base`: ``Callback``, ``LambdaCallback``, ``History``.
+- :mod:`~cnnumpy.callbacks.monitoring`: ``EarlyStopping``, ``ReduceLROnPlateau``,
+  ``LearningRateScheduler``, ``TerminateOnNaN``.
+- :mod:`~cnnumpy.callbacks.files`: ``CSVLogger``, ``ModelCheckpoint``.
+"""
+
+from cnnumpy.callbacks.base import Callback, History, LambdaCallback
+from cnnumpy.callbacks.files import CSVLogger, ModelCheckpoint
+from cnnumpy.callbacks.monitoring import (
+    EarlyStopping,
+    LearningRateScheduler,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
+
+__all__ = [
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LambdaCallback",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+]

