@@ -18,6 +18,7 @@ from cnnumpy.distributed import replicas
 from cnnumpy.engine.executor import Executor
 from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
 from cnnumpy.saving.writing import save_model
+from cnnumpy.summary import summary_text
 from cnnumpy.validation import check_batch_size, check_inputs, check_targets
 
 
@@ -179,8 +180,8 @@ class Sequential:
         save_model(self, path, include_optimizer=include_optimizer)
 
     def summary(self, print_fn=print) -> str:
-        from cnnumpy.summary import summary_text
-
+        """The table of layers, output shapes, parameters and neurons, with totals;
+        printed by ``print_fn`` (None: not printed) and returned."""
         text = summary_text(self)
         if print_fn is not None:
             print_fn(text)

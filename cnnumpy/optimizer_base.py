@@ -5,7 +5,7 @@ Optimisers update every trainable parameter in place from its gradient.
 Seed 003 writes gradient descent as ``w[k+1] = w[k] - eta[k] * grad E`` over
 mini-batches; seed 000 adds momentum and weight decay (see :class:`SGD`). Each optimiser
 follows its PyTorch twin (``torch.optim``) operation for operation, and
-``tests/test_optimizers_torch.py`` checks it step for step.
+``tests/training/test_optimizers_torch.py`` checks it step for step.
 
 Interface used by ``Sequential``: ``optimizer.step(layers)`` reads ``layer.params`` and
 ``layer.grads`` (same keys and shapes) and updates the parameters IN PLACE

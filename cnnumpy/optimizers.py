@@ -3,7 +3,7 @@
 Seed 003 writes gradient descent as ``w[k+1] = w[k] - eta[k] * grad E`` over
 mini-batches; seed 000 adds momentum and weight decay (see :class:`SGD`). Each optimiser
 follows its PyTorch twin (``torch.optim``) operation for operation, and
-``tests/test_optimizers_torch.py`` checks it step for step. The shared machinery
+``tests/training/test_optimizers_torch.py`` checks it step for step. The shared machinery
 (``Optimizer``: slots, state dicts, clipping, weight decay) is in ``optimizer_base``.
 """
 

@@ -31,7 +31,7 @@ from cnnumpy.cli import main, runs
 from cnnumpy.layers import Dense, Flatten, ReLU
 from cnnumpy.optimizers import SGD, Adam
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = "checkpoint.safetensors"
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN arithmetic
@@ -270,7 +270,7 @@ def start(script_text: str, tmp_path: Path, *args) -> subprocess.Popen:
     script.write_text(script_text)
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).parent)]),
     }
     proc = subprocess.Popen(
         [sys.executable, str(script), *map(str, args)],
@@ -424,6 +424,7 @@ def test_resume_removes_stale_temporaries_of_the_checkpoint(tmp_path):
     assert all(path.exists() for path in others)
 
 
+@pytest.mark.slow
 def test_cli_resume_removes_stale_temporaries(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*SAMPLE, "--epochs", "1", "--out", out]
@@ -468,7 +469,7 @@ def test_sigkill_during_checkpoint_writes_then_resume_leaves_no_tmp(tmp_path):
     script_path.write_text(script)
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(Path(__file__).parent)]),
     }
     proc = subprocess.Popen(
         [sys.executable, str(script_path), str(folder)],

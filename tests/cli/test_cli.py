@@ -405,7 +405,7 @@ def test_python_dash_m_help():
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0
     for command in ("train", "evaluate", "predict", "visualize", "summary", "datasets"):

@@ -139,6 +139,7 @@ def test_dout_wide_zeroes_the_junk_columns():
     ],
     ids=["full-columns", "row-bands"],
 )
+@pytest.mark.slow
 def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case, layout):
     monkeypatch.setattr(parallel_module, "CHUNK_BYTES", chunk_bytes)
     x, w, b = _data(case)

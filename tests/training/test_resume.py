@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent("""
     import sys, time
@@ -57,6 +58,7 @@ def run(script, *args, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)

@@ -29,7 +29,7 @@ from cnnumpy.distributed.replicas import ReplicaError
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CORES = len(os.sched_getaffinity(0))
 
 
@@ -193,6 +193,7 @@ def _bn():
 
 
 @pytest.mark.parametrize("extra", [tuple, _bn], ids=["plain", "batchnorm"])
+@pytest.mark.slow
 def test_a_stopped_replica_raises_within_the_timeout(extra, monkeypatch):
     """SIGSTOP: alive but silent. The caller waits at most the timeout (here 1 s),
     then raises naming the pid and the wait, and kills the stopped replica."""
@@ -243,6 +244,7 @@ def test_the_timeout_grows_with_the_slowest_step_and_comes_from_the_environment(
     assert _children_of(os.getpid()) == []
 
 
+@pytest.mark.slow
 def test_a_replica_stopped_while_starting_raises_and_is_killed(monkeypatch):
     monkeypatch.setattr(limits, "START_TIMEOUT", 1.0)
     spawn = ReplicaProcess.spawn
@@ -292,6 +294,7 @@ while True:
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs /dev/shm")
+@pytest.mark.slow
 def test_killing_the_caller_while_replicas_start_leaves_no_shared_file(tmp_path):
     """SIGKILL at several moments of start-up (and of the first steps): no file is
     left in /dev/shm, and the orphaned replicas exit by themselves."""
@@ -340,6 +343,7 @@ def _read_until(proc, text, deadline):
 
 @pytest.mark.skipif(CORES < 2, reason="needs 2 cores")
 @pytest.mark.parametrize("when", ["starting", "training"])
+@pytest.mark.slow
 def test_a_replica_killed_during_cli_training_leaves_the_model_training_alone(
     tmp_path, when
 ):

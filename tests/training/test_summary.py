@@ -52,6 +52,7 @@ def test_zoo_parameter_counts(name, params):
     assert zoo.get(name).count_params() == params
 
 
+@pytest.mark.slow
 def test_alexnet_and_vgg16_as_the_notes_count_them():
     alexnet = zoo.alexnet()
     assert alexnet.count_params() == 62_378_344  # the notes' "~68 M" is for two towers
