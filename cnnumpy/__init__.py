@@ -20,7 +20,7 @@ from cnnumpy.model import Sequential
 from cnnumpy.rng import seed
 from cnnumpy.saving import ModelFileError
 from cnnumpy.saving.loading import load_model
-from cnnumpy.version import __version__  # noqa: E402
+from cnnumpy.version import __version__
 
 __all__ = [
     "ModelFileError",

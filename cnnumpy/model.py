@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy import engine, training
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy import training
 from cnnumpy.callbacks import History
 from cnnumpy.distributed import replicas
 from cnnumpy.engine.executor import Executor
@@ -225,10 +225,25 @@ class Sequential:
             )
 
     def train_step(self, x: np.ndarray, y) -> tuple[float, np.ndarray]:
-        """One forward, loss, backward and optimiser update on one batch of checked
-        inputs of the model's dtype: ``(loss, raw outputs)``. ``fit`` calls it for
-        every batch; the model's executor runs it (:mod:`cnnumpy.engine.executor`)."""
-        return self.executor.train_step(x, y)
+        """One training step on a batch of checked inputs of the model's dtype (what
+        ``fit`` calls for every batch): forward, loss, backward, one optimiser update;
+        returns ``(loss, raw outputs)``. With the engine on, the model's executor runs
+        the same step faster (:mod:`cnnumpy.engine.executor`)."""
+        self.require_compiled("train_step")
+        if engine.enabled():
+            return self.executor.train_step(x, y)
+        out = self.forward(x, training=True)
+        loss = float(self.loss(out, y))
+        self.backward(self.loss.backward())
+        self.optimizer.step(self.layers)
+        return loss, out
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """Raw inference outputs of one batch: ``forward``, fused by the executor when
+        the engine is on."""
+        if engine.enabled():
+            return self.executor.infer(x)
+        return self.forward(x, training=False)
 
     def use_processes(
         self, processes: int | None = None, timeout: float | None = None
@@ -327,16 +342,16 @@ class Sequential:
             self,
             x,
             y,
-            epochs,
-            batch_size,
-            shuffle,
-            validation_data,
-            validation_split,
-            callbacks,
-            verbose,
-            seed,
-            augment,
-            resume_from,
+            epochs=epochs,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            callbacks=callbacks,
+            verbose=verbose,
+            seed=seed,
+            augment=augment,
+            resume_from=resume_from,
         )
 
     # -- inference ---------------------------------------------------------------------
@@ -351,7 +366,7 @@ class Sequential:
         out = None
         for lo in range(0, len(x), batch_size):
             xb = x[lo : lo + batch_size].astype(self.dtype, copy=False)
-            raw = self.executor.infer(xb)
+            raw = self._infer(xb)
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
                 out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
@@ -369,7 +384,7 @@ class Sequential:
                 x[lo : lo + batch_size].astype(self.dtype, copy=False),
                 y[lo : lo + batch_size],
             )
-            raw = self.executor.infer(xb)
+            raw = self._infer(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
             scores = self.loss.to_probabilities(raw)
             for name, fn in self.metrics.items():

@@ -3,8 +3,9 @@
 Seed 003 writes gradient descent as ``w[k+1] = w[k] - eta[k] * grad E`` over
 mini-batches; seed 000 adds momentum and weight decay (see :class:`SGD`). Each optimiser
 follows its PyTorch twin (``torch.optim``) operation for operation, and
-``tests/training/test_optimizers_torch.py`` checks it step for step. The shared machinery
-(``Optimizer``: slots, state dicts, clipping, weight decay) is in ``optimizer_base``.
+``tests/training/test_optimizers_torch.py`` checks it step for step. The shared
+machinery (``Optimizer``: slots, state dicts, clipping, weight decay) is in
+``optimizer_base``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def fit(
     model,
     x,
     y,
+    *,
     epochs,
     batch_size,
     shuffle,

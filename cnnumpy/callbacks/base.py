@@ -8,6 +8,9 @@ the current epoch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 
 class Callback:
     """Base class; every hook does nothing by default.
@@ -19,7 +22,7 @@ class Callback:
     """
 
     model = None
-    params: dict = {}
+    params: Mapping = MappingProxyType({})  # until fit sets it
 
     def set_model(self, model) -> None:
         self.model = model

@@ -35,7 +35,7 @@ from cnnumpy.cli import image_files
 from cnnumpy.cli.run_config import ConfigError, check_config
 from cnnumpy.data import Dataset
 from cnnumpy.fileio import atomic_write_text, read_small_text
-from cnnumpy.saving import load_model
+from cnnumpy.saving.loading import load_model
 
 MODEL = "model.safetensors"
 CONFIG = "config.json"

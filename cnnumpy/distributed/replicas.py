@@ -16,14 +16,10 @@ import numpy as np
 from cnnumpy import engine, sync
 from cnnumpy.distributed import limits
 
-# re-exported: the model, the command line and the tests use them from here
+# re-exported: the command line and the tests use them from here
 from cnnumpy.distributed.limits import (
     MIN_SLICE,
     SLOW_FACTOR,
-    START_TIMEOUT,
-    STEP_TIMEOUT,
-    TIMEOUT_VARIABLE,
-    available_cores,
     check_processes,
     most_processes,
     split_sizes,
@@ -36,14 +32,9 @@ from cnnumpy.layers import BatchNorm, Dropout
 __all__ = [
     "MIN_SLICE",
     "SLOW_FACTOR",
-    "START_TIMEOUT",
-    "STEP_TIMEOUT",
-    "TIMEOUT_VARIABLE",
     "ReplicaError",
     "Replicas",
-    "available_cores",
     "check_processes",
-    "group_of",
     "most_processes",
     "split_sizes",
     "use_processes",
@@ -284,8 +275,3 @@ def use_processes(
     model.executor.replicas = group  # the executor splits every batch from now on
     return group
 
-
-def group_of(model) -> Replicas | None:
-    """The open group of replicas ``model`` splits its batches over, or None."""
-    group = model.executor.replicas
-    return None if group is None or group.closed else group

@@ -22,13 +22,16 @@ executor (``model.executor``), which runs the same layers with these changes:
    splits each batch over ``n`` processes (:mod:`cnnumpy.distributed`), and the
    result is that of one process on the whole batch.
 
-With the engine off (:func:`cnnumpy.engine.off`, ``CNNUMPY_ENGINE=0``), the executor
-runs ``model.forward`` and ``model.backward`` as they are: the notes' loops, the book's
-code, in a debugger a step from ``fit`` to the notes. Outputs and gradients are the
-same either way, up to float rounding (the fused inference rounds differently).
+With the engine off (:func:`cnnumpy.engine.off`, ``CNNUMPY_ENGINE=0``), the model
+does not call its executor: ``train_step`` and ``predict`` run ``model.forward`` and
+``model.backward`` as they are, the notes' loops on the book's code, with no hold on the
+BLAS. Outputs and gradients are the same either way, up to float rounding (the fused
+inference rounds differently).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
@@ -48,9 +51,13 @@ class Executor:
     """
 
     def __init__(self, model) -> None:
-        self.model = model
+        self._model = weakref.ref(model)  # the model owns its executor, not the reverse
         self.replicas = None
         self._order: list[int] | None = None  # of the last forward, for backward
+
+    @property
+    def model(self):
+        return self._model()
 
     # -- one training step -------------------------------------------------------------
     def train_step(self, x: np.ndarray, y) -> tuple[float, np.ndarray]:
@@ -68,11 +75,6 @@ class Executor:
         """Forward, loss and backward in this process, no update: ``(loss, raw
         outputs)``, every layer's ``grads`` filled."""
         model = self.model
-        if not dispatch.enabled():
-            out = model.forward(x, training=True)
-            loss = float(model.loss(out, y))
-            model.backward(model.loss.backward())
-            return loss, out
         with blas_one_thread():
             out = self.forward(x, training=True)
             loss = float(model.loss(out, y))

@@ -7,7 +7,9 @@
 - :mod:`~cnnumpy.saving.writing`: ``save_model``, ``save_weights``.
 - :mod:`~cnnumpy.saving.reading`: ``load_weights``, ``restore_checkpoint``: a file
   read into an existing model.
-- :mod:`~cnnumpy.saving.loading`: ``load_model``: a new model built from a file.
+- :mod:`~cnnumpy.saving.loading`: ``load_model``: a new model built from a file (the
+  one module here that imports :mod:`cnnumpy.model`, so not imported by this package:
+  ``cnnumpy.load_model``).
 - :mod:`~cnnumpy.saving.interop`: PyTorch ``state_dict`` names and layouts.
 - :mod:`~cnnumpy.saving.backup`: ``fit(resume_from=...)``'s folder.
 """
@@ -17,27 +19,14 @@ from cnnumpy.saving.interop import from_torch_state_dict, to_torch_state_dict
 from cnnumpy.saving.preprocessing import check_preprocessing
 from cnnumpy.saving.reading import load_weights, restore_checkpoint
 from cnnumpy.saving.safefile import load_bytes
-from cnnumpy.saving.writing import model_payload, save_model, save_weights
-
-
-def __getattr__(name: str):
-    """``load_model`` is imported on first use: :mod:`~cnnumpy.saving.loading` imports
-    :mod:`cnnumpy.model`, which imports this package's writer (``model.save``)."""
-    if name == "load_model":
-        from cnnumpy.saving.loading import load_model
-
-        return load_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+from cnnumpy.saving.writing import save_model, save_weights
 
 __all__ = [
     "ModelFileError",
     "check_preprocessing",
     "from_torch_state_dict",
     "load_bytes",
-    "load_model",
     "load_weights",
-    "model_payload",
     "restore_checkpoint",
     "save_model",
     "save_weights",

@@ -27,13 +27,13 @@ import numpy as np
 
 from cnnumpy.divergence import TrainingDiverged, non_finite
 from cnnumpy.fileio import file_kind, remove_stale_temporaries
-from cnnumpy.folderlock import FolderLock, RunFolderLocked
+from cnnumpy.folderlock import FolderLock
 from cnnumpy.rng import generator_from_state, generator_state
 from cnnumpy.saving.header import ModelFileError
 from cnnumpy.saving.reading import restore_checkpoint
 from cnnumpy.saving.writing import save_model
 
-__all__ = ["Backup", "FolderLock", "RunFolderLocked", "fingerprint", "run_signature"]
+__all__ = ["Backup", "fingerprint", "run_signature"]
 
 SAMPLED = 16  # examples hashed by ``fingerprint``, evenly spaced over the data
 

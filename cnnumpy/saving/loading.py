@@ -1,10 +1,11 @@
 """``load_model``: a new model, rebuilt from a model file.
 
 The one module of ``cnnumpy.saving`` that imports the model (``Sequential.from_config``
-builds it); ``cnnumpy.saving`` imports it last, after the writer that
-``Sequential.save`` uses. A file of a few bytes can describe ``Dense(10**9)``, so the
-architecture's tensor shapes are planned from the layers' configs alone and checked
-against the header before anything is built; the build then runs under
+builds it); the package does not import it (``Sequential.save`` imports the writer),
+``cnnumpy.load_model`` is this module's function. A file of a few bytes can describe
+``Dense(10**9)``, so the architecture's tensor shapes are planned from the layers'
+configs alone and checked against the header before anything is built; the build
+then runs under
 ``cnnumpy.rng.isolated`` (loading never changes what a seeded run draws next), and
 every tensor, value and setting is checked (``cnnumpy.saving.reading``) before the
 first one is set.
@@ -25,7 +26,7 @@ from cnnumpy.saving.preprocessing import check_preprocessing
 from cnnumpy.saving.reading import assign_weights, read_checked, saved_state
 from cnnumpy.saving.safefile import open_model_file
 
-__all__ = ["layers_from_meta", "load_model"]
+__all__ = ["load_model"]
 
 
 def load_model(path) -> Sequential:

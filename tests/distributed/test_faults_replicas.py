@@ -138,7 +138,7 @@ def test_more_processes_than_cores_are_refused():
     model = _small_cnn()
     with pytest.raises(ValueError, match=rf"{CORES + 1} processes.*{CORES} cores"):
         model.use_processes(CORES + 1)
-    assert replicas.group_of(model) is None
+    assert model.executor.replicas is None
 
 
 def test_the_command_line_refuses_more_processes_than_cores(tmp_path, capsys):
@@ -216,7 +216,7 @@ def test_a_stopped_replica_raises_within_the_timeout(extra, monkeypatch):
         waited = time.monotonic() - start
         assert str(procs[0].pid) in str(info.value) and " s" in str(info.value)
         assert waited < 10
-        assert group.closed and replicas.group_of(model) is None
+        assert group.closed and model.executor.replicas is None
         assert all(p.poll() is not None for p in procs)  # killed and reaped
         model.train_on_batch(x, y)  # alone now
     finally:

@@ -8,7 +8,7 @@ import pytest
 
 import cnnumpy
 from cnnumpy import layers as L
-from cnnumpy.distributed import limits, replicas
+from cnnumpy.distributed import limits
 from cnnumpy.distributed.replicas import ReplicaError, split_sizes
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
@@ -168,7 +168,7 @@ def test_an_error_in_the_callers_slice_of_a_batchnorm_model_closes_the_group(
         with pytest.raises(RuntimeError, match="boom"):
             split.train_on_batch(x, y)
         monkeypatch.setattr(type(bn), "forward", real)
-        assert group.closed and replicas.group_of(split) is None
+        assert group.closed and split.executor.replicas is None
         split.train_on_batch(x, y)  # alone now
 
 
@@ -206,7 +206,7 @@ def test_a_dead_replica_raises_then_the_model_trains_alone(pair):
     group._children[0].proc.wait()
     with pytest.raises(ReplicaError, match="died"):
         split.train_on_batch(x, y)
-    assert group.closed and replicas.group_of(split) is None
+    assert group.closed and split.executor.replicas is None
     one.train_on_batch(x, y)
     split.train_on_batch(x, y)  # no replica left: one process, no hang
 

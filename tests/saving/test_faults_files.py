@@ -22,8 +22,9 @@ import pytest
 import cnnumpy
 from cnnumpy import saving
 from cnnumpy.layers import BatchNorm, Conv1D, Conv2D, Dense, Flatten, ReLU
-from cnnumpy.saving import ModelFileError, load_model
+from cnnumpy.saving import ModelFileError
 from cnnumpy.saving.interop import from_torch_state_dict, to_torch_state_dict
+from cnnumpy.saving.loading import load_model
 from cnnumpy.saving.safefile import dump_bytes
 
 GIB = 2**30
@@ -273,7 +274,7 @@ from cnnumpy.layers import Dense, Flatten
 path, loader = sys.argv[1], sys.argv[2]
 model = cnnumpy.Sequential([Flatten(), Dense(2)], input_shape=(10,))
 load = {{
-    "load_model": lambda: saving.load_model(path),
+    "load_model": lambda: load_model(path),
     "load_weights": lambda: saving.load_weights(model, path),
     "restore_checkpoint": lambda: saving.restore_checkpoint(model, path),
 }}[loader]
@@ -508,7 +509,7 @@ def test_trailing_bytes_are_refused_with_the_sizes(model_file, loader):
         f.write(b"\0")
     model = small_model()
     load = {
-        "load_model": lambda: saving.load_model(model_file),
+        "load_model": lambda: load_model(model_file),
         "load_weights": lambda: saving.load_weights(model, model_file),
         "restore_checkpoint": lambda: saving.restore_checkpoint(model, model_file),
     }[loader]

@@ -12,7 +12,8 @@ import cnnumpy
 from cnnumpy import saving
 from cnnumpy.layers import BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from cnnumpy.optimizers import SGD, Adam
-from cnnumpy.saving import ModelFileError, load_model, load_weights, save_weights
+from cnnumpy.saving import ModelFileError, load_weights, save_weights
+from cnnumpy.saving.loading import load_model
 from cnnumpy.saving.safefile import dump_bytes
 
 
