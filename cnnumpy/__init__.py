@@ -3,7 +3,7 @@
 from cnnumpy import (
     callbacks,
     data,
-    functional,
+    engine,
     initializers,
     layers,
     losses,
@@ -30,7 +30,7 @@ __all__ = [
     "__version__",
     "callbacks",
     "data",
-    "functional",
+    "engine",
     "initializers",
     "saving",
     "layers",

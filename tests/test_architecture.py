@@ -32,9 +32,11 @@ RANKS = {
     "cnnumpy.initializers": 0,
     "cnnumpy.version": 0,
     "cnnumpy.divergence": 0,
+    # the data sets (they need only the leaves)
+    "cnnumpy.data": 1,
     # the book, then the engine's kernels and dispatch tables
     "cnnumpy.textbook": 1,
-    "cnnumpy.functional": 2,
+    "cnnumpy.engine.kernels": 2,
     "cnnumpy.engine": 2,
     "cnnumpy.sync": 2,  # how a step split over processes adds up (engine kernels)
     # what layers and training steps are made of
@@ -44,6 +46,7 @@ RANKS = {
     "cnnumpy.optimizer_base": 3,
     "cnnumpy.optimizers": 3,
     "cnnumpy.schedules": 3,
+    "cnnumpy.lab": 3,  # the technique lab: the book's steps and the engine, timed
     # what the model hands its work to: they use the model's public API and never
     # import the model (the executor runs its layers; the loop, the files and the
     # replicas take it as an argument)
@@ -62,7 +65,6 @@ RANKS = {
     "cnnumpy.zoo": 6,
     "cnnumpy.visualize": 6,
     "cnnumpy.report": 6,
-    "cnnumpy.data": 6,
     # the command line, then the package's front door
     "cnnumpy.cli": 7,
     "cnnumpy.__main__": 7,

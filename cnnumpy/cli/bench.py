@@ -11,12 +11,12 @@ from cnnumpy.cli.runs import UsageError
 
 
 def bench(args) -> int:
-    """The technique lab (``cnnumpy.functional.techniques``): time and compare."""
+    """The technique lab (``cnnumpy.lab.techniques``): time and compare."""
     try:
-        from cnnumpy.functional.techniques import format_table, run_lab
+        from cnnumpy.lab.techniques import format_table, run_lab
     except ImportError:
         raise UsageError(
-            "bench: the technique lab (cnnumpy.functional.techniques) is not "
+            "bench: the technique lab (cnnumpy.lab.techniques) is not "
             "available in this version"
         ) from None
     dtype = np.dtype(args.dtype)

@@ -1,6 +1,6 @@
 """Training split over processes: each process runs one slice of every batch.
 
-Why processes and not more threads: the kernels' threads (``functional/threads.py``)
+Why processes and not more threads: the kernels' threads (``engine/kernels/threads.py``)
 need Python's GIL between two NumPy calls. Measured on this project's 2-core virtual
 machine, two threads each copying 200 KB at a time ran 2x SLOWER together than one
 alone (each hand-over of the GIL costs tens of microseconds); only calls of several MB

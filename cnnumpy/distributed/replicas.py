@@ -26,7 +26,7 @@ from cnnumpy.distributed.limits import (
 )
 from cnnumpy.distributed.mirror import SharedWeights, check_replicable, step_state
 from cnnumpy.distributed.process import ReplicaError, ReplicaProcess, lost
-from cnnumpy.functional import threads
+from cnnumpy.engine.kernels import threads
 from cnnumpy.layers import BatchNorm, Dropout
 
 __all__ = [

@@ -6,7 +6,7 @@ the engine chooses for it. What a step adds on top of the layers lives here: ``f
 ``train_on_batch``, ``predict`` and ``evaluate`` hand each batch to the model's
 executor (``model.executor``), which runs the same layers with these changes:
 
-1. **One hold on the BLAS threads per step** (:func:`~cnnumpy.functional.parallel.
+1. **One hold on the BLAS threads per step** (:func:`~cnnumpy.engine.kernels.parallel.
    blas_one_thread`): the engine's kernels run their own threads, each calling the BLAS
    on a chunk; a multi-threaded BLAS call among them would fight them for the cores,
    and OpenBLAS's idle threads keep spinning after one. Every kernel holds the BLAS
@@ -36,7 +36,7 @@ import weakref
 import numpy as np
 
 from cnnumpy.engine import dispatch, fusion
-from cnnumpy.functional.parallel import blas_one_thread
+from cnnumpy.engine.kernels.parallel import blas_one_thread
 from cnnumpy.layers.activations import LeakyReLU, ReLU
 from cnnumpy.layers.pooling import MaxPool1D, MaxPool2D
 

@@ -20,13 +20,14 @@ each chunk of images while the chunk is in the core's cache:
   full-size activations are never written. Tanh alone does not merge: its cost is
   arithmetic, and on the chunk it would also run on the wide grid's junk columns.
   In float32 the fused tanh is ``1 - 2/(exp(2x) + 1)`` (faster than NumPy's tanh
-  here, absolute error at most 1.8e-7: :func:`~cnnumpy.functional.activations.
+  here, absolute error at most 1.8e-7: :func:`~cnnumpy.engine.kernels.activations.
   tanh_inplace`).
 
 The merged convolution runs the engine kernel the ``conv2d`` table chooses, with the
 pool and the activation as its epilogue; with the engine off (or the book forced),
 nothing merges and every layer runs its own forward, the book's code. Everything
-else runs as in :meth:`Sequential.forward`, in the same order. The
+else runs layer by layer, in the executor's order (:func:`~cnnumpy.engine.executor.
+execution_order`). The
 outputs are those of ``model.forward(x)`` up to float rounding (the folded kernels
 round differently: about 1e-6 relative in float32, and the float32 tanh above
 differs by up to 2e-7; tests compare the two); the
@@ -43,8 +44,8 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.engine import dispatch, ops
-from cnnumpy.functional import activations as engine_act
-from cnnumpy.functional.epilogue import Tiles
+from cnnumpy.engine.kernels import activations as engine_act
+from cnnumpy.engine.kernels.epilogue import Tiles
 from cnnumpy.layers.activations import LeakyReLU, ReLU, Tanh
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.normalization import BatchNorm

@@ -11,12 +11,12 @@ from __future__ import annotations
 from functools import partial
 
 from cnnumpy.engine.dispatch import operation
-from cnnumpy.functional import activations as engine_act
-from cnnumpy.functional import conv as engine_conv
-from cnnumpy.functional import dense as engine_dense
-from cnnumpy.functional import dropout as engine_dropout
-from cnnumpy.functional import normalization as engine_norm
-from cnnumpy.functional import pool as engine_pool
+from cnnumpy.engine.kernels import activations as engine_act
+from cnnumpy.engine.kernels import conv as engine_conv
+from cnnumpy.engine.kernels import dense as engine_dense
+from cnnumpy.engine.kernels import dropout as engine_dropout
+from cnnumpy.engine.kernels import normalization as engine_norm
+from cnnumpy.engine.kernels import pool as engine_pool
 from cnnumpy.textbook import activations as book_act
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import dense as book_dense
@@ -25,7 +25,7 @@ from cnnumpy.textbook import lrn as book_lrn
 from cnnumpy.textbook import normalization as book_norm
 from cnnumpy.textbook import pool as book_pool
 
-# -- dense (book: textbook/dense.py; engine: functional/dense.py) ------------------
+# -- dense (book: textbook/dense.py; engine: kernels/dense.py) ------------------
 dense = operation("dense", book_dense.dense_forward, book_dense.dense_backward)
 dense.register(
     "threads",
@@ -35,12 +35,12 @@ dense.register(
     "one per core, each on a one-thread BLAS",
 )
 
-# -- 2-D convolution (book: textbook/conv.py; engine: functional/conv.py,
+# -- 2-D convolution (book: textbook/conv.py; engine: kernels/conv.py,
 # conv_flat.py, conv_bands.py, conv_inner.py). Conv1D runs it on (N, C, 1, L). ---
 
 
 def _layout_is(layout: str):
-    """The rule choosing ``layout``: :func:`~cnnumpy.functional.conv.layout_of`."""
+    """The rule choosing ``layout``: :func:`~cnnumpy.engine.kernels.conv.layout_of`."""
 
     def rule(*args, **kwargs) -> bool:
         return engine_conv.layout_of(*args, **kwargs) == layout
@@ -77,7 +77,7 @@ conv2d.register(
     "on each core, the bias in the GEMM (conv.py)",
 )
 
-# -- activations (book: textbook/activations.py; engine: functional/activations.py) --
+# -- activations (book: textbook/activations.py; engine: kernels/activations.py) --
 _THREADS = (
     "each element-wise pass on both cores (a ufunc alone uses one), branch-free masks "
     "(np.where mispredicts half of random signs: 10-20x slower on a million floats)"
@@ -107,7 +107,7 @@ softmax = operation(
     "softmax", book_act.softmax_forward, book_act.softmax_backward
 )  # along one axis of a few classes: the book's vectorised form is the fast one
 
-# -- pooling (book: textbook/pool.py; engine: functional/pool.py, pool_tiles.py) ----
+# -- pooling (book: textbook/pool.py; engine: kernels/pool.py, pool_tiles.py) ----
 maxpool2d = operation(
     "maxpool2d", book_pool.maxpool2d_forward, book_pool.maxpool2d_backward
 )
@@ -150,7 +150,7 @@ global_avgpool2d = operation(
 )  # the book's mean over each map is already one vectorised pass
 
 # -- batch normalisation (book: textbook/normalization.py; engine:
-# functional/normalization.py). Every kernel's cache is a dict holding "mean", "var"
+# kernels/normalization.py). Every kernel's cache is a dict holding "mean", "var"
 # (biased) and "m", from which the layer updates its running statistics. ----------
 batchnorm = operation(
     "batchnorm", book_norm.batchnorm_forward, book_norm.batchnorm_backward
@@ -164,7 +164,7 @@ batchnorm.register(
     "processes (cnnumpy.sync)",
 )
 
-# -- dropout (book: textbook/dropout.py; engine: functional/dropout.py) ------------
+# -- dropout (book: textbook/dropout.py; engine: kernels/dropout.py) ------------
 dropout = operation(
     "dropout", book_dropout.dropout_forward, book_dropout.dropout_backward
 )  # one multiply each way: the book's code is the fast one

@@ -13,12 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
-import cnnumpy.functional.parallel as parallel_module
+import cnnumpy.engine.kernels.parallel as parallel_module
 from cnnumpy import engine
-from cnnumpy.functional import conv_bands, conv_flat, conv_flat_backward, conv_inner
-from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.conv_wide import dout_wide
-from cnnumpy.functional.parallel import SCRATCH
+from cnnumpy.engine.kernels import conv_bands, conv_flat, conv_flat_backward, conv_inner
+from cnnumpy.engine.kernels.conv import conv2d_backward, conv2d_forward
+from cnnumpy.engine.kernels.conv_wide import dout_wide
+from cnnumpy.engine.kernels.parallel import SCRATCH
 from cnnumpy.layers import Conv1D, Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 from tests.gradcheck import check_layer_gradients

@@ -32,23 +32,23 @@ from cnnumpy.engine import TABLES, fusion
 pytestmark = pytest.mark.usefixtures("engine_on")
 
 SPIES = {
-    "cnnumpy.functional.conv.conv2d_forward": "conv",
-    "cnnumpy.functional.conv_flat.conv2d_forward_flat": "wide",
-    "cnnumpy.functional.conv_bands.use_bands": "bands?",  # the result is recorded
-    "cnnumpy.functional.conv_inner.correlate_inner": "inner",
-    "cnnumpy.functional.conv.conv2d_backward": "conv",
-    "cnnumpy.functional.conv_flat_backward.conv2d_backward_flat": "wide",
-    "cnnumpy.functional.conv_bands.dw_db_bands": "dw:bands",
-    "cnnumpy.functional.conv_inner.dw_db_inner": "dw:inner",
-    "cnnumpy.functional.conv_flat_backward._dx_full_flat": "dx:full",
-    "cnnumpy.functional.conv_flat_backward._dx_slice_add": "dx:slice-add",
-    "cnnumpy.functional.conv._dx_col2im": "dx:col2im",
-    "cnnumpy.functional.pool_tiles.maxpool_tiles": "tiles",
-    "cnnumpy.functional.pool_tiles.maxpool_tiles_backward": "tiles",
-    "cnnumpy.functional.pool_tiles.avgpool_tiles": "tiles",
-    "cnnumpy.functional.pool_tiles.avgpool_tiles_backward": "tiles",
-    "cnnumpy.functional.pool._windows": "windows",
-    "cnnumpy.functional.pool._scatter_windows": "windows",
+    "cnnumpy.engine.kernels.conv.conv2d_forward": "conv",
+    "cnnumpy.engine.kernels.conv_flat.conv2d_forward_flat": "wide",
+    "cnnumpy.engine.kernels.conv_bands.use_bands": "bands?",  # the result is recorded
+    "cnnumpy.engine.kernels.conv_inner.correlate_inner": "inner",
+    "cnnumpy.engine.kernels.conv.conv2d_backward": "conv",
+    "cnnumpy.engine.kernels.conv_flat_backward.conv2d_backward_flat": "wide",
+    "cnnumpy.engine.kernels.conv_bands.dw_db_bands": "dw:bands",
+    "cnnumpy.engine.kernels.conv_inner.dw_db_inner": "dw:inner",
+    "cnnumpy.engine.kernels.conv_flat_backward._dx_full_flat": "dx:full",
+    "cnnumpy.engine.kernels.conv_flat_backward._dx_slice_add": "dx:slice-add",
+    "cnnumpy.engine.kernels.conv._dx_col2im": "dx:col2im",
+    "cnnumpy.engine.kernels.pool_tiles.maxpool_tiles": "tiles",
+    "cnnumpy.engine.kernels.pool_tiles.maxpool_tiles_backward": "tiles",
+    "cnnumpy.engine.kernels.pool_tiles.avgpool_tiles": "tiles",
+    "cnnumpy.engine.kernels.pool_tiles.avgpool_tiles_backward": "tiles",
+    "cnnumpy.engine.kernels.pool._windows": "windows",
+    "cnnumpy.engine.kernels.pool._scatter_windows": "windows",
     "cnnumpy.engine.fusion.plan": "plan=",  # fused inference: what merges with what
 }
 
@@ -281,7 +281,7 @@ def test_each_layer_runs_the_pinned_kernel(monkeypatch, net):
 def test_the_record_sees_a_changed_choice(monkeypatch):
     """Forcing the im2col path instead of the wide grid changes the record."""
     before = record(monkeypatch, "lenet5")
-    import cnnumpy.functional.conv as conv
+    import cnnumpy.engine.kernels.conv as conv
 
     monkeypatch.setattr(conv, "flat_applies", lambda stride, mode: False)
     # (the engine's own way: cnnumpy.engine.force("conv2d", "columns"))

@@ -11,7 +11,7 @@ import pytest
 import cnnumpy
 from cnnumpy.engine import fusion
 from cnnumpy.engine.executor import execution_order
-from cnnumpy.functional.conv_bands import use_bands
+from cnnumpy.engine.kernels.conv_bands import use_bands
 from cnnumpy.layers import (
     AvgPool2D,
     BatchNorm,
@@ -201,7 +201,7 @@ def test_fused_float32_tanh_error_is_absolute_and_small():
     """tanh_inplace in float32 (1 - 2 / (exp(2x) + 1)): within 2e-7 of the exact
     tanh everywhere, exactly +-1 at the infinities and past exp's overflow, NaN kept;
     float64 is np.tanh itself."""
-    from cnnumpy.functional.activations import tanh_inplace
+    from cnnumpy.engine.kernels.activations import tanh_inplace
 
     tiny = np.float32(10.0) ** np.linspace(-30, 1.7, 20_001, dtype=np.float32)
     x = np.concatenate([np.linspace(-20, 20, 400_001, dtype=np.float32), tiny, -tiny])

@@ -1,4 +1,4 @@
-"""The worker threads, the BLAS hold and the helpers of functional/parallel.py."""
+"""The worker threads, the BLAS hold and the helpers of engine/kernels/parallel.py."""
 
 import threading
 
@@ -7,12 +7,12 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import cnnumpy
-import cnnumpy.functional.dense as dense_module
-import cnnumpy.functional.parallel as parallel_module
-from cnnumpy.functional import activations as A
-from cnnumpy.functional.dense import dense_backward, dense_forward
-from cnnumpy.functional.im2col import strided_view
-from cnnumpy.functional.parallel import (
+import cnnumpy.engine.kernels.dense as dense_module
+import cnnumpy.engine.kernels.parallel as parallel_module
+from cnnumpy.engine.kernels import activations as A
+from cnnumpy.engine.kernels.dense import dense_backward, dense_forward
+from cnnumpy.engine.kernels.im2col import strided_view
+from cnnumpy.engine.kernels.parallel import (
     WORKERS,
     blas_one_thread,
     by_rows,
@@ -21,7 +21,7 @@ from cnnumpy.functional.parallel import (
     parallel_chunks,
     zeros,
 )
-from cnnumpy.functional.pool import (
+from cnnumpy.engine.kernels.pool import (
     avgpool2d_backward_tiles,
     avgpool2d_forward_tiles,
     maxpool2d_backward_tiles,
@@ -49,6 +49,7 @@ def test_blas_hold_is_reentrant_and_restores():
     assert _blas_threads() == before
 
 
+@pytest.mark.usefixtures("engine_on")  # the executor's hold: off, there is none
 def test_model_step_holds_the_blas_and_releases_it():
     before = _blas_threads()
     seen = []
@@ -66,6 +67,25 @@ def test_model_step_holds_the_blas_and_releases_it():
     model.predict(np.ones((2, 4)))
     assert seen and all(set(s) == {1} for s in seen)
     assert _blas_threads() == before
+
+
+def test_with_the_engine_off_a_step_leaves_the_blas_alone():
+    """The book's path is the notes' loop as it is: no hold on the BLAS threads."""
+    seen = []
+    model = cnnumpy.Sequential([cnnumpy.layers.Dense(3)], input_shape=(4,))
+    model.compile("sgd", "mse", metrics=[])
+    layer = model.layers[0]
+    forward = layer.forward
+
+    def spy(x, training=False):
+        seen.append(_blas_threads())
+        return forward(x, training=training)
+
+    layer.forward = spy
+    with cnnumpy.engine.off():
+        model.train_on_batch(np.ones((2, 4)), np.ones((2, 3)))
+        model.predict(np.ones((2, 4)))
+    assert len(seen) == 2 and seen[0] == seen[1] == _blas_threads()
 
 
 @pytest.mark.parametrize("n, per_item", [(64, 184_000), (256, 349_000), (7, 10**6)])
@@ -280,7 +300,7 @@ def test_interrupted_wait_gives_fresh_helpers_not_a_hang(tmp_path):
     script.write_text(
         "import signal, threading, time\n"
         "import numpy as np\n"
-        "from cnnumpy.functional.threads import WORKERS, parallel_chunks\n"
+        "from cnnumpy.engine.kernels.threads import WORKERS, parallel_chunks\n"
         "main = threading.get_ident()\n"
         "def slow(lo, hi, k):\n"
         "    if k == 0:\n"
@@ -387,7 +407,7 @@ def test_batchnorm_any_input_layout(layout):
 
 @pytest.mark.parametrize("value, expected", [("1", 1), ("3", 3), (None, None)])
 def test_cnnumpy_threads_sets_the_worker_count(monkeypatch, value, expected):
-    from cnnumpy.functional.threads import _workers
+    from cnnumpy.engine.kernels.threads import _workers
 
     if value is None:
         monkeypatch.delenv("CNNUMPY_THREADS", raising=False)
@@ -399,7 +419,7 @@ def test_cnnumpy_threads_sets_the_worker_count(monkeypatch, value, expected):
 
 @pytest.mark.parametrize("value", ["0", "-2", "two", ""])
 def test_cnnumpy_threads_refuses_nonsense(monkeypatch, value):
-    from cnnumpy.functional.threads import _workers
+    from cnnumpy.engine.kernels.threads import _workers
 
     monkeypatch.setenv("CNNUMPY_THREADS", value)
     with pytest.raises(ValueError, match="CNNUMPY_THREADS"):

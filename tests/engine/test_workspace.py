@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 
-import cnnumpy.functional.parallel as parallel_module
-from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
-from cnnumpy.functional.im2col import pad_into
-from cnnumpy.functional.parallel import PaddedBuffers, Workspace, chunk_bounds
-from cnnumpy.functional.pool import maxpool2d_backward_tiles, maxpool2d_forward_tiles
+import cnnumpy.engine.kernels.parallel as parallel_module
+from cnnumpy.engine.kernels.conv import conv2d_backward, conv2d_forward
+from cnnumpy.engine.kernels.im2col import pad_into
+from cnnumpy.engine.kernels.parallel import PaddedBuffers, Workspace, chunk_bounds
+from cnnumpy.engine.kernels.pool import (
+    maxpool2d_backward_tiles,
+    maxpool2d_forward_tiles,
+)
 from cnnumpy.layers import Conv2D
 from cnnumpy.textbook.loops import conv2d_backward_loops, conv2d_forward_loops
 

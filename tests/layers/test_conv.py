@@ -6,14 +6,14 @@ import engine_modes
 import numpy as np
 import pytest
 
-from cnnumpy.functional.conv import (
+from cnnumpy.engine.kernels.conv import (
     conv1d_backward,
     conv1d_forward,
     conv2d_backward,
     conv2d_forward,
     resolve_padding,
 )
-from cnnumpy.functional.im2col import col2im, im2col, pad2d, pad2d_backward
+from cnnumpy.engine.kernels.im2col import col2im, im2col, pad2d, pad2d_backward
 from cnnumpy.layers import Conv1D, Conv2D
 from cnnumpy.textbook.loops import (
     conv1d_backward_loops,

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnumpy.functional.conv import resolve_padding, resolve_padding_1d
+from cnnumpy.engine.kernels.conv import resolve_padding, resolve_padding_1d
 from cnnumpy.layers import Conv1D, Conv2D
 
 

@@ -6,7 +6,7 @@ import engine_modes
 import numpy as np
 import pytest
 
-from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.engine.kernels.dense import dense_backward, dense_forward
 from cnnumpy.layers import Dense, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnnumpy.textbook.activations import sigmoid, softmax
 from tests.gradcheck import check_layer_gradients

@@ -274,7 +274,7 @@ from cnnumpy.layers import Dense, Flatten
 path, loader = sys.argv[1], sys.argv[2]
 model = cnnumpy.Sequential([Flatten(), Dense(2)], input_shape=(10,))
 load = {{
-    "load_model": lambda: load_model(path),
+    "load_model": lambda: cnnumpy.load_model(path),
     "load_weights": lambda: saving.load_weights(model, path),
     "restore_checkpoint": lambda: saving.restore_checkpoint(model, path),
 }}[loader]

@@ -4,8 +4,8 @@ backward, and the lab times both passes apart."""
 import numpy as np
 import pytest
 
-from cnnumpy.functional import techniques
-from cnnumpy.functional.techniques import (
+from cnnumpy.lab import techniques
+from cnnumpy.lab.techniques import (
     OUTPUTS,
     TECHNIQUES,
     Technique,

@@ -1,9 +1,9 @@
 """The book's convolution (``cnnumpy.textbook.conv``) on every case of the layer tests.
 
-Each case is checked three ways: against PyTorch (float64, output, dx, dw, db), against
-float64 finite differences, and against the engine's kernels (``cnnumpy.functional``),
-so that the book is a trusted reference for the engine. Tolerances as in
-``test_conv_torch.py``: the same sums in a different order, float64.
+Each case is checked three ways: against PyTorch (float64, output, dx, dw, db),
+against float64 finite differences, and against the engine's kernels
+(``cnnumpy.engine.kernels``), so that the book is a trusted reference for the engine.
+Tolerances as in ``test_conv_torch.py``: the same sums in a different order, float64.
 """
 
 import numpy as np
@@ -11,7 +11,7 @@ import pytest
 import torch
 from test_conv_torch import CASES_1D, CASES_2D, IDS_1D, IDS_2D, _torch_forward
 
-from cnnumpy.functional import conv as engine
+from cnnumpy.engine.kernels import conv as engine
 from cnnumpy.textbook import conv as book
 from cnnumpy.textbook.padding import resolve_padding, resolve_padding_1d
 from gradcheck import numerical_gradient

@@ -1,7 +1,7 @@
 """The book's dense, activations, batch normalisation and dropout.
 
 Each function against PyTorch (float64: output and every gradient), float64 finite
-differences, and the engine where one exists (``cnnumpy.functional``). Tolerances:
+differences, and the engine where one exists (``cnnumpy.engine.kernels``). Tolerances:
 float64 rtol 1e-10 / atol 1e-12 against PyTorch and the engine (the same sums in
 another order); finite differences rtol 1e-6 / atol 1e-8 (step 1e-6, centred).
 """
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnumpy.engine import TABLES
-from cnnumpy.functional import dense as engine_dense
+from cnnumpy.engine.kernels import dense as engine_dense
 from cnnumpy.textbook import activations as act
 from cnnumpy.textbook import dense, dropout, normalization
 from gradcheck import numerical_gradient

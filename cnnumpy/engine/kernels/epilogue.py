@@ -1,6 +1,6 @@
 """What becomes of each chunk of a convolution's output in fused inference.
 
-:mod:`cnnumpy.inference` merges a convolution with the pool and the activation that
+:mod:`cnnumpy.engine.fusion` merges a convolution with the pool and the activation that
 run right after it: both run on each chunk of the convolution's output while the chunk
 is in the core's cache, so the full-size output is never written to memory and read
 back. The convolution kernels (:mod:`conv`, :mod:`conv_flat`, :mod:`conv_inner`) call
@@ -14,14 +14,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnumpy.functional.parallel import SCRATCH
-from cnnumpy.functional.pool_tiles import max_of_tiles, mean_of_tiles
+from cnnumpy.engine.kernels.parallel import SCRATCH
+from cnnumpy.engine.kernels.pool_tiles import max_of_tiles, mean_of_tiles
 
 Post = Callable[[np.ndarray], object] | None  # an in-place operation on a chunk
 
 
 class Tiles(NamedTuple):
-    """A pool fused into a convolution's chunks (:mod:`cnnumpy.inference`): windows
+    """A pool fused into a convolution's chunks (:mod:`cnnumpy.engine.fusion`): windows
     ``KH x KW`` that tile the output (stride = size, no padding), their maximum, or
     their mean when ``mean``."""
 
@@ -34,7 +34,7 @@ def chunk_epilogue(
     res: np.ndarray, valid: np.ndarray, pool: Tiles | None, post: Post, k: int
 ) -> np.ndarray:
     """What a chunk of a convolution's output becomes before it is copied to the
-    output, in fused inference (:mod:`cnnumpy.inference`): ``valid (F, n, Ho, Wo)``,
+    output, in fused inference (:mod:`cnnumpy.engine.fusion`): ``valid (F, n, Ho, Wo)``,
     a view of ``res`` (what the GEMM wrote), pooled over ``pool`` tiles if given,
     with ``post`` (an activation) run in place.
 

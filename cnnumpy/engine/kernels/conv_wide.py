@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.im2col import strided_view
-from cnnumpy.functional.parallel import SCRATCH
+from cnnumpy.engine.kernels.im2col import strided_view
+from cnnumpy.engine.kernels.parallel import SCRATCH
 
 
 def wide_view(a: np.ndarray, rows: int, width: int, row_step: int) -> np.ndarray:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv_wide import dout_wide
-from cnnumpy.functional.im2col import strided_view
-from cnnumpy.functional.parallel import (
+from cnnumpy.engine.kernels.conv_wide import dout_wide
+from cnnumpy.engine.kernels.im2col import strided_view
+from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
     add_product,
     chunk_bounds,
@@ -28,7 +28,7 @@ from cnnumpy.functional.parallel import (
 
 
 def use_bands(channels: int, kernel: tuple[int, int]) -> bool:
-    """Whether :func:`~cnnumpy.functional.conv_flat.correlate_flat` takes row-band
+    """Whether :func:`~cnnumpy.engine.kernels.conv_flat.correlate_flat` takes row-band
     columns (see :func:`fill_bands`).
 
     Bands copy ``KW`` times fewer rows but make ``KW - 1`` passes over a ``KW``-times

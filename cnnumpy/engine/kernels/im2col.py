@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from cnnumpy.functional.parallel import SCRATCH, Pads
+from cnnumpy.engine.kernels.parallel import SCRATCH, Pads
 from cnnumpy.textbook import padding as book_padding
 from cnnumpy.textbook.im2col import col2im, im2col, window_layout
 from cnnumpy.textbook.padding import (

@@ -43,9 +43,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnumpy.functional import techniques_conv as tc
-from cnnumpy.functional import techniques_pool as tp
-from cnnumpy.functional.dense import dense_backward, dense_forward
+from cnnumpy.engine.kernels.dense import dense_backward, dense_forward
+from cnnumpy.lab import techniques_conv as tc
+from cnnumpy.lab import techniques_pool as tp
 from cnnumpy.textbook import dense as book_dense
 from cnnumpy.textbook import loops
 from cnnumpy.textbook.padding import output_size

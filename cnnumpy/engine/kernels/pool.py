@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from cnnumpy.functional.pool_tiles import (
+from cnnumpy.engine.kernels.pool_tiles import (
     avgpool_tiles,
     avgpool_tiles_backward,
     maxpool_tiles,

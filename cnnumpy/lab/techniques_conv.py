@@ -1,5 +1,5 @@
 """The technique lab, convolution: stride 1, zero padding ``P``, every technique of the
-notes as a forward and a backward function (see :mod:`cnnumpy.functional.techniques`).
+notes as a forward and a backward function (see :mod:`cnnumpy.lab.techniques`).
 
 Every forward takes ``(x, w, b, P)`` and returns ``(y, cache)``; every backward takes
 ``(dout, cache)`` and returns ``(dx, dw, db)``.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv import conv2d_backward, conv2d_forward
+from cnnumpy.engine.kernels.conv import conv2d_backward, conv2d_forward
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import loops
 from cnnumpy.textbook.im2col import window_view

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import pad_into, strided_view, weights_matrix
-from cnnumpy.functional.parallel import (
+from cnnumpy.engine.kernels.epilogue import Post, Tiles, chunk_epilogue, out_size
+from cnnumpy.engine.kernels.im2col import pad_into, strided_view, weights_matrix
+from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
     Pads,
     add_product,
@@ -97,7 +97,7 @@ def correlate_inner(
     ``pads`` chunk by chunk), as in :func:`conv_flat.correlate_flat`, in this layout.
 
     ``post`` and ``pool`` (fused inference) run on each chunk, see
-    :func:`~cnnumpy.functional.epilogue.chunk_epilogue`; the chunk has no junk, so
+    :func:`~cnnumpy.engine.kernels.epilogue.chunk_epilogue`; the chunk has no junk, so
     ``post`` runs on exactly the outputs.
     """
     N, C, H, W = x.shape

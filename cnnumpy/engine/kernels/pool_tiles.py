@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from cnnumpy.functional.parallel import SCRATCH, chunk_bounds, parallel_chunks
+from cnnumpy.engine.kernels.parallel import SCRATCH, chunk_bounds, parallel_chunks
 
 
 def tile_offsets(g: dict):
@@ -43,7 +43,7 @@ def max_of_tiles(v: np.ndarray, KH: int, KW: int, out: np.ndarray) -> np.ndarray
     """``out[..., i, j] = max of v[..., i*KH : (i+1)*KH, j*KW : (j+1)*KW]``, in the
     calling thread: ``KH*KW - 1`` calls of ``np.maximum`` on strided slices of the
     free reshape ``(..., H/KH, KH, W/KW, KW)`` of ``v``, which may itself be a
-    strided view (a convolution's chunk, :mod:`cnnumpy.inference`)."""
+    strided view (a convolution's chunk, :mod:`cnnumpy.engine.fusion`)."""
     *lead, H, W = v.shape
     t = v.reshape(*lead, H // KH, KH, W // KW, KW)  # splitting axes: always a view
     offsets = [(i, j) for i in range(KH) for j in range(KW)]

@@ -1,7 +1,7 @@
 """Chunks and scratch memory shared by the fast kernels.
 
 The kernels split a batch into chunks (:func:`chunk_bounds`) and give whole chunks to
-the worker threads of :mod:`cnnumpy.functional.threads` (re-exported here:
+the worker threads of :mod:`cnnumpy.engine.kernels.threads` (re-exported here:
 ``parallel_chunks``, ``blas_one_thread``, ``WORKERS``), each copying AND multiplying
 its chunk with the BLAS held to one thread. Chunks write into scratch arrays that are
 reused from call to call (:class:`Workspace`), so that no step pays for fresh pages.
@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
-from cnnumpy.functional import threads
-from cnnumpy.functional.threads import (  # noqa: F401 (re-exported)
+from cnnumpy.engine.kernels import threads
+from cnnumpy.engine.kernels.threads import (  # noqa: F401 (re-exported)
     WORKERS,
     blas_one_thread,
     parallel_chunks,

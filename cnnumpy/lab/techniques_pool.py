@@ -1,5 +1,5 @@
 """The technique lab, 2x2 max pooling with stride 2: every technique of the notes as a
-forward and a backward function (see :mod:`cnnumpy.functional.techniques`).
+forward and a backward function (see :mod:`cnnumpy.lab.techniques`).
 
 Every forward takes ``(x,)`` and returns ``(y, cache)``; every backward takes
 ``(dout, cache)`` and returns ``(dx,)``. The gradient of a window goes to its FIRST

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.parallel import WORKERS, halves, parallel_chunks
+from cnnumpy.engine.kernels.parallel import WORKERS, halves, parallel_chunks
 
 # Multiply-adds from which a product is split between the worker threads.
 PARALLEL_MACS = 2**23

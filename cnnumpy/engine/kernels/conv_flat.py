@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv_bands import band_weights, bands_product, use_bands
-from cnnumpy.functional.conv_inner import correlate_inner, inner_applies
-from cnnumpy.functional.conv_wide import fill_cols, wide_view
-from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import pad_into, weights_matrix
-from cnnumpy.functional.parallel import (
+from cnnumpy.engine.kernels.conv_bands import band_weights, bands_product, use_bands
+from cnnumpy.engine.kernels.conv_inner import correlate_inner, inner_applies
+from cnnumpy.engine.kernels.conv_wide import fill_cols, wide_view
+from cnnumpy.engine.kernels.epilogue import Post, Tiles, chunk_epilogue, out_size
+from cnnumpy.engine.kernels.im2col import pad_into, weights_matrix
+from cnnumpy.engine.kernels.parallel import (
     PADDED,
     SCRATCH,
     Pads,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.parallel import by_rows, zeros
+from cnnumpy.engine.kernels.parallel import by_rows, zeros
 from cnnumpy.textbook.activations import sigmoid
 
 
@@ -164,7 +164,8 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 # -- in place, no cache: fused inference ----------------------------------------------
 #
-# ``cnnumpy.inference`` runs ReLU or LeakyReLU on each chunk of a convolution's output
+# ``cnnumpy.engine.fusion`` runs ReLU or LeakyReLU on each chunk of a convolution's
+# output
 # while the chunk is in cache, and tanh when an average pool follows it. Same
 # arithmetic as the ``*_forward`` above, so the same values, except float32 tanh
 # (see :func:`tanh_inplace`). (Tanh alone is not fused:

@@ -24,29 +24,29 @@ Python loop runs over the batch or the output positions, only over the ``KH*KW``
 offsets in col2im.
 
 Stride 1 with zero padding (every convolution of the notes' networks) goes to
-:mod:`cnnumpy.functional.conv_flat`, which copies the columns in runs of a whole
+:mod:`cnnumpy.engine.kernels.conv_flat`, which copies the columns in runs of a whole
 image plane instead of one row, and computes ``dx`` without col2im's short rows. This
 module keeps the general path, the ``"columns"`` kernel of the ``conv2d`` dispatch
 table (:mod:`cnnumpy.engine.ops`): any stride, reflect and replicate padding.
 
 Every kernel here has the book's signature (:mod:`cnnumpy.textbook.conv`) plus two
 arguments that only fused inference passes (``post`` and ``pool``,
-:mod:`cnnumpy.inference`).
+:mod:`cnnumpy.engine.fusion`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv_flat import (
+from cnnumpy.engine.kernels.conv_flat import (
     LAYOUTS,
     conv2d_forward_flat,
     flat_applies,
     layout_for,
 )
-from cnnumpy.functional.conv_flat_backward import conv2d_backward_flat
-from cnnumpy.functional.epilogue import Post, Tiles, chunk_epilogue, out_size
-from cnnumpy.functional.im2col import (
+from cnnumpy.engine.kernels.conv_flat_backward import conv2d_backward_flat
+from cnnumpy.engine.kernels.epilogue import Post, Tiles, chunk_epilogue, out_size
+from cnnumpy.engine.kernels.im2col import (
     PADDING_MODES,
     col2im,
     fill_columns,
@@ -54,7 +54,7 @@ from cnnumpy.functional.im2col import (
     pad2d_backward,
     weights_matrix,
 )
-from cnnumpy.functional.parallel import (
+from cnnumpy.engine.kernels.parallel import (
     PADDED,
     SCRATCH,
     add_product,
@@ -116,7 +116,8 @@ def conv2d_forward(
         padding: see :func:`resolve_padding`.
         padding_mode: ``"zeros"``, ``"reflect"`` or ``"replicate"``.
         post: an in-place operation run on each chunk's output while it is in cache
-            (fused inference, :mod:`cnnumpy.inference`: the next layer's activation).
+            (fused inference, :mod:`cnnumpy.engine.fusion`: the next layer's
+            activation).
         pool: :class:`Tiles`: each chunk's output is pooled over tiles of that size
             (fused inference; the output is then ``(N, F, H_out/KH, W_out/KW)``, and
             the caller checks that the tiles divide it).

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.functional.conv_bands import dw_db_bands
-from cnnumpy.functional.conv_flat import correlate_flat
-from cnnumpy.functional.conv_inner import dw_db_inner, inner_applies
-from cnnumpy.functional.conv_wide import dout_wide, fill_cols
-from cnnumpy.functional.parallel import (
+from cnnumpy.engine.kernels.conv_bands import dw_db_bands
+from cnnumpy.engine.kernels.conv_flat import correlate_flat
+from cnnumpy.engine.kernels.conv_inner import dw_db_inner, inner_applies
+from cnnumpy.engine.kernels.conv_wide import dout_wide, fill_cols
+from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
     Pads,
     add_product,

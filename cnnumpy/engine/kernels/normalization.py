@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from cnnumpy import sync
-from cnnumpy.functional.parallel import chunk_bounds, parallel_chunks
+from cnnumpy.engine.kernels.parallel import chunk_bounds, parallel_chunks
 
 
 def _channel_sums(a: np.ndarray) -> np.ndarray:
