@@ -19,7 +19,7 @@ from cnnumpy.engine.executor import Executor
 from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
 from cnnumpy.saving.writing import save_model
 from cnnumpy.summary import summary_text
-from cnnumpy.validation import check_batch_size, check_inputs, check_targets
+from cnnumpy.validation import check_batch_size, check_data, check_inputs
 
 
 class Sequential:
@@ -248,16 +248,13 @@ class Sequential:
     def use_processes(
         self, processes: int | None = None, timeout: float | None = None
     ):
-        """Split every batch over ``processes`` processes (``None``: one per core).
-
-        This process computes one slice and ``processes - 1`` replica processes the
-        others (see :mod:`cnnumpy.distributed` for why processes and how). Returns
-        the :class:`~cnnumpy.distributed.replicas.Replicas`, a context manager that
-        stops them; ``use_processes(1)`` stops them too. BatchNorm's statistics are
-        those of the whole batch and Dropout's masks those one process would draw
-        (:mod:`cnnumpy.sync`). ``timeout``: seconds a replica may stay silent before
-        it counts as dead (default ``CNNUMPY_REPLICA_TIMEOUT``, else 60; longer steps
-        get 50 times the slowest one). More processes than cores is a ValueError.
+        """Split every batch over ``processes`` processes (``None``: one per core):
+        this process computes one slice, ``processes - 1`` replicas the others, with
+        the results of one process on the whole batch (:mod:`cnnumpy.distributed`
+        says why processes and how). Returns the
+        :class:`~cnnumpy.distributed.replicas.Replicas`, a context manager that stops
+        them (``use_processes(1)`` too). ``timeout``: seconds a replica may stay
+        silent before it counts as dead (default ``CNNUMPY_REPLICA_TIMEOUT``, else 60).
         """
         self._require_built()
         return replicas.use_processes(self, processes, timeout)
@@ -265,26 +262,8 @@ class Sequential:
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One forward, backward and optimiser step on one batch; returns the loss."""
         self.require_compiled("train_on_batch")
-        x, y = self.check_data(x, y, "train_on_batch")
+        x, y = check_data(self, x, y, "train_on_batch")
         return self.train_step(x.astype(self.dtype, copy=False), y)[0]
-
-    def check_data(self, x, y, where: str):
-        """``(x, y)`` checked against the model as ``fit``, ``evaluate`` and
-        ``train_on_batch`` take them (y may be None); bool labels become 0/1
-        integers (see fit). A clear error naming ``where`` otherwise."""
-        x = check_inputs(x, self.input_shape, where, dtype=self.dtype)
-        self._require_built(x)
-        if y is not None:
-            y = check_targets(
-                _bools_as_ints(y),  # first, so that errors show 0 and 1
-                len(x),
-                self.output_shape,
-                self.loss.name,
-                where,
-                dtype=self.dtype,
-            )
-            y = _bools_as_ints(y)  # a list of bools is an array only now
-        return x, y
 
     def fit(
         self,
@@ -376,7 +355,7 @@ class Sequential:
     def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
         """Mean loss and metrics over (x, y), computed in batches."""
         self.require_compiled("evaluate")
-        x, y = self.check_data(x, y, "evaluate")
+        x, y = check_data(self, x, y, "evaluate")
         check_batch_size(batch_size, "evaluate")
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         for lo in range(0, len(x), batch_size):
@@ -394,15 +373,4 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
         return f"Sequential([\n{inner}\n], input_shape={self.input_shape})"
-
-
-def _bools_as_ints(y):
-    """Bool labels as int64 0/1, what every loss reads them as (``int(True) == 1``).
-
-    Without this, cross-entropy would refuse bool class ids at the first batch; the
-    other losses cast bools to 0.0/1.0 anyway. Anything else is returned unchanged.
-    """
-    if isinstance(y, np.ndarray) and y.dtype == np.bool_:
-        return y.astype(np.int64)
-    return y
 

@@ -98,7 +98,7 @@ def check_argument(owner: str, name: str, value: Any, ok: bool, expected: str) -
 class Optimizer:
     """Base class: learning rate, weight decay, clipping, step counter and slots.
 
-    Subclasses define ``_slot_names()`` (the slots each parameter needs) and
+    Subclasses define ``slot_names()`` (the slots each parameter needs) and
     ``_update(p, g, slots)``, which receives ``g`` already clipped (a temporary, never
     ``layer.grads`` itself, when clipping applied) and updates ``p`` in place.
     """
@@ -151,10 +151,10 @@ class Optimizer:
     ) -> None:
         raise NotImplementedError
 
-    def _slot_names(self) -> tuple[str, ...]:
+    def slot_names(self) -> tuple[str, ...]:
         return ()
 
-    def _slot_shape(
+    def slot_shape(
         self, slot_name: str, param_shape: tuple[int, ...]
     ) -> tuple[int, ...]:
         return () if slot_name == "step" else param_shape
@@ -164,8 +164,8 @@ class Optimizer:
         slots = self.slots.get(slot_key)
         if slots is None:
             slots = {
-                n: np.zeros(self._slot_shape(n, p.shape), p.dtype)
-                for n in self._slot_names()
+                n: np.zeros(self.slot_shape(n, p.shape), p.dtype)
+                for n in self.slot_names()
             }
             self.slots[slot_key] = slots
         self._check_slot_shapes(slot_key, slots, p.shape)
@@ -224,10 +224,10 @@ class Optimizer:
         shapes = self._param_shapes(layers)
         slots = {}
         for key, saved in state["slots"].items():
-            if set(saved) != set(self._slot_names()):
+            if set(saved) != set(self.slot_names()):
                 raise ValueError(
                     f"{owner}: slot {key} holds {sorted(saved)}, "
-                    f"expected {sorted(self._slot_names())}"
+                    f"expected {sorted(self.slot_names())}"
                 )
             slots[key] = {name: np.array(v, copy=True) for name, v in saved.items()}
             if key in shapes:
@@ -249,7 +249,7 @@ class Optimizer:
 
     def _check_slot_shapes(self, key: str, slots: dict, shape: tuple[int, ...]) -> None:
         for name, value in slots.items():
-            expected = self._slot_shape(name, shape)
+            expected = self.slot_shape(name, shape)
             if value.shape != expected:
                 raise ValueError(
                     f"{self._name()}: slot {key}.{name} has shape {value.shape}, "

@@ -62,7 +62,7 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def _slot_names(self) -> tuple[str, ...]:
+    def slot_names(self) -> tuple[str, ...]:
         return ("momentum_buffer",) if self.momentum else ()
 
     def _update(self, p, g, slots):
@@ -116,7 +116,7 @@ class Adam(Optimizer):
         _check_betas(self._name(), beta1, beta2, eps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _slot_names(self) -> tuple[str, ...]:
+    def slot_names(self) -> tuple[str, ...]:
         return ("m", "v", "step")
 
     def _decay(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -190,7 +190,7 @@ class RMSProp(Optimizer):
         check_argument("RMSProp", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
-    def _slot_names(self) -> tuple[str, ...]:
+    def slot_names(self) -> tuple[str, ...]:
         return ("square_avg", "momentum_buffer") if self.momentum else ("square_avg",)
 
     def _update(self, p, g, slots):

@@ -16,6 +16,8 @@ import math
 import numbers
 from typing import Any
 
+from cnnumpy.textbook.arguments import is_int
+
 __all__ = [
     "Constant",
     "Cosine",
@@ -38,15 +40,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 class Schedule:
     """Base class: validates the epoch, then calls ``lr_at(epoch)``."""
 
     def __call__(self, epoch: int) -> float:
-        if not _is_int(epoch) or epoch < 0:
+        if not is_int(epoch) or epoch < 0:
             raise ValueError(f"{self!r}: epoch must be an int >= 0, got {epoch!r}")
         return float(self.lr_at(int(epoch)))
 
@@ -71,7 +69,7 @@ class Schedule:
                 _check(name, key, config[key], config[key] >= 0, ">= 0")
         # plain Python numbers, so that get_config() is JSON-serialisable
         self._config = {
-            k: int(v) if _is_int(v) else float(v) for k, v in config.items()
+            k: int(v) if is_int(v) else float(v) for k, v in config.items()
         }
 
 
@@ -93,7 +91,7 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
-        ok = _is_int(step_size)
+        ok = is_int(step_size)
         _check(
             "StepDecay", "step_size", step_size, ok and step_size >= 1, "an int >= 1"
         )
@@ -151,7 +149,7 @@ class Cosine(Schedule):
     """
 
     def __init__(self, lr: float, total_epochs: int, min_lr: float = 0.0) -> None:
-        ok = _is_int(total_epochs)
+        ok = is_int(total_epochs)
         _check(
             "Cosine",
             "total_epochs",
@@ -209,7 +207,7 @@ class ReduceOnPlateau:
             owner, "factor", factor, _is_number(factor) and 0 < factor < 1, "in (0, 1)"
         )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            ok = _is_int(value) and value >= 0
+            ok = is_int(value) and value >= 0
             _check(owner, name, value, ok, "an int >= 0")
         _check(owner, "mode", mode, mode in ("min", "max"), "'min' or 'max'")
         ok = threshold_mode in ("rel", "abs")

@@ -23,7 +23,7 @@ from cnnumpy.divergence import TrainingDiverged, check_epoch
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
 from cnnumpy.saving.backup import Backup, run_signature
-from cnnumpy.validation import check_batch_size
+from cnnumpy.validation import check_batch_size, check_data
 
 
 @dataclass
@@ -140,7 +140,7 @@ def log_keys(model, validation: bool) -> list[str]:
 def _training_data(model, x, y, validation_data, validation_split):
     """Checked (x, y) and validation pair; ``validation_split`` holds out the last
     examples (like Keras)."""
-    x, y = model.check_data(x, y, "fit")
+    x, y = check_data(model, x, y, "fit")
     if validation_split > 0:
         if validation_data is not None:
             raise ValueError("fit: give validation_data or validation_split, not both")
@@ -152,7 +152,7 @@ def _training_data(model, x, y, validation_data, validation_split):
         x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
     if validation_data is not None:
         x_val, y_val = _pair(validation_data)
-        validation_data = model.check_data(x_val, y_val, "fit (validation_data)")
+        validation_data = check_data(model, x_val, y_val, "fit (validation_data)")
     return x, y, validation_data
 
 

@@ -164,3 +164,32 @@ def check_batch_size(batch_size, where: str) -> None:
         raise ValueError(
             f"{where}: batch_size must be a positive integer, got {batch_size!r}"
         )
+
+
+def check_data(model, x, y, where: str) -> tuple[np.ndarray, object]:
+    """``(x, y)`` checked against ``model`` as ``fit``, ``evaluate`` and
+    ``train_on_batch`` take them (``y`` may be None), the model built from ``x``'s
+    shape if it was not; a clear error naming ``where`` otherwise. Bool labels become
+    0/1 integers, what every loss reads them as (``int(True) == 1``): cross-entropy
+    would otherwise refuse bool class ids at the first batch."""
+    x = check_inputs(x, model.input_shape, where, dtype=model.dtype)
+    if model.input_shape is None:
+        model.build(x.shape[1:])
+    if y is not None:
+        y = check_targets(
+            _bools_as_ints(y),  # first, so that errors show 0 and 1
+            len(x),
+            model.output_shape,
+            model.loss.name,
+            where,
+            dtype=model.dtype,
+        )
+        y = _bools_as_ints(y)  # a list of bools is an array only now
+    return x, y
+
+
+def _bools_as_ints(y):
+    """Bool labels as int64 0/1; anything else unchanged."""
+    if isinstance(y, np.ndarray) and y.dtype == np.bool_:
+        return y.astype(np.int64)
+    return y

@@ -10,7 +10,8 @@ Between the layers and the model sit the modules the model hands its work to (th
 executor, the training loop, the writer of model files, the replicas' parent side):
 they take the model as an argument and never import it, so ``model.fit`` and
 ``model.save`` import downwards. Only what builds a new model (``load_model``, a
-replica process, the zoo) imports ``cnnumpy.model``.
+replica process, the zoo) imports ``cnnumpy.model``; and no module touches another
+object's private attributes.
 """
 
 from __future__ import annotations
@@ -228,32 +229,40 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path):
     assert private_imports(graph) == {("cnnumpy.model", "cnnumpy.layers.a", "_hidden")}
 
 
-def model_private_uses(path: Path) -> list[tuple[int, str]]:
-    """``model._name`` or ``<...>.model._name`` in a file: (line, name)."""
+# Private attributes of objects that are not cnnumpy's: http.client's connection
+# exposes no public hook for the socket it makes (data/deadline.py watches it).
+FOREIGN_PRIVATE = {("cnnumpy.data.deadline", "_create_connection")}
+
+
+def private_uses(path: Path) -> list[tuple[int, str]]:
+    """``obj._name`` for any ``obj`` but ``self`` and ``cls``: (line, name)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             owner = node.value
-            named_model = (isinstance(owner, ast.Name) and owner.id == "model") or (
-                isinstance(owner, ast.Attribute) and owner.attr == "model"
-            )
-            if named_model and not node.attr.startswith("__"):
+            own = isinstance(owner, ast.Name) and owner.id in ("self", "cls")
+            if not own and not node.attr.startswith("__"):
                 found.append((node.lineno, node.attr))
     return found
 
 
-def test_the_model_is_used_through_its_public_api():
-    """The training loop, the files, the replicas, the CLI...: none reaches into the
-    model's private attributes (only ``cnnumpy/model.py`` itself does)."""
+def test_no_module_reaches_into_another_objects_private_attributes():
+    """The training loop, the files, the replicas, the CLI...: each uses the model,
+    the layers and the optimisers through their public API only."""
     uses = {
-        name: model_private_uses(path)
+        name: [
+            (line, attr)
+            for line, attr in private_uses(path)
+            if (name, attr) not in FOREIGN_PRIVATE
+        ]
         for name, path in all_modules().items()
-        if name != "cnnumpy.model"
     }
     assert not {name: found for name, found in uses.items() if found}
 
 
 def test_the_private_use_checker_sees_one(tmp_path):
     path = tmp_path / "m.py"
-    path.write_text("def f(model, cb):\n    return model._step, cb.model._fit_rng\n")
-    assert model_private_uses(path) == [(2, "_step"), (2, "_fit_rng")]
+    path.write_text(
+        "def f(model, cb):\n    return model._step, cb.model._fit_rng, self._ok\n"
+    )
+    assert private_uses(path) == [(2, "_step"), (2, "_fit_rng")]

@@ -124,6 +124,12 @@ class Layer:
     def rng(self, value: np.random.Generator) -> None:
         self._rng = value
 
+    @property
+    def existing_rng(self) -> np.random.Generator | None:
+        """The layer's generator if it has one yet, else None (``rng`` would spawn
+        one, drawing from the global generator): what a model file saves."""
+        return self._rng
+
     def _prepare_input(self, x: np.ndarray, rank: int | None = None) -> np.ndarray:
         """Check ``x``, build the layer on first use, and cast to the parameters' dtype.
 

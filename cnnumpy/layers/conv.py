@@ -30,7 +30,7 @@ import numpy as np
 from cnnumpy import initializers
 from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer, compact
-from cnnumpy.textbook.arguments import int_tuple, padding_tuple
+from cnnumpy.textbook.arguments import int_tuple, is_int, padding_tuple
 from cnnumpy.textbook.padding import (
     PADDING_MODES,
     check_output_size,
@@ -38,10 +38,6 @@ from cnnumpy.textbook.padding import (
     resolve_padding,
     resolve_padding_1d,
 )
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 class _Conv(Layer):
@@ -66,7 +62,7 @@ class _Conv(Layer):
     ) -> None:
         super().__init__(name=name)
         owner = f"{type(self).__name__}({filters!r}, {kernel_size!r})"
-        if not _is_int(filters) or filters <= 0:
+        if not is_int(filters) or filters <= 0:
             raise ValueError(
                 f"{owner}: filters must be a positive int, got {filters!r}"
             )
@@ -77,7 +73,7 @@ class _Conv(Layer):
         self.stride = int_tuple(stride, self.rank, "stride", owner, minimum=1)
         # (PH, PW) for an image, (left, right) for a sequence; an int stays an int
         pads = padding_tuple(padding, 2, owner)
-        self.padding = pads[0] if _is_int(padding) else pads
+        self.padding = pads[0] if is_int(padding) else pads
         if padding_mode not in PADDING_MODES:
             raise ValueError(
                 f"{owner}: padding_mode must be one of {PADDING_MODES}, "

@@ -165,10 +165,10 @@ def _slot_shapes(model, optimizer) -> dict[str, tuple]:
     if optimizer is None:
         return {}
     return {
-        f"optimizer.{i}.{key}.{slot}": optimizer._slot_shape(slot, p.shape)
+        f"optimizer.{i}.{key}.{slot}": optimizer.slot_shape(slot, p.shape)
         for i, layer in enumerate(model.layers)
         for key, p in layer.params.items()
-        for slot in optimizer._slot_names()
+        for slot in optimizer.slot_names()
     }
 
 
@@ -183,7 +183,7 @@ def _unexpected_tensor(name: str, optimizer, where: str) -> str:
     return (
         f"{where}: unexpected tensor {name!r}: expected optimizer.{{layer}}.{{weight}}"
         f".{{slot}} for a weight of the model and a slot of "
-        f"{type(optimizer).__name__} ({', '.join(optimizer._slot_names()) or 'none'})"
+        f"{type(optimizer).__name__} ({', '.join(optimizer.slot_names()) or 'none'})"
     )
 
 

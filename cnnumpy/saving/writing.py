@@ -66,8 +66,8 @@ def _architecture(model) -> dict:
     same numbers next."""
     config = model.get_config()
     for entry, layer in zip(config["layers"], model.layers, strict=True):
-        if layer._rng is not None:  # not layer.rng, which would create one
-            entry["rng"] = generator_state(layer._rng)
+        if layer.existing_rng is not None:
+            entry["rng"] = generator_state(layer.existing_rng)
     return config
 
 

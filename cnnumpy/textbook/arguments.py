@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An int or a NumPy integer, not a bool (``True`` is no size)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
@@ -47,12 +48,12 @@ def int_tuple(
         ValueError: a value below ``minimum``.
     """
     prefix = f"{owner}: " if owner else ""
-    if _is_int(value):
+    if is_int(value):
         values = (int(value),) * length
     elif (
         isinstance(value, (tuple, list))
         and len(value) == length
-        and all(_is_int(v) for v in value)
+        and all(is_int(v) for v in value)
     ):
         values = tuple(int(v) for v in value)
     else:

@@ -18,6 +18,7 @@ import numpy as np
 
 from cnnumpy.layers.activations import Softmax
 from cnnumpy.textbook.activations import softmax
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.validation import check_inputs
 from cnnumpy.visualize import _checks as ck
 
@@ -100,16 +101,7 @@ def class_probabilities(model, x: np.ndarray, batch_size: int = 256) -> np.ndarr
 
 
 def _patch_pair(value, name: str, size: tuple[int, int]) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        pair = (int(value[0]), int(value[1]))
-    else:
-        raise TypeError(
-            f"occlusion: {name} must be an int or a pair of ints, got {value!r}"
-        )
-    if min(pair) < 1:
-        raise ValueError(f"occlusion: {name} must be positive, got {value!r}")
+    pair = int_tuple(value, 2, name, "occlusion", minimum=1)
     if name == "patch" and (pair[0] > size[0] or pair[1] > size[1]):
         raise ValueError(f"occlusion: patch {pair} larger than the image {size}")
     return pair
