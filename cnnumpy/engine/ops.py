@@ -2,14 +2,16 @@
 engine's kernels in order of preference with the rule that picks each one.
 
 A layer calls ``ops.<name>.forward(...)`` and ``ops.<name>.backward(dout, cache)``;
-see :mod:`cnnumpy.engine.dispatch` for how a kernel is chosen. Every kernel's measured
-reason is in its own docstring, in the module named here.
+see :mod:`cnnumpy.engine.dispatch` for how a kernel is chosen. The measured rules
+live in :mod:`cnnumpy.engine.rules` (this module and that one show every choice);
+every kernel's measured reason is in its own docstring, in the module named here.
 """
 
 from __future__ import annotations
 
 from functools import partial
 
+from cnnumpy.engine import rules
 from cnnumpy.engine.dispatch import operation
 from cnnumpy.engine.kernels import activations as engine_act
 from cnnumpy.engine.kernels import conv as engine_conv
@@ -36,26 +38,27 @@ dense.register(
 )
 
 # -- 2-D convolution (book: textbook/conv.py; engine: kernels/conv.py,
-# conv_flat.py, conv_bands.py, conv_inner.py). Conv1D runs it on (N, C, 1, L). ---
+# conv_flat.py, conv_bands.py, conv_inner.py; rules: rules.layout_of). Conv1D runs
+# it on (N, C, 1, L). ---------------------------------------------------------------
 
 
 def _layout_is(layout: str):
-    """The rule choosing ``layout``: :func:`~cnnumpy.engine.kernels.conv.layout_of`."""
+    """The rule choosing ``layout``: :func:`~cnnumpy.engine.rules.layout_of`."""
 
     def rule(*args, **kwargs) -> bool:
-        return engine_conv.layout_of(*args, **kwargs) == layout
+        return rules.layout_of(*args, **kwargs) == layout
 
     rule.__name__ = f"layout_is_{layout}"
     return rule
 
 
 conv2d = operation("conv2d", book_conv.conv2d_forward, book_conv.conv2d_backward)
-_LAYOUTS = {  # the flat layouts (stride 1, zero padding), each chosen by layout_of
+_LAYOUTS = {  # rules.LAYOUTS (stride 1, zero padding), each chosen by layout_of
     "inner": "maps up to 16x16 on which the wide grid would compute 10% junk or "
     "more: images innermost, no junk (conv_inner.py: seed 000's 8x8 20->20 5x5 "
     "layer forward 1.09 -> 0.89 ms, backward 2.49 -> 1.70 ms)",
     "bands": "kernels 4 or more wide over C*KH >= 64 rows: the columns of kw = 0 "
-    "only, KW times fewer rows copied (conv_bands.use_bands: seed 000's 20->20 5x5 "
+    "only, KW times fewer rows copied (rules.use_bands: seed 000's 20->20 5x5 "
     "layer 1.54 -> 1.20 ms)",
     "wide": "columns copied in runs of a whole image plane on the wide grid, dx "
     "without col2im's short rows (conv_wide.py, conv_flat_backward.py)",
@@ -66,7 +69,7 @@ for _name, _why in _LAYOUTS.items():
         partial(engine_conv.conv2d_forward, layout=_name),
         engine_conv.conv2d_backward,
         applies=_layout_is(_name),
-        serves=engine_conv.flat_serves,
+        serves=rules.flat_serves,
         why=f"stride 1, zero padding, {_why}",
     )
 conv2d.register(
@@ -107,7 +110,8 @@ softmax = operation(
     "softmax", book_act.softmax_forward, book_act.softmax_backward
 )  # along one axis of a few classes: the book's vectorised form is the fast one
 
-# -- pooling (book: textbook/pool.py; engine: kernels/pool.py, pool_tiles.py) ----
+# -- pooling (book: textbook/pool.py; engine: kernels/pool.py, pool_tiles.py;
+# rule: rules.tiling) ----------------------------------------------------------------
 maxpool2d = operation(
     "maxpool2d", book_pool.maxpool2d_forward, book_pool.maxpool2d_backward
 )
@@ -115,7 +119,7 @@ maxpool2d.register(
     "tiles",
     engine_pool.maxpool2d_forward_tiles,
     engine_pool.maxpool2d_backward_tiles,
-    applies=engine_pool.tiling,
+    applies=rules.tiling,
     why="windows that tile the input are a free reshape: KH*KW passes of np.maximum "
     "on both cores, about 10x faster than an argmax per copied window for 2x2",
 )
@@ -133,7 +137,7 @@ avgpool2d.register(
     "tiles",
     engine_pool.avgpool2d_forward_tiles,
     engine_pool.avgpool2d_backward_tiles,
-    applies=engine_pool.tiling,
+    applies=rules.tiling,
     why="KH*KW strided adds over the free reshape, on both cores, no window copy",
 )
 avgpool2d.register(

@@ -15,7 +15,8 @@ import torch.nn.functional as TF
 
 import cnnumpy.engine.kernels.parallel as parallel_module
 from cnnumpy import engine
-from cnnumpy.engine.kernels import conv_bands, conv_flat, conv_flat_backward, conv_inner
+from cnnumpy.engine import rules
+from cnnumpy.engine.kernels import conv_flat, conv_flat_backward, conv_inner
 from cnnumpy.engine.kernels.conv import conv2d_backward, conv2d_forward
 from cnnumpy.engine.kernels.conv_wide import dout_wide
 from cnnumpy.engine.kernels.parallel import SCRATCH
@@ -43,7 +44,7 @@ CASES = [
 IDS = [f"N{c[0]}C{c[1]}-{c[2]}x{c[3]}-F{c[4]}-k{c[5]}-p{c[6]}" for c in CASES]
 
 
-@pytest.fixture(params=conv_flat.LAYOUTS)
+@pytest.fixture(params=rules.LAYOUTS)
 def layout(request):
     """Each flat layout, whatever the rules would choose for the shape."""
     with engine.force("conv2d", request.param):
@@ -112,7 +113,7 @@ def test_row_bands_match_full_columns(bias):
     bands are what the rule picks for 13 channels, 5x4 kernels, not for 3)."""
     case = CASES[-2]
     x, w, b = _data(case, bias=bias)
-    assert conv_bands.use_bands(13, (5, 4)) and not conv_bands.use_bands(3, (5, 5))
+    assert rules.use_bands(13, (5, 4)) and not rules.use_bands(3, (5, 5))
     _poison_scratch()
     bands = conv_flat.correlate_flat(x, w, b, case[-1], layout="bands")
     _poison_scratch()
@@ -156,11 +157,11 @@ def test_flat_chunking_matches_naive(monkeypatch, chunk_bytes, case, layout):
 def test_small_maps_take_the_inner_layout(monkeypatch):
     """Maps up to 16x16 with at least 10% junk on the wide grid go to conv_inner;
     larger maps, 1x1 kernels and 2x2 kernels on 14x14 maps stay on the wide grid."""
-    assert conv_inner.inner_applies(16, 16, 18)  # 3x3 "same": 286 positions
-    assert conv_inner.inner_applies(8, 8, 12)  # 5x5 "same": 92 positions for 64
-    assert not conv_inner.inner_applies(17, 16, 18)
-    assert not conv_inner.inner_applies(8, 8, 8)  # 1x1: no junk
-    assert not conv_inner.inner_applies(14, 14, 15)  # 209 positions for 196
+    assert rules.inner_applies(16, 16, 18)  # 3x3 "same": 286 positions
+    assert rules.inner_applies(8, 8, 12)  # 5x5 "same": 92 positions for 64
+    assert not rules.inner_applies(17, 16, 18)
+    assert not rules.inner_applies(8, 8, 8)  # 1x1: no junk
+    assert not rules.inner_applies(14, 14, 15)  # 209 positions for 196
     taken = []
     real = conv_inner.correlate_inner
     monkeypatch.setattr(
@@ -222,7 +223,7 @@ def test_flat_layers_finite_differences(layer, layout):
 def test_row_bands_layer_finite_differences(layout):
     layer = Conv2D(3, (5, 4), padding=(2, 1))  # 13 channels: row bands
     x = np.random.default_rng(0).standard_normal((2, 13, 4, 3))
-    assert conv_bands.use_bands(13, (5, 4))
+    assert rules.use_bands(13, (5, 4))
     check_layer_gradients(layer, x, rtol=1e-5, atol=1e-7)
 
 

@@ -1,8 +1,9 @@
 """Which kernel runs each layer of the zoo's benchmark networks, pinned.
 
 A guard rail for moving code (issue 14, the book and the engine): the kernels are chosen
-by rules spread over several modules today (wide grid or im2col, images innermost on
-small maps, row bands, the ``2C > F`` rule for ``dx``, tiling pools, fused inference).
+by the measured rules of ``cnnumpy/engine/rules.py`` (wide grid or im2col, images
+innermost on small maps, row bands, the ``2C > F`` rule for ``dx``, tiling pools) and by
+fused inference's plan.
 This test records, for one training step and one ``predict`` of each network, the kernel
 each layer ran, and compares it with the table below. A move that changes a choice
 fails here, whatever the numbers.
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("engine_on")
 SPIES = {
     "cnnumpy.engine.kernels.conv.conv2d_forward": "conv",
     "cnnumpy.engine.kernels.conv_flat.conv2d_forward_flat": "wide",
-    "cnnumpy.engine.kernels.conv_bands.use_bands": "bands?",  # the result is recorded
+    "cnnumpy.engine.rules.use_bands": "bands?",  # the result is recorded
     "cnnumpy.engine.kernels.conv_inner.correlate_inner": "inner",
     "cnnumpy.engine.kernels.conv.conv2d_backward": "conv",
     "cnnumpy.engine.kernels.conv_flat_backward.conv2d_backward_flat": "wide",
@@ -281,9 +282,9 @@ def test_each_layer_runs_the_pinned_kernel(monkeypatch, net):
 def test_the_record_sees_a_changed_choice(monkeypatch):
     """Forcing the im2col path instead of the wide grid changes the record."""
     before = record(monkeypatch, "lenet5")
-    import cnnumpy.engine.kernels.conv as conv
+    import cnnumpy.engine.rules as rules
 
-    monkeypatch.setattr(conv, "flat_applies", lambda stride, mode: False)
+    monkeypatch.setattr(rules, "flat_applies", lambda stride, mode: False)
     # (the engine's own way: cnnumpy.engine.force("conv2d", "columns"))
     after = record(monkeypatch, "lenet5")
     assert before != after

@@ -11,7 +11,7 @@ import pytest
 import cnnumpy
 from cnnumpy.engine import fusion
 from cnnumpy.engine.executor import execution_order
-from cnnumpy.engine.kernels.conv_bands import use_bands
+from cnnumpy.engine.rules import use_bands
 from cnnumpy.layers import (
     AvgPool2D,
     BatchNorm,

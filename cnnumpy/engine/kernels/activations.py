@@ -165,8 +165,7 @@ def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
 # -- in place, no cache: fused inference ----------------------------------------------
 #
 # ``cnnumpy.engine.fusion`` runs ReLU or LeakyReLU on each chunk of a convolution's
-# output
-# while the chunk is in cache, and tanh when an average pool follows it. Same
+# output while the chunk is in cache, and tanh when an average pool follows it. Same
 # arithmetic as the ``*_forward`` above, so the same values, except float32 tanh
 # (see :func:`tanh_inplace`). (Tanh alone is not fused:
 # it is bound by arithmetic, not memory, and the convolution's chunks also hold the

@@ -27,7 +27,8 @@ Stride 1 with zero padding (every convolution of the notes' networks) goes to
 :mod:`cnnumpy.engine.kernels.conv_flat`, which copies the columns in runs of a whole
 image plane instead of one row, and computes ``dx`` without col2im's short rows. This
 module keeps the general path, the ``"columns"`` kernel of the ``conv2d`` dispatch
-table (:mod:`cnnumpy.engine.ops`): any stride, reflect and replicate padding.
+table (:mod:`cnnumpy.engine.ops`): any stride, reflect and replicate padding. Which
+one a call takes: :func:`~cnnumpy.engine.rules.layout_of`.
 
 Every kernel here has the book's signature (:mod:`cnnumpy.textbook.conv`) plus two
 arguments that only fused inference passes (``post`` and ``pool``,
@@ -38,17 +39,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.engine.kernels.conv_flat import (
-    LAYOUTS,
-    conv2d_forward_flat,
-    flat_applies,
-    layout_for,
-)
+from cnnumpy.engine.kernels.conv_flat import conv2d_forward_flat
 from cnnumpy.engine.kernels.conv_flat_backward import conv2d_backward_flat
 from cnnumpy.engine.kernels.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.engine.kernels.im2col import (
     PADDING_MODES,
     col2im,
+    conv_geometry,
     fill_columns,
     pad2d,
     pad2d_backward,
@@ -61,34 +58,13 @@ from cnnumpy.engine.kernels.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
-from cnnumpy.textbook.arguments import int_tuple
+from cnnumpy.engine.rules import LAYOUTS, flat_applies, layout_of
 from cnnumpy.textbook.padding import (
     check_output_size,
     output_size,
     resolve_padding,
     resolve_padding_1d,
 )
-
-
-def _geometry(x, w, stride, padding):
-    """``(stride pair, pads)`` of a call, as the book resolves them."""
-    SH, SW = int_tuple(stride, 2, "stride", "conv2d")
-    pads = resolve_padding(padding, w.shape[2:], (SH, SW), x.shape[2:])
-    return (SH, SW), pads
-
-
-def layout_of(x, w, b, stride=1, padding=0, padding_mode="zeros", **fused) -> str:
-    """The kernel a call runs by the measured rules: one of the flat layouts
-    (:func:`layout_for`) for stride 1 with zero padding, else ``"columns"``."""
-    stride, pads = _geometry(x, w, stride, padding)
-    if not flat_applies(stride, padding_mode):
-        return "columns"
-    return layout_for(x.shape, w.shape, pads)
-
-
-def flat_serves(x, w, b, stride=1, padding=0, padding_mode="zeros", **fused) -> bool:
-    """Whether the flat layouts can run a call (stride 1, zero padding)."""
-    return flat_applies(_geometry(x, w, stride, padding)[0], padding_mode)
 
 
 def conv2d_forward(
@@ -104,9 +80,9 @@ def conv2d_forward(
 ) -> tuple[np.ndarray, tuple]:
     """2-D cross-correlation: pad, im2col a chunk of images, one GEMM per chunk.
 
-    ``layout`` (default: :func:`layout_of`'s choice) is ``"columns"`` (this
-    function's own body) or a flat layout, which :func:`conv2d_forward_flat` runs
-    (stride 1 with zero padding only).
+    ``layout`` (default: :func:`~cnnumpy.engine.rules.layout_of`'s choice) is
+    ``"columns"`` (this function's own body) or a flat layout, which
+    :func:`conv2d_forward_flat` runs (stride 1 with zero padding only).
 
     Args:
         x: input ``(N, C, H, W)``.
@@ -130,7 +106,7 @@ def conv2d_forward(
     """
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    (SH, SW), pads = _geometry(x, w, stride, padding)
+    (SH, SW), pads = conv_geometry(x, w, stride, padding)
     layout = layout or layout_of(x, w, b, (SH, SW), pads, padding_mode)
     if layout in LAYOUTS:
         if not flat_applies((SH, SW), padding_mode):
@@ -263,8 +239,6 @@ def conv1d_backward(
 
 __all__ = [
     "PADDING_MODES",
-    "flat_serves",
-    "layout_of",
     "check_output_size",
     "conv1d_backward",
     "conv1d_forward",

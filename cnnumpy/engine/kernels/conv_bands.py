@@ -1,9 +1,10 @@
 """Row bands: the wide grid's columns for wide kernels over many channels.
 
-Wide kernels over many channels (:func:`use_bands`: seed 000's 5x5 layers over 16-20
-channels) copy "row bands" instead of full columns (:mod:`conv_wide`): the columns of
-``kw = 0`` only, ``bands[(c, kh), n, q] = xp[n, c, kh*Wp + q]``; the other ``kw`` are
-the same rows read ``kw`` floats further on, so ``KW`` times fewer rows are copied.
+Wide kernels over many channels (:func:`~cnnumpy.engine.rules.use_bands`: seed 000's
+5x5 layers over 16-20 channels) copy "row bands" instead of full columns
+(:mod:`conv_wide`): the columns of ``kw = 0`` only, ``bands[(c, kh), n, q] =
+xp[n, c, kh*Wp + q]``; the other ``kw`` are the same rows read ``kw`` floats further
+on, so ``KW`` times fewer rows are copied.
 
 - forward (:func:`bands_product`): ``Z = W_bands @ bands`` gives, for every ``kw``, the
   partial sums ``Z[kw, f, n, q] = sum_{c, kh} w[f, c, kh, kw] * xp[n, c, kh*Wp + q]``;
@@ -25,23 +26,6 @@ from cnnumpy.engine.kernels.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
-
-
-def use_bands(channels: int, kernel: tuple[int, int]) -> bool:
-    """Whether :func:`~cnnumpy.engine.kernels.conv_flat.correlate_flat` takes row-band
-    columns (see :func:`fill_bands`).
-
-    Bands copy ``KW`` times fewer rows but make ``KW - 1`` passes over a ``KW``-times
-    larger GEMM output, and their GEMM sums over ``C*KH`` only. Measured on one core
-    of the project's machine (float32, batch 32, full columns -> bands): seed 000's
-    third convolution, 20 -> 20 channels 5x5 on 8x8, 1.54 -> 1.20 ms; its second
-    one's ``dx`` (a 20 -> 16 correlation on 16x16) 3.53 -> 2.69 ms; its second one,
-    16 -> 20, 3.23 -> 3.15 ms. 5x5 over 3 or 6 channels and 2x2 kernels ran up to
-    1.5x slower (a GEMM summing over 5 to 30 terms); 3x3 over 32-128 channels the
-    same either way (the GEMM dominates). Hence: wide kernels over enough rows.
-    """
-    KH, KW = kernel
-    return KW >= 4 and channels * KH >= 64
 
 
 def fill_bands(

@@ -14,13 +14,14 @@ row that are never read.
   whichever does less work for the shape.
 
 Wide kernels over many channels copy "row bands" instead (:mod:`conv_bands`,
-:func:`~conv_bands.use_bands`), ``KW`` times fewer rows. Small output maps (up to
-16x16) on which the wide grid would compute at least 10% junk take :mod:`conv_inner`
-instead (the images innermost: no junk), for the forward, ``dw`` and the
-full-convolution ``dx``. The three layouts are three kernels of the ``conv2d``
-dispatch table (:mod:`cnnumpy.engine.ops`, rules :func:`layout_for`); the backward
-runs the forward's layout, and the full-convolution ``dx`` picks its own by the same
-rules (its maps and channels are not the forward's).
+:func:`~cnnumpy.engine.rules.use_bands`), ``KW`` times fewer rows. Small output maps
+(up to 16x16) on which the wide grid would compute at least 10% junk take
+:mod:`conv_inner` instead (the images innermost: no junk), for the forward, ``dw``
+and the full-convolution ``dx``. The three layouts are three kernels of the
+``conv2d`` dispatch table (:mod:`cnnumpy.engine.ops`, rules
+:func:`~cnnumpy.engine.rules.layout_for`); the backward runs the forward's layout,
+and the full-convolution ``dx`` picks its own by the same rules (its maps and
+channels are not the forward's).
 
 Batches go chunk by chunk through :func:`parallel_chunks`, like the general kernels
 (chunks of about 4 MB of columns: big enough that the per-chunk overhead of the two
@@ -32,8 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy.engine.kernels.conv_bands import band_weights, bands_product, use_bands
-from cnnumpy.engine.kernels.conv_inner import correlate_inner, inner_applies
+from cnnumpy.engine.kernels.conv_bands import band_weights, bands_product
+from cnnumpy.engine.kernels.conv_inner import correlate_inner
 from cnnumpy.engine.kernels.conv_wide import fill_cols, wide_view
 from cnnumpy.engine.kernels.epilogue import Post, Tiles, chunk_epilogue, out_size
 from cnnumpy.engine.kernels.im2col import pad_into, weights_matrix
@@ -44,28 +45,10 @@ from cnnumpy.engine.kernels.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.rules import layout_for
 from cnnumpy.textbook.padding import output_size
 
-LAYOUTS = ("inner", "bands", "wide")
 NO_PADS: Pads = ((0, 0), (0, 0))
-
-
-def flat_applies(stride: tuple[int, int], padding_mode: str) -> bool:
-    """The flat layouts serve stride 1 with zero padding (any pad amounts)."""
-    return tuple(stride) == (1, 1) and padding_mode == "zeros"
-
-
-def layout_for(x_shape, w_shape, pads: Pads) -> str:
-    """The measured choice of layout for a stride-1 zero-padded correlation:
-    ``"inner"`` on small maps (:func:`inner_applies`), ``"bands"`` for wide kernels
-    over many channels (:func:`use_bands`), else ``"wide"`` (full columns)."""
-    _N, C, H, W = x_shape
-    _F, _C, KH, KW = w_shape
-    (top, bottom), (left, right) = pads
-    Ho, Wo = output_size(H, KH, 1, top, bottom), output_size(W, KW, 1, left, right)
-    if inner_applies(Ho, Wo, W + left + right):
-        return "inner"
-    return "bands" if use_bands(C, (KH, KW)) else "wide"
 
 
 def _padded(x: np.ndarray, pads: Pads):
@@ -109,7 +92,8 @@ def correlate_flat(
     (fused inference) run on each chunk while it is in cache, see
     :func:`chunk_epilogue`.
 
-    ``layout`` (default: :func:`layout_for`'s choice) is ``"inner"``
+    ``layout`` (default: :func:`~cnnumpy.engine.rules.layout_for`'s choice) is
+    ``"inner"``
     (:mod:`conv_inner`) or one of two column layouts on the wide grid: full columns
     (:func:`_columns_product`) or row bands (:func:`~conv_bands.bands_product`).
     """
@@ -155,8 +139,8 @@ def conv2d_forward_flat(
     pool: Tiles | None = None,
 ) -> tuple[np.ndarray, tuple]:
     """Stride-1 zero-padded cross-correlation in ``layout`` (one of
-    :data:`LAYOUTS`, module docstring); ``post`` and ``pool`` as in
-    :func:`correlate_flat`.
+    :data:`~cnnumpy.engine.rules.LAYOUTS`, module docstring); ``post`` and ``pool``
+    as in :func:`correlate_flat`.
 
     Shape:
         x ``(N, C, H, W)``, w ``(F, C, KH, KW)``, b ``(F,)`` -> out

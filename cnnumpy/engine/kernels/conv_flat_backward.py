@@ -7,19 +7,16 @@ junk positions (:func:`~conv_wide.dout_wide`), so they add nothing:
 - ``dw``: ``g @ cols.T`` where ``g (F, n, P)`` is that ``dout`` (and the ones row of
   ``cols`` yields ``db``), in the forward's layout (:func:`_dw_db`: full columns, row
   bands of :mod:`conv_bands`, or the images innermost of :mod:`conv_inner`).
-- ``dx``, two ways, whichever does less work for the shape:
+- ``dx``, two ways, whichever does less work for the shape (the measured rule:
+  :func:`~cnnumpy.engine.rules.dx_by_full_convolution`):
 
   * the notes' full convolution of the padded ``dout`` with the rotated kernels
     (seed 002), run by the same wide-grid forward: its GEMM sums over ``F*KH*KW``,
-    and it copies ``F*KH*KW`` rows of ``P`` floats (chosen when ``2*C > F``, e.g.
-    ``C = F`` in VGG, and when ``2*C = F`` on the small maps of :mod:`conv_inner`,
-    which compute no junk: ``vgg_cifar``'s 64 -> 128 layer on 8x8, batch 32, one
-    core, 5.64 ms by slice-adds, 4.45 ms so);
+    and it copies ``F*KH*KW`` rows of ``P`` floats;
   * ``dx_cols = Wt @ g`` with ``Wt (KH*KW*C, F)``, then ``KH*KW`` slice-adds
     ``dxp[c, n, off : off + P] += dx_cols[kh, kw, c, n]``, each a run of ``P``
     floats (col2im without its short rows). It moves ``C*KH*KW`` rows instead of
-    ``F*KH*KW``, so it wins when there are few input channels (LeNet-5: C = 1 or 6,
-    F = 6 or 16), and it also serves paddings at least as large as the kernel.
+    ``F*KH*KW``.
 """
 
 from __future__ import annotations
@@ -28,7 +25,7 @@ import numpy as np
 
 from cnnumpy.engine.kernels.conv_bands import dw_db_bands
 from cnnumpy.engine.kernels.conv_flat import correlate_flat
-from cnnumpy.engine.kernels.conv_inner import dw_db_inner, inner_applies
+from cnnumpy.engine.kernels.conv_inner import dw_db_inner
 from cnnumpy.engine.kernels.conv_wide import dout_wide, fill_cols
 from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
@@ -37,6 +34,7 @@ from cnnumpy.engine.kernels.parallel import (
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.rules import dx_by_full_convolution, inner_applies
 
 
 def _dx_chunk(g: np.ndarray, w_t: np.ndarray, xp_shape, pads: Pads, k: int):
@@ -126,7 +124,8 @@ def conv2d_backward_flat(
     ``[dw | db]`` by one GEMM per chunk (columns rebuilt from the cached padded
     input); ``dx`` by the full convolution when ``2*C > F`` (``2*C >= F`` on small
     maps) and the padding is smaller than the kernel (always true for "same" and
-    "valid"), else by the slice-adds (see the module docstring).
+    "valid"), else by the slice-adds
+    (:func:`~cnnumpy.engine.rules.dx_by_full_convolution`, the module docstring).
 
     Returns:
         ``(dx (N, C, H, W) or None, dw (F, C, KH, KW), db (F,) or None)``.
@@ -138,9 +137,7 @@ def conv2d_backward_flat(
     db = dw_ext[:, -1].copy() if has_bias else None
     if not need_dx:
         return None, dw, db
-    (top, bottom), (left, right) = pads
     small = inner_applies(*dout.shape[2:], xp.shape[3])
-    few_filters = 2 * C > F or (2 * C == F and small)
-    if few_filters and max(top, bottom) < KH and max(left, right) < KW:
+    if dx_by_full_convolution(C, F, small, pads, (KH, KW)):
         return _dx_full_flat(dout, cache), dw, db
     return _dx_slice_add(dout, cache), dw, db

@@ -24,7 +24,7 @@ channels 5x5) 1.09 -> 0.89 | 2.49 -> 1.70 ms, its 16x16 layer (16 -> 20) 3.48 ->
 6.77 -> 5.90 ms, ``vgg_cifar``'s 8x8 layer (128 -> 128, 3x3) 9.58 -> 8.25 | 19.4 ->
 16.5 ms. Maps of 28x28 and 32x32 ran slower this way (forward 0.42-0.96x, ``dw``
 0.47-1.17x; a 32 -> 32 3x3 layer 0.87x | 0.79x): their rows are long already and
-the junk is small. Hence :func:`inner_applies`.
+the junk is small. Hence :func:`~cnnumpy.engine.rules.inner_applies`.
 """
 
 from __future__ import annotations
@@ -41,21 +41,6 @@ from cnnumpy.engine.kernels.parallel import (
     parallel_chunks,
 )
 from cnnumpy.textbook.padding import output_size
-
-# Largest output map (Ho*Wo) laid out with the images innermost: 16x16.
-INNER_MAX_OUTPUTS = 256
-# Least share of junk on the wide grid (positions computed / outputs) worth the
-# transposes of this layout.
-INNER_MIN_JUNK = 1.1
-
-
-def inner_applies(Ho: int, Wo: int, Wp: int) -> bool:
-    """Whether a stride-1 zero-padded convolution with ``(Ho, Wo)`` outputs on planes
-    ``Wp`` wide takes this layout: small output maps where the wide grid would
-    compute at least 10% junk. Below that the two transposes cost more than the junk
-    (``melpy_mnist``'s 2x2 kernels on 14x14 maps, 7% junk: inference 8% slower)."""
-    wide = (Ho - 1) * Wp + Wo  # positions on the wide grid
-    return Ho * Wo <= INNER_MAX_OUTPUTS and wide >= INNER_MIN_JUNK * Ho * Wo
 
 
 def _images_inner(x: np.ndarray, pads: Pads | None, role: str) -> np.ndarray:

@@ -15,6 +15,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from cnnumpy.engine.kernels.parallel import SCRATCH, Pads
 from cnnumpy.textbook import padding as book_padding
+from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.textbook.im2col import col2im, im2col, window_layout
 from cnnumpy.textbook.padding import (
     PADDING_MODES,
@@ -22,7 +23,15 @@ from cnnumpy.textbook.padding import (
     normalize_pads,
     output_size,
     pad2d_backward,
+    resolve_padding,
 )
+
+
+def conv_geometry(x, w, stride, padding):
+    """``(stride pair, pads)`` of a convolution call, as the book resolves them."""
+    SH, SW = int_tuple(stride, 2, "stride", "conv2d")
+    pads = resolve_padding(padding, w.shape[2:], (SH, SW), x.shape[2:])
+    return (SH, SW), pads
 
 
 def pad2d(x: np.ndarray, pads: int | tuple, mode: str = "zeros") -> np.ndarray:
@@ -120,6 +129,7 @@ def fill_columns(
 __all__ = [
     "PADDING_MODES",
     "col2im",
+    "conv_geometry",
     "fill_columns",
     "im2col",
     "normalize_pads",

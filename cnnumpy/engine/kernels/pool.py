@@ -5,7 +5,8 @@ kernels serve max and average pooling here, chosen by the dispatch table
 (:mod:`cnnumpy.engine.ops`):
 
 - ``tiles``: non-overlapping windows that tile the input (``stride == pool``, no
-  padding, ``KH`` divides ``H`` and ``KW`` divides ``W``, e.g. the usual 2x2 stride 2).
+  padding, ``KH`` divides ``H`` and ``KW`` divides ``W``, e.g. the usual 2x2 stride 2;
+  the rule is :func:`~cnnumpy.engine.rules.tiling`).
   A contiguous ``(N, C, H, W)`` array *is* ``(N, C, H/KH, KH, W/KW, KW)`` in memory, so
   the windows cost nothing, and :mod:`pool_tiles` makes ``KH*KW`` passes over strided
   slices of them on the worker threads; every input pixel sits in exactly one window,
@@ -39,7 +40,7 @@ from cnnumpy.textbook.padding import output_size_2d
 IntPair = int | tuple[int, int]
 
 
-def _geometry(
+def pool_geometry(
     x_shape: tuple[int, ...], pool: IntPair, stride: IntPair, padding: IntPair
 ) -> dict:
     """Window sizes, steps, paddings and output size, checked; see the module
@@ -101,15 +102,10 @@ def _scatter_windows(dwin: np.ndarray, g: dict, dtype) -> np.ndarray:
     return dx_pad[:, :, PH : PH + H, PW : PW + W].copy() if PH or PW else dx_pad
 
 
-def tiling(x: np.ndarray, pool: IntPair, stride: IntPair, padding: IntPair = 0) -> bool:
-    """Whether the windows tile ``x``: stride = pool, no padding, sizes divided."""
-    return _geometry(x.shape, pool, stride, padding)["tiles"]
-
-
 def maxpool2d_forward_tiles(x, pool, stride, padding=0) -> tuple[np.ndarray, dict]:
     """Max pooling over tiling windows (:func:`pool_tiles.maxpool_tiles`). No index is
     kept: backward finds the maxima again from ``x`` and ``out``."""
-    g = _geometry(x.shape, pool, stride, padding)
+    g = pool_geometry(x.shape, pool, stride, padding)
     x = np.ascontiguousarray(x)  # the tile view is a reshape
     out = maxpool_tiles(x, g)
     return out, {"geometry": g, "x": x, "out": out, "dtype": x.dtype}
@@ -122,7 +118,7 @@ def maxpool2d_backward_tiles(dout: np.ndarray, cache: dict) -> np.ndarray:
 def maxpool2d_forward_windows(x, pool, stride, padding=0) -> tuple[np.ndarray, dict]:
     """Max pooling over any windows: the argmax of each copied window (the first
     maximum in row-major order wins ties), kept as the flat index ``i * KW + j``."""
-    g = _geometry(x.shape, pool, stride, padding)
+    g = pool_geometry(x.shape, pool, stride, padding)
     windows = _windows(x, g, fill=-np.inf)
     flat = windows.reshape(*windows.shape[:4], g["KH"] * g["KW"])  # the one copy
     argmax = flat.argmax(axis=-1)  # first maximum wins ties
@@ -142,7 +138,7 @@ def maxpool2d_backward_windows(dout: np.ndarray, cache: dict) -> np.ndarray:
 
 def avgpool2d_forward_tiles(x, pool, stride, padding=0) -> tuple[np.ndarray, dict]:
     """Average pooling over tiling windows: ``KH*KW`` strided adds, no window copy."""
-    g = _geometry(x.shape, pool, stride, padding)
+    g = pool_geometry(x.shape, pool, stride, padding)
     out = avgpool_tiles(np.ascontiguousarray(x), g)
     return out, {"geometry": g, "dtype": x.dtype}
 
@@ -156,7 +152,7 @@ def avgpool2d_backward_tiles(dout: np.ndarray, cache: dict) -> np.ndarray:
 
 def avgpool2d_forward_windows(x, pool, stride, padding=0) -> tuple[np.ndarray, dict]:
     """The mean of each window of the strided view (zero padding counts)."""
-    g = _geometry(x.shape, pool, stride, padding)
+    g = pool_geometry(x.shape, pool, stride, padding)
     out = _windows(x, g, fill=0.0).mean(axis=(-2, -1))
     return out.astype(x.dtype, copy=False), {"geometry": g, "dtype": x.dtype}
 
