@@ -332,3 +332,21 @@ def test_bad_input_shape_and_tiny_last_batch_with_batchnorm():
     with pytest.raises(ValueError, match="leave a last batch of 1"):
         model.fit(x, y, batch_size=64, verbose=0)
     model.fit(x, y, batch_size=13, verbose=0)  # 5 batches of 13: fine
+
+
+def test_a_dropped_model_is_freed_at_once():
+    """The model owns its executor, which holds it weakly: no reference cycle, so
+    ``del model`` frees it (and would stop its replicas) without the cycle collector."""
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        model = cnnumpy.Sequential([Dense(2)], input_shape=(3,))
+        model.compile("sgd", "mse", metrics=[])
+        model.train_on_batch(np.ones((2, 3)), np.ones((2, 2)))
+        alive = weakref.ref(model)
+        del model
+        assert alive() is None
+    finally:
+        gc.enable()
