@@ -173,6 +173,8 @@ class _Conv(Layer):
         """Correlate ``x`` with every filter; the cache keeps what backward needs."""
         x = self._checked(x)  # builds the layer on its first input
         x2, w2, stride, pads = self.as_2d(x, self.params["W"])
+        # textbook.conv.conv2d_forward, or the engine kernel the conv2d table picks by
+        # its rules (engine/rules.py); under engine.off(), always the book
         out, self._cache = ops.conv2d.forward(
             x2, w2, self.params.get("b"), stride, pads, self.padding_mode
         )
@@ -211,6 +213,7 @@ class _Conv(Layer):
         dout = dout.astype(self.dtype, copy=False)
         if self.rank == 1:
             dout = dout[:, :, None, :]
+        # the backward of whichever function made the cache (it names its kernel)
         dx, dw, db = ops.conv2d.backward(
             dout, self._cache, need_dx=self.need_input_grad
         )
