@@ -21,6 +21,12 @@ from cnnumpy.data.dataset import (
 from cnnumpy.data.datasets import load_cifar10, load_fashion_mnist, load_mnist
 from cnnumpy.data.download import cache_dir, download
 from cnnumpy.data.sample import load_mnist_sample
+from cnnumpy.data.text import (
+    Vocabulary,
+    char_windows,
+    load_text,
+    stdlib_corpus,
+)
 from cnnumpy.data.transforms import (
     cifar_augment,
     normalize,
@@ -38,18 +44,22 @@ __all__ = [
     "DatasetError",
     "DownloadError",
     "UnsafePickleError",
+    "Vocabulary",
     "cache_dir",
+    "char_windows",
     "cifar_augment",
     "download",
     "load_cifar10",
     "load_fashion_mnist",
     "load_mnist",
     "load_mnist_sample",
+    "load_text",
     "normalize",
     "one_hot",
     "random_crop",
     "random_flip",
     "standardize",
+    "stdlib_corpus",
     "to_float",
     "train_val_split",
 ]
