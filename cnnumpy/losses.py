@@ -83,15 +83,45 @@ class MSE(Loss):
 class CrossEntropy(Loss):
     """Softmax cross-entropy on logits, averaged over the batch.
 
-    Labels are class ids (N,) or one-hot / probability rows (N, K). Same value and
-    gradient as PyTorch's ``CrossEntropyLoss()``.
+    Labels are class ids (N,) or one-hot / probability rows (N, K); on sequences,
+    logits (N, T, K) and class ids (N, T) (or one-hot (N, T, K)), every step one more
+    prediction. Same value and gradient as PyTorch's ``CrossEntropyLoss()``.
+
+    Args:
+        ignore_index: a class id marking padding, e.g. ``CrossEntropy(ignore_index=0)``
+            when id 0 pads sequences to one length: the mean is over the other
+            positions and the gradient is zero at the padded ones (PyTorch's
+            ``ignore_index``). None (the default): every position counts. It is
+            saved with the model (``get_config``).
     """
 
     name = "cross_entropy"
     output_activation = "softmax"
 
+    def __init__(self, ignore_index: int | None = None) -> None:
+        super().__init__()
+        if ignore_index is not None and (
+            isinstance(ignore_index, bool)
+            or not isinstance(ignore_index, (int, np.integer))
+        ):
+            raise TypeError(
+                f"CrossEntropy: ignore_index must be an int or None, "
+                f"got {ignore_index!r}"
+            )
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
+
     def _compute(self, y_pred, y_true):
-        return F.cross_entropy(y_pred, y_true)
+        return F.cross_entropy(y_pred, y_true, ignore_index=self.ignore_index)
+
+    def get_config(self) -> dict[str, Any]:
+        if self.ignore_index is None:
+            return {}  # as before ignore_index existed: older files read the same
+        return {"ignore_index": self.ignore_index}
+
+    def __repr__(self) -> str:
+        if self.ignore_index is None:
+            return "CrossEntropy()"
+        return f"CrossEntropy(ignore_index={self.ignore_index})"
 
 
 class BinaryCrossEntropy(Loss):

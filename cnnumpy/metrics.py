@@ -1,6 +1,7 @@
 """Classification metrics on predicted scores.
 
-``y_pred`` holds one row of scores (logits or probabilities) per example, shape (N, K);
+``y_pred`` holds one row of scores (logits or probabilities) per example, shape (N, K)
+(``accuracy`` also takes sequences: one row per step, (N, T, K));
 for a single-output binary classifier it may be (N,) or (N, 1), thresholded at 0.5 on
 probabilities. ``y_true`` holds class ids (N,) or one-hot rows (N, K).
 """
@@ -28,12 +29,41 @@ def predicted_classes(y_pred: np.ndarray) -> np.ndarray:
     return (y_pred.reshape(len(y_pred)) >= 0.5).astype(np.int64)
 
 
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Fraction of examples whose predicted class is the true class."""
+def accuracy(
+    y_true: np.ndarray, y_pred: np.ndarray, ignore_index: int | None = None
+) -> float:
+    """Fraction of examples whose predicted class is the true class.
+
+    On sequences (scores ``(N, T, K)``, labels ``(N, T)`` or one-hot ``(N, T, K)``)
+    every step is one prediction, and positions labelled ``ignore_index`` (padding)
+    are not counted. ``compile(metrics=["accuracy"])`` does not pass the loss's
+    ``ignore_index``: it counts padded steps too; call
+    ``accuracy(y, model.predict(x), ignore_index=0)`` for the padding-free figure.
+    """
+    if np.ndim(y_pred) == 3:
+        return _sequence_accuracy(np.asarray(y_true), np.asarray(y_pred), ignore_index)
     ids = _class_ids(y_true)
     if len(ids) != len(y_pred):
         raise ValueError(f"accuracy: {len(ids)} labels for {len(y_pred)} predictions")
-    return float(np.mean(predicted_classes(y_pred) == ids))
+    hits = predicted_classes(y_pred) == ids
+    if ignore_index is not None:
+        hits = hits[ids != ignore_index]
+    return float(np.mean(hits)) if hits.size else 0.0
+
+
+def _sequence_accuracy(y_true, y_pred, ignore_index) -> float:
+    """Accuracy over the steps of sequences; 0.0 if every step is padding."""
+    N, T, K = y_pred.shape
+    ids = y_true.argmax(axis=-1) if y_true.ndim == 3 else y_true
+    if ids.shape != (N, T):
+        raise ValueError(
+            f"accuracy: expected labels ({N}, {T}) or one-hot ({N}, {T}, {K}) for "
+            f"scores {y_pred.shape}, got {y_true.shape}"
+        )
+    hits = y_pred.argmax(axis=-1) == ids
+    if ignore_index is not None:
+        hits = hits[ids != ignore_index]
+    return float(np.mean(hits)) if hits.size else 0.0
 
 
 def top_k_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int = 5) -> float:

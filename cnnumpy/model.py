@@ -19,7 +19,12 @@ from cnnumpy.engine.executor import Executor
 from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
 from cnnumpy.saving.writing import save_model
 from cnnumpy.summary import summary_text
-from cnnumpy.validation import check_batch_size, check_data, check_inputs
+from cnnumpy.validation import (
+    cast_inputs,
+    check_batch_size,
+    check_data,
+    check_model_inputs,
+)
 
 
 class Sequential:
@@ -191,7 +196,7 @@ class Sequential:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Raw pass through all layers, in order (logits for a classifier)."""
         self._require_built(x)
-        out = x if x.dtype == self.dtype else x.astype(self.dtype)
+        out = cast_inputs(self, x)  # the model's dtype, or ids kept for an Embedding
         for layer in self.layers:
             out = layer.forward(out, training=training)
         return out
@@ -263,7 +268,7 @@ class Sequential:
         """One forward, backward and optimiser step on one batch; returns the loss."""
         self.require_compiled("train_on_batch")
         x, y = check_data(self, x, y, "train_on_batch")
-        return self.train_step(x.astype(self.dtype, copy=False), y)[0]
+        return self.train_step(cast_inputs(self, x), y)[0]
 
     def fit(
         self,
@@ -284,7 +289,8 @@ class Sequential:
 
         Args:
             x: inputs (N, ...); integer images are cast to the model dtype batch by
-                batch.
+                batch, and integer ids (N, T) stay integers when the first layer
+                takes ids (Embedding: ``cnnumpy.validation.cast_inputs``).
             y: class ids (N,), one-hot (N, K) or regression targets. Bool labels
                 are read as 0/1 integers (False is 0, True is 1): class ids 0 and 1
                 for cross-entropy, targets 0 and 1 for binary cross-entropy.
@@ -339,12 +345,12 @@ class Sequential:
 
         The batches keep memory bounded.
         """
-        x = check_inputs(x, self.input_shape, "predict", dtype=self.dtype)
+        x = check_model_inputs(self, x, "predict")
         self._require_built(x)
         check_batch_size(batch_size, "predict")
         out = None
         for lo in range(0, len(x), batch_size):
-            xb = x[lo : lo + batch_size].astype(self.dtype, copy=False)
+            xb = cast_inputs(self, x[lo : lo + batch_size])
             raw = self._infer(xb)
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
             if out is None:
@@ -359,10 +365,7 @@ class Sequential:
         check_batch_size(batch_size, "evaluate")
         totals = {"loss": 0.0, **{name: 0.0 for name in self.metrics}}
         for lo in range(0, len(x), batch_size):
-            xb, yb = (
-                x[lo : lo + batch_size].astype(self.dtype, copy=False),
-                y[lo : lo + batch_size],
-            )
+            xb, yb = cast_inputs(self, x[lo : lo + batch_size]), y[lo : lo + batch_size]
             raw = self._infer(xb)
             totals["loss"] += float(self.loss(raw, yb)) * len(xb)
             scores = self.loss.to_probabilities(raw)

@@ -23,7 +23,7 @@ from cnnumpy.divergence import TrainingDiverged, check_epoch
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
 from cnnumpy.saving.backup import Backup, run_signature
-from cnnumpy.validation import check_batch_size, check_data
+from cnnumpy.validation import cast_inputs, check_batch_size, check_data
 
 
 @dataclass
@@ -205,7 +205,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
     try:
         for batch, lo in enumerate(range(0, n, run.batch_size)):
             idx = order[lo : lo + run.batch_size]
-            xb = x[idx].astype(model.dtype, copy=False)
+            xb = cast_inputs(model, x[idx])  # ids stay integer for an Embedding
             if run.augment is not None:
                 xb = run.augment(xb, run.rng)
             for cb in run.callbacks:

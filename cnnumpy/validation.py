@@ -100,11 +100,15 @@ def check_targets(
     where: str,
     arg: str = "y",
     dtype: np.dtype | None = None,
+    ignore_index: int | None = None,
 ) -> np.ndarray:
     """Check labels or regression targets.
 
     They must match the number of examples and the model output; float values must be
-    finite and fit in the model's ``dtype``.
+    finite and fit in the model's ``dtype``. For cross-entropy on outputs ``(K,)``
+    the labels are class ids ``(N,)`` or one-hot ``(N, K)``; on sequence outputs
+    ``(T, K)``, class ids ``(N, T)`` or one-hot ``(N, T, K)``. Ids equal to
+    ``ignore_index`` (the loss's padding id) may lie outside ``[0, K)``.
     """
     y = _as_array(y, where, arg)
     if not isinstance(y, np.ndarray):
@@ -122,14 +126,7 @@ def check_targets(
         )
     check_values(y, where, arg, dtype)
     if loss_name == "cross_entropy":
-        num_classes = int(np.prod(output_shape))
-        if y.ndim == 1:
-            _check_class_ids(y, num_classes, where, arg)
-        elif y.shape[1:] != (num_classes,):
-            raise ValueError(
-                f"{where}: {arg} must be class ids (N,) or one-hot (N, {num_classes}), "
-                f"got shape {y.shape}"
-            )
+        _check_class_targets(y, tuple(output_shape), ignore_index, where, arg)
     elif loss_name == "mse" and y.shape[1:] != tuple(output_shape):
         if not (y.ndim == 1 and tuple(output_shape) == (1,)):
             raise ValueError(
@@ -140,12 +137,38 @@ def check_targets(
     return y
 
 
-def _check_class_ids(y: np.ndarray, num_classes: int, where: str, arg: str) -> None:
+def _check_class_targets(
+    y: np.ndarray, output_shape: tuple, ignore_index, where: str, arg: str
+) -> None:
+    """Class ids or one-hot rows for outputs ``(K,)`` or, per step, ``(T, K)``."""
+    if len(output_shape) == 2:  # a class per step of a sequence
+        T, num_classes = output_shape
+        ids_shape, rows_shape = f"(N, {T})", f"(N, {T}, {num_classes})"
+        steps = (T,)
+    else:
+        num_classes = int(np.prod(output_shape))
+        ids_shape, rows_shape, steps = "(N,)", f"(N, {num_classes})", ()
+    if y.shape[1:] == steps:
+        _check_class_ids(y, num_classes, where, arg, ignore_index)
+    elif y.shape[1:] != (*steps, num_classes):
+        raise ValueError(
+            f"{where}: {arg} must be class ids {ids_shape} or one-hot {rows_shape}, "
+            f"got shape {y.shape}"
+        )
+
+
+def _check_class_ids(
+    y: np.ndarray, num_classes: int, where: str, arg: str, ignore_index=None
+) -> None:
     if np.issubdtype(y.dtype, np.floating):
         if not np.all(y == np.round(y)):
             raise ValueError(
                 f"{where}: {arg} class ids must be whole numbers, got {y[:5]}..."
             )
+    if ignore_index is not None:
+        y = y[y != ignore_index]  # padding: any value, it is not a class
+        if y.size == 0:
+            return
     lo, hi = y.min(), y.max()
     if lo < 0 or hi >= num_classes:
         raise ValueError(
@@ -153,6 +176,35 @@ def _check_class_ids(y: np.ndarray, num_classes: int, where: str, arg: str) -> N
             f"for a model with "
             f"{num_classes} outputs, got values from {lo} to {hi}"
         )
+
+
+def takes_ids(model) -> bool:
+    """Whether ``model``'s first layer reads integer ids (a layer class declaring
+    ``input_dtype = "int"``, such as Embedding) rather than values."""
+    layers = getattr(model, "layers", None)
+    return bool(layers) and layers[0].input_dtype == "int"
+
+
+def cast_inputs(model, x: np.ndarray) -> np.ndarray:
+    """A batch as ``model``'s first layer reads it: the model's dtype, or unchanged
+    when that layer takes integer ids (the one rule every cast of model inputs follows:
+    ``forward``, ``fit``, ``train_on_batch``, ``evaluate``, ``predict`` and the
+    executor). A float batch then reaches the Embedding, which refuses it."""
+    if takes_ids(model) or x.dtype == model.dtype:
+        return x
+    return x.astype(model.dtype)
+
+
+def check_model_inputs(model, x, where: str, arg: str = "x") -> np.ndarray:
+    """:func:`check_inputs` against ``model``; a model whose first layer takes ids
+    also refuses inputs that are not integers, naming that layer."""
+    x = check_inputs(x, model.input_shape, where, arg, dtype=model.dtype)
+    if takes_ids(model) and not np.issubdtype(x.dtype, np.integer):
+        raise TypeError(
+            f"{where}: {arg} must be integer ids for the first layer "
+            f"{model.layers[0]!r}, got dtype {x.dtype}"
+        )
+    return x
 
 
 def check_batch_size(batch_size, where: str) -> None:
@@ -172,7 +224,7 @@ def check_data(model, x, y, where: str) -> tuple[np.ndarray, object]:
     shape if it was not; a clear error naming ``where`` otherwise. Bool labels become
     0/1 integers, what every loss reads them as (``int(True) == 1``): cross-entropy
     would otherwise refuse bool class ids at the first batch."""
-    x = check_inputs(x, model.input_shape, where, dtype=model.dtype)
+    x = check_model_inputs(model, x, where)
     if model.input_shape is None:
         model.build(x.shape[1:])
     if y is not None:
@@ -183,6 +235,7 @@ def check_data(model, x, y, where: str) -> tuple[np.ndarray, object]:
             model.loss.name,
             where,
             dtype=model.dtype,
+            ignore_index=getattr(model.loss, "ignore_index", None),
         )
         y = _bools_as_ints(y)  # a list of bools is an array only now
     return x, y

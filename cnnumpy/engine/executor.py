@@ -39,6 +39,7 @@ from cnnumpy.engine import dispatch, fusion
 from cnnumpy.engine.kernels.parallel import blas_one_thread
 from cnnumpy.layers.activations import LeakyReLU, ReLU
 from cnnumpy.layers.pooling import MaxPool1D, MaxPool2D
+from cnnumpy.validation import cast_inputs
 
 
 class Executor:
@@ -64,8 +65,11 @@ class Executor:
         """Forward, loss, backward and one optimiser update on a batch of checked
         inputs of the model's dtype: ``(loss, raw outputs)``."""
         model = self.model
+        # a loss that ignores positions (padding) averages over the kept ones: slices
+        # weighted by their rows would not add up to the batch's mean, so no split
+        whole = getattr(model.loss, "ignore_index", None) is None
         with blas_one_thread():
-            if self.replicas is not None and self.replicas.splits(len(x)):
+            if self.replicas is not None and whole and self.replicas.splits(len(x)):
                 return self.replicas.train_step(model, x, y)  # updates once, here
             loss, out = self.gradients(x, y)
             model.optimizer.step(model.layers)
@@ -119,7 +123,7 @@ class Executor:
         """``model.forward(x)`` in inference, fused (:mod:`cnnumpy.engine.fusion`):
         equal up to float rounding; the layers' caches are not refreshed."""
         layers = self.model.layers
-        x = x if x.dtype == self.model.dtype else x.astype(self.model.dtype)
+        x = cast_inputs(self.model, x)  # ids stay integer for an Embedding
         with blas_one_thread():
             return fusion.forward(layers, execution_order(layers), x)
 

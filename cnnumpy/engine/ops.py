@@ -23,9 +23,11 @@ from cnnumpy.textbook import activations as book_act
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import dense as book_dense
 from cnnumpy.textbook import dropout as book_dropout
+from cnnumpy.textbook import embedding as book_embedding
 from cnnumpy.textbook import lrn as book_lrn
 from cnnumpy.textbook import normalization as book_norm
 from cnnumpy.textbook import pool as book_pool
+from cnnumpy.textbook import recurrent as book_recurrent
 
 # -- dense (book: textbook/dense.py; engine: kernels/dense.py) ------------------
 dense = operation("dense", book_dense.dense_forward, book_dense.dense_backward)
@@ -180,7 +182,21 @@ dropout.register(
     why="a step split over processes: the whole batch's mask, this slice's rows",
 )
 
+# -- recurrent layers (book: textbook/recurrent.py): the notes' loop over time steps,
+# whole batch; no engine kernel yet -------------------------------------------------
+simple_rnn = operation(
+    "simple_rnn", book_recurrent.simple_rnn_forward, book_recurrent.simple_rnn_backward
+)
+lstm = operation("lstm", book_recurrent.lstm_forward, book_recurrent.lstm_backward)
+gru = operation("gru", book_recurrent.gru_forward, book_recurrent.gru_backward)
+
 # -- local response normalisation (book: textbook/lrn.py) ----------------------------
 lrn = operation(
     "lrn", book_lrn.lrn_forward, book_lrn.lrn_backward
 )  # AlexNet's only: a sum over a few channels, vectorised in the book already
+
+# -- embedding (book: textbook/embedding.py) ------------------------------------------
+
+embedding = operation(
+    "embedding", book_embedding.embedding_forward, book_embedding.embedding_backward
+)  # a row lookup and np.add.at: the book's indexing is the fast form already

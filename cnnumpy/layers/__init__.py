@@ -9,6 +9,7 @@ from cnnumpy.layers.base import LAYERS, Layer, layer_from_config, layer_to_confi
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.dense import Dense
 from cnnumpy.layers.dropout import Dropout
+from cnnumpy.layers.embedding import Embedding
 from cnnumpy.layers.lrn import LocalResponseNorm
 from cnnumpy.layers.normalization import BatchNorm
 from cnnumpy.layers.pooling import (
@@ -18,6 +19,7 @@ from cnnumpy.layers.pooling import (
     MaxPool1D,
     MaxPool2D,
 )
+from cnnumpy.layers.recurrent import GRU, LSTM, SimpleRNN
 from cnnumpy.layers.reshape import Flatten
 
 __all__ = [
@@ -29,8 +31,11 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "Embedding",
     "Flatten",
+    "GRU",
     "GlobalAvgPool2D",
+    "LSTM",
     "Layer",
     "LeakyReLU",
     "LocalResponseNorm",
@@ -38,6 +43,7 @@ __all__ = [
     "MaxPool2D",
     "ReLU",
     "Sigmoid",
+    "SimpleRNN",
     "Softmax",
     "Tanh",
     "layer_from_config",

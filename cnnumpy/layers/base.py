@@ -38,6 +38,9 @@ class Layer:
     # counts the outputs of convolution, pooling and dense layers; an activation,
     # Flatten, Dropout or BatchNorm works on the same neurons and sets this to False).
     adds_neurons = True
+    # What the layer takes as the model's first layer: "float" inputs, cast to the
+    # model's dtype, or "int" ids kept as they are (Embedding).
+    input_dtype = "float"
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name

@@ -1,4 +1,8 @@
-"""The fully connected layer (seed 002, "Fully Connected Layer"): Y = X W + B."""
+"""The fully connected layer (seed 002, "Fully Connected Layer"): Y = X W + B.
+
+On sequences ``(N, T, F)`` it acts on the last axis, the same W at every step (as
+Keras' Dense): the N*T rows are one batch of the same operation.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,9 @@ class Dense(Layer):
 
     Shape:
         input ``(N, in_features)`` (flatten images first with ``Flatten()``),
-        output ``(N, units)``;
+        output ``(N, units)``; or a sequence ``(N, T, in_features)`` ->
+        ``(N, T, units)``, reshaped to ``(N*T, in_features)`` around the same
+        operation (the same W at every step);
         params ``W`` ``(in_features, units)``, ``b`` ``(units,)``.
     """
 
@@ -57,26 +63,29 @@ class Dense(Layer):
         self._kernel_init = initializers.get(kernel_initializer)
         self._bias_init = initializers.get(bias_initializer)
         self._cache = None
-        self._n = 0  # examples in the last forward
+        self._out_shape: tuple[int, ...] = (0, self.units)  # of the last forward
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``(features,) -> (units,)``; a sequence ``(T, features) -> (T, units)``."""
         input_shape = tuple(input_shape)
-        if len(input_shape) != 1:
+        if len(input_shape) not in (1, 2):
             got = ", ".join(str(d) for d in input_shape)
             raise self._error(
-                f"expected input (N, features), got (N, {got}); "
+                f"expected input (N, features) or (N, T, features), got (N, {got}); "
                 f"add a Flatten() layer before Dense to flatten feature maps"
             )
-        if self.built and input_shape != self.input_shape:
+        if self.built and input_shape[-1] != self.input_shape[-1]:
+            steps = "T, " if len(input_shape) == 2 else ""
             raise self._error(
-                f"expected input (N, {self.input_shape[0]}), got (N, {input_shape[0]})"
+                f"expected input (N, {steps}{self.input_shape[-1]}), "
+                f"got (N, {steps}{input_shape[-1]})"
             )
-        return (self.units,)
+        return (*input_shape[:-1], self.units)
 
     def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """W ``(features, units)`` and b ``(units,)``; validates ``input_shape``."""
         self.output_shape(input_shape)
-        shapes = {"W": (int(input_shape[0]), self.units)}
+        shapes = {"W": (int(input_shape[-1]), self.units)}
         if self.use_bias:
             shapes["b"] = (self.units,)
         return shapes
@@ -89,36 +98,41 @@ class Dense(Layer):
         super().build(input_shape)
 
     def _expected_input(self) -> str:
-        return f"(N, {self.input_shape[0] if self.built else 'features'})"
+        features = self.input_shape[-1] if self.built else "features"
+        return f"(N, {features}) or (N, T, {features})"
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Y = X W + B; keeps X and W (a reference, not a copy) for ``backward``."""
-        if isinstance(x, np.ndarray) and x.ndim != 2:
+        """Y = X W + B; keeps X and W (a reference, not a copy) for ``backward``.
+        A sequence ``(N, T, F)`` runs as the ``N*T`` rows ``(N*T, F)``."""
+        if isinstance(x, np.ndarray) and x.ndim not in (2, 3):
             raise self._error(
                 f"expected input {self._expected_input()}, got {x.shape}; add a "
                 f"Flatten() layer before Dense to flatten (N, C, H, W) feature maps"
             )
-        x = self._prepare_input(x, rank=2)
-        out, self._cache = ops.dense.forward(x, self.params["W"], self.params.get("b"))
-        self._n = x.shape[0]
-        return out
+        x = self._prepare_input(x)
+        rows = x.reshape(-1, x.shape[-1])  # (N*T, F) for a sequence: a view
+        out, self._cache = ops.dense.forward(
+            rows, self.params["W"], self.params.get("b")
+        )
+        self._out_shape = (*x.shape[:-1], self.units)
+        return out.reshape(self._out_shape)
 
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         """dE/dX (None if ``need_input_grad`` is False); fills ``grads`` W and b."""
         if self._cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
         dout = np.asarray(dout).astype(self.dtype, copy=False)
-        if dout.shape != (self._n, self.units):
-            raise self._error(
-                f"expected dout ({self._n}, {self.units}), got {dout.shape}"
-            )
+        if dout.shape != self._out_shape:
+            raise self._error(f"expected dout {self._out_shape}, got {dout.shape}")
         dx, dW, db = ops.dense.backward(
-            dout, self._cache, need_dx=self.need_input_grad
+            dout.reshape(-1, self.units), self._cache, need_dx=self.need_input_grad
         )
         self.grads["W"] = dW
         if self.use_bias:
             self.grads["b"] = db
-        return dx
+        if dx is None:
+            return None
+        return dx.reshape(*self._out_shape[:-1], dx.shape[-1])
 
     def get_config(self) -> dict[str, Any]:
         return {

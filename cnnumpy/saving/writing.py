@@ -15,6 +15,7 @@ reads one through its attributes only.
 from __future__ import annotations
 
 from cnnumpy.fileio import atomic_write_bytes
+from cnnumpy.losses import serialize
 from cnnumpy.rng import generator_state
 from cnnumpy.saving.checks import weight_tensors
 from cnnumpy.saving.preprocessing import check_preprocessing
@@ -40,7 +41,10 @@ def model_payload(
     tensors = weight_tensors(model)
     meta = {"cnnumpy_version": __version__, "model": _architecture(model)}
     if model.loss is not None:
-        meta["compile"] = {"loss": model.loss.name, "metrics": list(model.metrics)}
+        meta["compile"] = {
+            "loss": _loss_entry(model.loss),
+            "metrics": list(model.metrics),
+        }
     if include_optimizer and model.optimizer is not None:
         meta["optimizer"] = _optimizer_entry(model.optimizer, tensors)
     preprocessing = getattr(model, "preprocessing", None)
@@ -58,6 +62,13 @@ def model_payload(
     for key, value in (extra_tensors or {}).items():
         tensors[f"extra.{key}"] = value
     return tensors, meta
+
+
+def _loss_entry(loss) -> str | dict:
+    """The loss's name, or ``{"name", "config"}`` when it has settings (such as
+    ``CrossEntropy(ignore_index=0)``): ``losses.get`` reads either back."""
+    entry = serialize(loss)
+    return entry if entry["config"] else entry["name"]
 
 
 def _architecture(model) -> dict:

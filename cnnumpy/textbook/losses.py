@@ -6,7 +6,9 @@ number E and gives the first dE/dY of the backward pass.
 - ``mse`` (seed 002): E = (1/n) sum_i (y_i - t_i)^2 over ALL n elements,
   dE/dY = 2 (Y - T) / n.
 - ``cross_entropy``: softmax fused with the negative log-likelihood (seeds 000 and 004),
-  L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k, dL/dZ = (softmax(Z) - T) / N.
+  L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k, dL/dZ = (softmax(Z) - T) / N; on
+  sequences (N, T, K) every step is one more row, and padding steps (``ignore_index``)
+  count for nothing.
 - ``binary_cross_entropy``: sigmoid fused with the binary log-likelihood, on logits,
   L = mean(max(z, 0) - z t + log(1 + exp(-|z|))), dL/dZ = (sigmoid(Z) - T) / n.
 
@@ -78,8 +80,12 @@ def mse(y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     return float(loss), dy
 
 
-def _class_targets(targets, N: int, K: int, dtype) -> np.ndarray:
-    """Integer class ids (N,) or one-hot / probability rows (N, K) as (N, K) rows."""
+def _class_targets(
+    targets, N: int, K: int, dtype, ignore_index: int | None = None
+) -> np.ndarray:
+    """Integer class ids (N,) or one-hot / probability rows (N, K) as (N, K) rows.
+
+    A row whose id is ``ignore_index`` is all zeros: it adds nothing to the loss."""
     t = _numeric(targets, "cross_entropy")
     if t.ndim not in (1, 2) or t.shape[0] != N:
         raise ValueError(
@@ -92,6 +98,11 @@ def _class_targets(targets, N: int, K: int, dtype) -> np.ndarray:
                 f"cross_entropy: expected one-hot or probability targets ({N}, {K}) "
                 f"for {K} classes (pass class ids as shape ({N},)), got {t.shape}"
             )
+        if ignore_index is not None:
+            raise ValueError(
+                f"cross_entropy: ignore_index={ignore_index} needs class ids, "
+                f"got one-hot or probability targets {t.shape}"
+            )
         return t.astype(dtype)
     integral = np.issubdtype(t.dtype, np.integer) or (
         np.issubdtype(t.dtype, np.floating) and np.all(np.mod(t, 1) == 0)
@@ -102,46 +113,75 @@ def _class_targets(targets, N: int, K: int, dtype) -> np.ndarray:
             f"with non-integer values"
         )
     ids = t.astype(np.int64)
-    if ids.min() < 0 or ids.max() >= K:
+    kept = np.ones(N, dtype=bool) if ignore_index is None else ids != ignore_index
+    if kept.any() and (ids[kept].min() < 0 or ids[kept].max() >= K):
         raise ValueError(
             f"cross_entropy: expected class ids in [0, {K}) for {K} classes, "
-            f"got values in [{ids.min()}, {ids.max()}]"
+            f"got values in [{ids[kept].min()}, {ids[kept].max()}]"
         )
     one_hot = np.zeros((N, K), dtype=dtype)
-    one_hot[np.arange(N), ids] = 1
+    one_hot[np.flatnonzero(kept), ids[kept]] = 1
     return one_hot
 
 
-def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+def _as_rows(z: np.ndarray, targets) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, T, K) and targets (N, T) or (N, T, K) as the N*T rows of a batch
+    of (N*T, K); logits (N, K) as they are."""
+    if z.ndim not in (2, 3):
+        raise ValueError(
+            f"cross_entropy: expected logits (N, K) or a sequence (N, T, K), "
+            f"got shape {z.shape}"
+        )
+    if z.ndim == 2:
+        return z, targets
+    N, T, K = z.shape
+    t = _numeric(targets, "cross_entropy")
+    if t.shape not in ((N, T), (N, T, K)):
+        raise ValueError(
+            f"cross_entropy: expected targets of class ids ({N}, {T}) or one-hot "
+            f"rows ({N}, {T}, {K}) for logits {z.shape}, got shape {t.shape}"
+        )
+    return z.reshape(N * T, K), t.reshape(N * T, *t.shape[2:])
+
+
+def cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, ignore_index: int | None = None
+) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy on logits, averaged over the batch.
 
-    L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k, with the stable log-sum-exp
+    L = -(1/M) sum_n sum_k t_nk log softmax(z_n)_k, with the stable log-sum-exp
     log softmax(z)_k = (z_k - m) - log sum_j exp(z_j - m), m = max_j z_j.
-    dL/dZ = (softmax(Z) * sum_k t_k - T) / N, which is (softmax(Z) - T) / N since
-    every target row sums to 1. Equal to PyTorch's ``CrossEntropyLoss()`` for ids and
-    for probabilities.
+    dL/dZ = (softmax(Z) * sum_k t_k - T) / M, which is (softmax(Z) - T) / M since
+    every target row sums to 1. M is the number of rows N, less the rows whose id is
+    ``ignore_index`` (padding): their target row is all zeros, so they add nothing
+    to L and their gradient is 0. A sequence (N, T, K) is the N*T rows of one batch
+    (each step is one more prediction). Equal to PyTorch's
+    ``CrossEntropyLoss(ignore_index=...)`` for ids and for probabilities, except that
+    a batch of padding only gives L = 0 and a zero gradient (PyTorch: NaN).
 
     Args:
         logits: raw scores Z, one row per example (no softmax before the loss).
         targets: integer class ids, or one-hot / probability rows.
+        ignore_index: a class id that marks padding (with class ids only), or None.
 
     Returns:
         ``(L, dL/dZ)``.
 
     Shape:
-        logits: ``(N, K)``, targets: ``(N,)`` or ``(N, K)``, dL/dZ: ``(N, K)``.
+        logits: ``(N, K)``, targets: ``(N,)`` or ``(N, K)``; or logits
+        ``(N, T, K)``, targets ``(N, T)`` or ``(N, T, K)``. dL/dZ: like logits.
     """
     z = _predictions(logits, "cross_entropy", "logits")
-    if z.ndim != 2:
-        raise ValueError(f"cross_entropy: expected logits (N, K), got shape {z.shape}")
-    N, K = z.shape
-    t = _class_targets(targets, N, K, z.dtype)
-    log_p = log_softmax(z, axis=1)
-    loss = -np.sum(t * log_p) / N
-    p = np.exp(log_p)
+    rows, targets = _as_rows(z, targets)
+    N, K = rows.shape
+    t = _class_targets(targets, N, K, z.dtype, ignore_index)
     row_mass = t.sum(axis=1, keepdims=True)  # 1 for one-hot and probability rows
-    dz = (p * row_mass - t) / N
-    return float(loss), dz
+    M = N if ignore_index is None else int(np.count_nonzero(row_mass))
+    log_p = log_softmax(rows, axis=1)
+    loss = -np.sum(t * log_p) / max(M, 1)
+    p = np.exp(log_p)
+    dz = (p * row_mass - t) / max(M, 1)  # 0 on the padding rows (row_mass 0)
+    return float(loss), dz.reshape(z.shape)
 
 
 def binary_cross_entropy(

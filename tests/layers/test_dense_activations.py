@@ -109,14 +109,15 @@ def test_dense_errors(rng):
     layer = Dense(16)
     with pytest.raises(
         ValueError,
-        match=r"Dense\(16\): expected input \(N, features\), "
-        r"got \(64, 1, 28, 28\); add a Flatten\(\) layer before Dense",
+        match=r"Dense\(16\): expected input \(N, features\) or "
+        r"\(N, T, features\), got \(64, 1, 28, 28\); add a Flatten\(\) layer "
+        r"before Dense",
     ):
         layer.forward(np.zeros((64, 1, 28, 28), np.float32))
     with pytest.raises(
         ValueError,
-        match=r"Dense\(16\): expected input \(N, features\), "
-        r"got \(N, 3, 8, 8\); add a Flatten\(\)",
+        match=r"Dense\(16\): expected input \(N, features\) or "
+        r"\(N, T, features\), got \(N, 3, 8, 8\); add a Flatten\(\)",
     ):
         layer.build((3, 8, 8))
     layer.forward(np.zeros((2, 5), np.float32))

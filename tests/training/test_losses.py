@@ -204,8 +204,14 @@ def test_cross_entropy_errors(rng):
         cross_entropy(z, np.zeros((4, 2)))
     with pytest.raises(
         ValueError,
-        match=r"cross_entropy: expected logits \(N, K\), "
-        r"got shape \(4, 3, 2\)",
+        match=r"cross_entropy: expected logits \(N, K\) or a sequence \(N, T, K\), "
+        r"got shape \(4, 3, 2, 1\)",
+    ):
+        cross_entropy(np.zeros((4, 3, 2, 1)), np.zeros(4, int))
+    with pytest.raises(
+        ValueError,
+        match=r"cross_entropy: expected targets of class ids \(4, 3\) or one-hot "
+        r"rows \(4, 3, 2\) for logits \(4, 3, 2\), got shape \(4,\)",
     ):
         cross_entropy(np.zeros((4, 3, 2)), np.zeros(4, int))
     with pytest.raises(TypeError, match=r"cross_entropy: expected numeric targets"):
