@@ -64,6 +64,7 @@ RANKS = {
     "cnnumpy.saving.loading": 6,
     "cnnumpy.distributed.worker": 6,
     "cnnumpy.zoo": 6,
+    "cnnumpy.generation": 6,
     "cnnumpy.visualize": 6,
     "cnnumpy.report": 6,
     # the command line, then the package's front door
