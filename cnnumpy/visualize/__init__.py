@@ -8,10 +8,17 @@ PNG (matplotlib, Agg backend, imported only then)::
     heat = occlusion(model, x_test[0], y_test[0], patch=8, stride=2, save="occ.png")
 
 The math lives in :mod:`cnnumpy.visualize.maps`, the drawing in
-:mod:`cnnumpy.visualize.plots`.
+:mod:`cnnumpy.visualize.plots`. For char models, :mod:`cnnumpy.visualize.text` colours
+a text by the probability of each character and by one hidden unit (HTML).
 """
 
 from cnnumpy.visualize.maps import grad_cam_target, resize_bilinear
+from cnnumpy.visualize.text import (
+    char_probabilities,
+    hidden_activations,
+    text_heat_html,
+    write_text_report,
+)
 from cnnumpy.visualize.views import (
     confusion_matrix,
     feature_maps,
@@ -24,14 +31,18 @@ from cnnumpy.visualize.views import (
 )
 
 __all__ = [
+    "char_probabilities",
     "confusion_matrix",
     "feature_maps",
     "filters",
     "grad_cam",
     "grad_cam_target",
+    "hidden_activations",
     "misclassified",
     "occlusion",
     "resize_bilinear",
     "saliency",
+    "text_heat_html",
     "training_curves",
+    "write_text_report",
 ]
