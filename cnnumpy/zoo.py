@@ -16,6 +16,14 @@ He's.
 | vgg_cifar     | VGG-style with BatchNorm   | 3x32x32    | 307,946     |
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
+| char_rnn      | min-char-rnn (seed 003)    | 25x65      | 23,265      |
+| char_lstm     | its LSTM twin              | 25x65      | 73,365      |
+
+The two char models read one-hot characters ``(N, T, K)`` (K = ``vocab_size``, 65 by
+default: the tiny-Shakespeare alphabet) rather than an Embedding, as min-char-rnn
+does: the recurrent layer then sees the notes' ``x_t``, and the issue's count holds,
+4·100·(65 + 100) + 2·4·100 = 66,800 for ``LSTM(100)``. They give logits ``(N, T, K)``
+for any T (25 is min-char-rnn's window); ``cnnumpy.generation`` samples from them.
 
 AlexNet: the notes print "~68 millions de paramètres", but the layer list they give (one
 tower, no grouped convolutions) has 62,378,344 parameters; that list is what ``alexnet``
@@ -27,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cnnumpy.layers import (
+    LSTM,
     AvgPool2D,
     BatchNorm,
     Conv2D,
@@ -37,11 +46,14 @@ from cnnumpy.layers import (
     LocalResponseNorm,
     MaxPool2D,
     ReLU,
+    SimpleRNN,
     Tanh,
 )
 from cnnumpy.model import Sequential
 
 GLOROT = "glorot_uniform"
+CHAR_VOCAB = 65  # tiny Shakespeare's alphabet
+CHAR_WINDOW = 25  # min-char-rnn's seq_length
 
 
 def mnist_mlp(input_shape=(1, 28, 28), num_classes=10) -> Sequential:
@@ -288,6 +300,31 @@ def vgg16(input_shape=(3, 224, 224), num_classes=1000) -> Sequential:
     return Sequential(layers, input_shape=input_shape, name="vgg16")
 
 
+def char_rnn(vocab_size=CHAR_VOCAB, hidden=100, stateful=False) -> Sequential:
+    """min-char-rnn (seed 003): one-hot ``(N, T, K)`` -> SimpleRNN(hidden) -> Dense(K).
+
+    Logits ``(N, T, K)``, one next-character prediction per step; ``stateful`` carries
+    the state from one batch to the next (truncated BPTT over consecutive windows).
+    """
+    return _char_model(SimpleRNN, vocab_size, hidden, stateful, "char_rnn")
+
+
+def char_lstm(vocab_size=CHAR_VOCAB, hidden=100, stateful=False) -> Sequential:
+    """``char_rnn`` with an LSTM(hidden): 4·hidden·(K + hidden) + 2·4·hidden in it."""
+    return _char_model(LSTM, vocab_size, hidden, stateful, "char_lstm")
+
+
+def _char_model(recurrent, vocab_size, hidden, stateful, name) -> Sequential:
+    layers = [
+        recurrent(hidden, return_sequences=True, stateful=stateful),
+        Dense(vocab_size),
+    ]
+    return Sequential(layers, input_shape=(CHAR_WINDOW, vocab_size), name=name)
+
+
+# The models that read characters (cnnumpy train --text, cnnumpy generate).
+TEXT_MODELS = ("char_rnn", "char_lstm")
+
 MODELS: dict[str, Callable[..., Sequential]] = {
     f.__name__: f
     for f in (
@@ -301,6 +338,8 @@ MODELS: dict[str, Callable[..., Sequential]] = {
         vgg_cifar,
         alexnet,
         vgg16,
+        char_rnn,
+        char_lstm,
     )
 }
 

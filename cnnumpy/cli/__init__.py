@@ -1,11 +1,13 @@
-"""The ``cnnumpy`` command: train, evaluate, predict, visualize, summary, datasets,
-bench.
+"""The ``cnnumpy`` command: train, evaluate, predict, generate, visualize, summary,
+datasets, bench.
 
     cnnumpy train --model lenet5 --dataset mnist --epochs 5 --out runs/lenet5
     cnnumpy evaluate runs/lenet5
     cnnumpy predict runs/lenet5 digit.png --invert
     cnnumpy visualize runs/lenet5 --index 7 --method occlusion gradcam
     cnnumpy summary --model vgg_cifar
+    cnnumpy train --model char_lstm --text stdlib --out runs/lstm
+    cnnumpy generate runs/lstm --prime "def " --length 200 --temperature 0.8
     cnnumpy datasets
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a mistake of the user (bad
@@ -17,11 +19,11 @@ interrupted.
 
 Here: ``main``. The modules: ``parser`` (the arguments of every subcommand, with
 ``option_types``); one per subcommand, ``train`` (with ``train_folder`` and
-``train_results``), ``evaluate``, ``predict``, ``visualize``, ``bench``, ``info``
-(``summary`` and ``datasets``); and what they share: ``runs`` (data sets by name,
-preprocessing, run folders), ``tools`` (what evaluate, predict and visualize share),
-``run_config`` (a run's ``config.json`` checked), ``image_files`` and ``locate``
-(where a data set is found).
+``train_results``; ``train_text`` for char models), ``evaluate``, ``generate``,
+``predict``, ``visualize``, ``bench``, ``info`` (``summary`` and ``datasets``); and
+what they share: ``runs`` (data sets by name, preprocessing, run folders),
+``tools`` (what evaluate, predict and visualize share), ``run_config`` (a run's
+``config.json`` checked), ``image_files`` and ``locate`` (where a data set is found).
 """
 
 from __future__ import annotations

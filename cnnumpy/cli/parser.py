@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _evaluate_parser(sub)
     _predict_parser(sub)
+    _generate_parser(sub)
     _visualize_parser(sub)
     _summary_parser(sub)
     _datasets_parser(sub)
@@ -102,7 +103,20 @@ def _add_model_option(p) -> None:
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a zoo model and write a run folder")
     _add_model_option(p)
-    _add_data_options(p, dataset_required=True)
+    _add_data_options(p)
+    p.add_argument(
+        "--text",
+        metavar="FILE",
+        help=f"char models ({', '.join(zoo.TEXT_MODELS)}): a UTF-8 text file, or "
+        "'stdlib' for the Python standard library's sources (offline); instead of "
+        "--dataset",
+    )
+    p.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=100,
+        help="char models: units of the recurrent layer (default: %(default)s)",
+    )
     _add_recipe_options(p)
     _add_data_use_options(p)
     _add_compute_options(p)
@@ -119,12 +133,15 @@ def _add_recipe_options(p) -> None:
         "--batch-size", type=positive_int, default=64, help="default: %(default)s"
     )
     p.add_argument(
-        "--optimizer", choices=OPTIMIZERS, default="sgd", help="default: %(default)s"
+        "--optimizer",
+        choices=OPTIMIZERS,
+        help="default: sgd (adam for char models, clipped to a gradient norm of 5)",
     )
     p.add_argument(
         "--lr",
         type=positive_float,
-        help="learning rate (default: 0.05 for sgd, 0.001 otherwise)",
+        help="learning rate (default: 0.05 for sgd, 0.002 for char models, "
+        "0.001 otherwise)",
     )
     p.add_argument(
         "--momentum", type=fraction, default=0.9, help="SGD only; default: %(default)s"
@@ -230,6 +247,31 @@ def _predict_parser(sub) -> None:
     )
     p.add_argument("--top", type=positive_int, default=3)
     p.set_defaults(func=_lazy("cnnumpy.cli.predict", "predict"))
+
+
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="text written by a char model's run")
+    p.add_argument("target", metavar="RUN_OR_MODEL")
+    p.add_argument(
+        "--prime", required=True, help="the text to start from (not repeated)"
+    )
+    p.add_argument(
+        "--length",
+        type=natural_int,
+        default=200,
+        help="characters to write (default: %(default)s)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=natural_float,
+        default=1.0,
+        help="below 1 safer, above 1 wilder; 0 always the likeliest character "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed", type=natural_int, help="the same seed writes the same text"
+    )
+    p.set_defaults(func=_lazy("cnnumpy.cli.generate", "generate"))
 
 
 def _visualize_parser(sub) -> None:

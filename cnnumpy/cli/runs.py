@@ -260,6 +260,10 @@ def model_input(pixels: np.ndarray, model, config: dict, target) -> np.ndarray:
     (every ``cnnumpy train`` model) would then predict poorly, silently.
     """
     prep = preprocessing_of(model, config)
+    if prep is not None and "vocabulary" in prep:
+        raise UsageError(
+            f"{target}: a char model reads text, not images; use cnnumpy generate"
+        )
     if prep is None:
         print(
             f"cnnumpy: warning: {target}: no preprocessing in the model file nor in "

@@ -126,6 +126,16 @@ def run(args) -> int:
     its last completed epoch, as ``--resume`` would continue it (README: the model
     then runs alone), after a one-line warning.
     """
+    if args.text is not None or args.model in zoo.TEXT_MODELS:
+        from cnnumpy.cli import train_text  # char models: their own loop
+
+        return train_text.run(args)
+    if args.dataset is None:
+        raise UsageError(
+            f"--model {args.model} needs --dataset NAME (one of "
+            f"{', '.join(runs.DATASETS)}); --text FILE is for char models"
+        )
+    args.optimizer = args.optimizer or "sgd"
     most = replicas.most_processes(args.batch_size)
     if args.processes > most:  # the replicas beyond would never get a slice
         raise UsageError(

@@ -149,15 +149,15 @@ def make_config(args, train, test, parts, mean, std) -> dict:
     }
 
 
-def check_resume(path: Path, config: dict) -> None:
+def check_resume(path: Path, config: dict, keys=SAME_ON_RESUME) -> None:
     """``--resume``: the saved run's settings must be ``config``'s (those in
-    ``SAME_ON_RESUME``)."""
+    ``keys``)."""
     if not path.exists():
         return
     saved = runs.read_json(path)  # refuses a FIFO, a huge or a too deep file
     diff = [
         f"{k}: {saved.get(k)!r} -> {config[k]!r}"
-        for k in SAME_ON_RESUME
+        for k in keys
         if saved.get(k) != config[k]
     ]
     if diff:

@@ -1,8 +1,12 @@
-"""``model.preprocessing``: how the CLI tools turn pixels into a model's inputs.
+"""``model.preprocessing``: how the CLI tools turn pixels, or characters, into a
+model's inputs.
 
 It is saved in the model file's metadata and checked, field by field, both when it is
 saved and when it is loaded, so that a tool never standardises images with a NaN or a
-zero standard deviation.
+zero standard deviation, nor decodes text with a vocabulary that is not the model's.
+Two forms: ``{"scale", "mean", "std"}`` for an image model, ``{"vocabulary":
+[symbols]}`` for a char model (``cnnumpy train --text``; ``cnnumpy generate`` decodes
+its outputs with it). Both are plain JSON: reading them never runs code.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import math
 
 import numpy as np
 
-__all__ = ["PREPROCESSING_KEYS", "check_preprocessing"]
+__all__ = ["PREPROCESSING_KEYS", "VOCABULARY_KEY", "check_preprocessing"]
 
 PREPROCESSING_KEYS = ("scale", "mean", "std")
+VOCABULARY_KEY = "vocabulary"
+MAX_SYMBOLS = 2**16  # a char model's alphabet; far more would be a word model
 
 
 def check_preprocessing(value, input_shape, where: str) -> dict | None:
@@ -21,13 +27,17 @@ def check_preprocessing(value, input_shape, where: str) -> dict | None:
 
     None, or ``{"scale": s, "mean": [m_c], "std": [s_c]}`` for a model on images
     ``(C, H, W)``: C finite means, C finite stds > 0 and a finite ``s > 0``, which
-    standardise pixels as ``x' = (x * s - m_c) / s_c``.
+    standardise pixels as ``x' = (x * s - m_c) / s_c``; or ``{"vocabulary": [...]}``
+    for a char model (see ``check_vocabulary``).
 
     Raises:
         ValueError: naming the field, what was expected and what was found.
     """
     if value is None:
         return None
+    if isinstance(value, dict) and list(value) == [VOCABULARY_KEY]:
+        symbols = check_vocabulary(value[VOCABULARY_KEY], input_shape, where)
+        return {VOCABULARY_KEY: symbols}
     if not isinstance(value, dict) or sorted(value) != sorted(PREPROCESSING_KEYS):
         found = sorted(map(str, value)) if isinstance(value, dict) else _short(value)
         raise ValueError(
@@ -55,6 +65,37 @@ def check_preprocessing(value, input_shape, where: str) -> dict | None:
             )
         checked[key] = numbers
     return checked
+
+
+def check_vocabulary(symbols, input_shape, where: str) -> list[str]:
+    """A char model's vocabulary: 1 to ``MAX_SYMBOLS`` distinct one-character strings,
+    in id order. A model on one-hot characters ``(T, K)`` must have K of them (a
+    model on ids ``(T,)``, Embedding first, is checked against its outputs when used).
+
+    Raises:
+        ValueError: naming ``where``, what was expected and what was found.
+    """
+    if (
+        not isinstance(symbols, list)
+        or not 0 < len(symbols) <= MAX_SYMBOLS
+        or not all(isinstance(s, str) and len(s) == 1 for s in symbols)
+        or len(set(symbols)) != len(symbols)
+    ):
+        raise ValueError(
+            f"{where}: preprocessing vocabulary must be a list of 1 to {MAX_SYMBOLS} "
+            f"distinct characters, got {_short(symbols)}"
+        )
+    if input_shape is None or len(input_shape) not in (1, 2):
+        raise ValueError(
+            f"{where}: a vocabulary is for a model on characters (T, K) or ids (T,), "
+            f"the model takes {input_shape}"
+        )
+    if len(input_shape) == 2 and input_shape[-1] != len(symbols):
+        raise ValueError(
+            f"{where}: the vocabulary has {len(symbols)} characters, the model reads "
+            f"one-hot vectors of {input_shape[-1]}"
+        )
+    return list(symbols)
 
 
 def _per_channel(values, channels: int, positive: bool) -> list[float] | None:
