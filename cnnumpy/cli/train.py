@@ -32,13 +32,11 @@ from cnnumpy.cli import runs
 from cnnumpy.cli.locate import is_missing
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.cli.train_folder import (
-    RUN_FILES,
     HistoryCSV,
     WriteConfig,
-    check_out,
     check_resume,
     make_config,
-    prepare_folder,
+    train_in_folder,
 )
 from cnnumpy.cli.train_results import finish_run
 from cnnumpy.data import (
@@ -49,13 +47,9 @@ from cnnumpy.data import (
     train_val_split,
 )
 from cnnumpy.distributed import replicas
-from cnnumpy.divergence import TrainingDiverged
-from cnnumpy.fileio import remove_stale_temporaries
-from cnnumpy.folderlock import FolderLock
 from cnnumpy.rng import seed as seed_everything
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
-DIVERGED = 3  # the exit code of a run whose loss or weights became NaN or infinite
 
 
 def _load(args) -> tuple[Dataset, Dataset]:
@@ -160,20 +154,7 @@ def _run(args) -> int:
     """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged."""
     out = Path(args.out)
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    check_out(out, args.resume, args.overwrite)
-    with FolderLock(out, "--out "):  # before anything in it is read or deleted
-        checkpoint_dir = prepare_folder(out, args.resume, args.overwrite)
-        for name in RUN_FILES:
-            remove_stale_temporaries(out / name)
-        try:
-            return _train(args, out, checkpoint_dir)
-        except TrainingDiverged as exc:
-            print(
-                f"cnnumpy: error: {exc}; start again with a smaller --lr and "
-                "--overwrite",
-                file=sys.stderr,
-            )
-            return DIVERGED
+    return train_in_folder(args, lambda folder: _train(args, out, folder))
 
 
 def _train(args, out: Path, checkpoint_dir: Path) -> int:

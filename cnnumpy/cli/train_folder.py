@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 from cnnumpy import callbacks
 from cnnumpy.cli import runs
 from cnnumpy.cli.runs import UsageError
-from cnnumpy.fileio import atomic_write_text, file_kind
+from cnnumpy.divergence import TrainingDiverged
+from cnnumpy.fileio import atomic_write_text, file_kind, remove_stale_temporaries
+from cnnumpy.folderlock import FolderLock
 from cnnumpy.version import __version__
 
 # The files cnnumpy train writes in a run folder (besides the checkpoint): a new run
@@ -201,3 +204,27 @@ def write_history_csv(path: Path, history) -> None:
         ]
         writer.writerow([epoch + 1, *values])
     atomic_write_text(path, buffer.getvalue())
+
+
+DIVERGED = 3  # the exit code of a run whose loss or weights became NaN or infinite
+
+
+def train_in_folder(args, train) -> int:
+    """Hold the run folder ``args.out`` (a lock, before anything in it is read or
+    deleted), prepare it, and return ``train(checkpoint_dir)``: 0, or
+    :data:`DIVERGED` with one line on stderr when training diverged."""
+    out = Path(args.out)
+    check_out(out, args.resume, args.overwrite)
+    with FolderLock(out, "--out "):
+        checkpoint_dir = prepare_folder(out, args.resume, args.overwrite)
+        for name in RUN_FILES:
+            remove_stale_temporaries(out / name)
+        try:
+            return train(checkpoint_dir)
+        except TrainingDiverged as exc:
+            print(
+                f"cnnumpy: error: {exc}; start again with a smaller --lr and "
+                "--overwrite",
+                file=sys.stderr,
+            )
+            return DIVERGED

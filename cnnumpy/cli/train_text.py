@@ -22,7 +22,6 @@ bits per character) and ``checkpoint/``; no report.html or confusion matrix.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -33,16 +32,12 @@ from cnnumpy.callbacks import History
 from cnnumpy.cli import runs
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.cli.train_folder import (
-    RUN_FILES,
-    check_out,
     check_resume,
-    prepare_folder,
+    train_in_folder,
     write_history_csv,
 )
 from cnnumpy.data import Vocabulary, load_text, one_hot, stdlib_corpus
 from cnnumpy.divergence import TrainingDiverged
-from cnnumpy.fileio import remove_stale_temporaries
-from cnnumpy.folderlock import FolderLock
 from cnnumpy.generation import bits_per_character, sample
 from cnnumpy.rng import seed as seed_everything
 from cnnumpy.saving.loading import load_model
@@ -51,7 +46,6 @@ from cnnumpy.version import __version__
 SEQ_LENGTH = zoo.CHAR_WINDOW  # min-char-rnn's seq_length
 CLIP_NORM = 5.0  # char-rnn's gradient clipping (min-char-rnn clips entries to +-5)
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3}
-DIVERGED = 3
 SAMPLE_LENGTH = 100  # the sample printed at the end
 SAME_ON_RESUME = (
     "model",
@@ -75,20 +69,8 @@ def run(args) -> int:
     args.optimizer = args.optimizer or "adam"
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
     out = Path(args.out)
-    check_out(out, args.resume, args.overwrite)
-    with FolderLock(out, "--out "):
-        checkpoint_dir = prepare_folder(out, args.resume, args.overwrite)
-        for name in RUN_FILES:
-            remove_stale_temporaries(out / name)
-        try:
-            return _train(args, out, checkpoint_dir / runs.CHECKPOINT)
-        except TrainingDiverged as exc:
-            print(
-                f"cnnumpy: error: {exc}; start again with a smaller --lr and "
-                "--overwrite",
-                file=sys.stderr,
-            )
-            return DIVERGED
+    checkpoint = runs.CHECKPOINT
+    return train_in_folder(args, lambda folder: _train(args, out, folder / checkpoint))
 
 
 def _check_args(args) -> None:
