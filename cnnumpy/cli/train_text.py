@@ -42,11 +42,13 @@ from cnnumpy.generation import bits_per_character, sample
 from cnnumpy.rng import seed as seed_everything
 from cnnumpy.saving.loading import load_model
 from cnnumpy.version import __version__
+from cnnumpy.visualize.text import write_text_report
 
 SEQ_LENGTH = zoo.CHAR_WINDOW  # min-char-rnn's seq_length
 CLIP_NORM = 5.0  # char-rnn's gradient clipping (min-char-rnn clips entries to +-5)
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3}
 SAMPLE_LENGTH = 100  # the sample printed at the end
+REPORT_CHARS = 2000  # of the validation text, coloured in report.html
 SAME_ON_RESUME = (
     "model",
     "text",
@@ -256,6 +258,13 @@ def _finish(out: Path, model, vocabulary, config, parts, timings, seed) -> int:
         written.append(runs.CURVES)
     except ImportError as exc:
         print(f"warning: no curves.png ({exc}); pip install matplotlib")
+    # report.html: the validation text coloured by the probability the model gave
+    # each character and by its most variable hidden unit (Karpathy et al. 2015)
+    shown = (parts[1] if parts[1] is not None else parts[0])[:REPORT_CHARS]
+    if len(shown) >= 2:
+        text = vocabulary.decode(shown)
+        write_text_report(out / runs.REPORT, model, vocabulary, text)
+        written.append(runs.REPORT)
     prime = vocabulary.symbols[int(parts[0][0])]
     text = sample(model, vocabulary, prime, SAMPLE_LENGTH, 1.0, seed)
     print(f"sample (temperature 1, seed {seed}):\n----\n{prime}{text}\n----")

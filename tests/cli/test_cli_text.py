@@ -49,6 +49,8 @@ def test_train_text_fills_a_run_folder(char_run, text_file):
     symbols = model.preprocessing["vocabulary"]
     assert symbols == sorted(set(text_file.read_text(encoding="utf-8")))
     assert len(symbols) == K and model.output_shape == (25, K)
+    page = (char_run / runs.REPORT).read_text(encoding="utf-8")  # what it sees
+    assert "probability" in page.lower() and "unit" in page.lower()
 
 
 def test_resume_continues_to_the_weights_of_an_uninterrupted_run(text_file, tmp_path):
