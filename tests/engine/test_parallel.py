@@ -49,9 +49,9 @@ def test_blas_hold_is_reentrant_and_restores():
     assert _blas_threads() == before
 
 
-@pytest.mark.usefixtures("engine_on")  # the executor's hold: off, there is none
-def test_model_step_holds_the_blas_and_releases_it():
-    before = _blas_threads()
+def _threads_seen_by_a_step_and_a_predict() -> list:
+    """The BLAS threads the layer's forward saw in ``train_on_batch`` and ``predict``
+    of a one-Dense model."""
     seen = []
     model = cnnumpy.Sequential([cnnumpy.layers.Dense(3)], input_shape=(4,))
     model.compile("sgd", "mse", metrics=[])
@@ -65,26 +65,21 @@ def test_model_step_holds_the_blas_and_releases_it():
     layer.forward = spy
     model.train_on_batch(np.ones((2, 4)), np.ones((2, 3)))
     model.predict(np.ones((2, 4)))
+    return seen
+
+
+@pytest.mark.usefixtures("engine_on")  # the executor's hold: off, there is none
+def test_model_step_holds_the_blas_and_releases_it():
+    before = _blas_threads()
+    seen = _threads_seen_by_a_step_and_a_predict()
     assert seen and all(set(s) == {1} for s in seen)
     assert _blas_threads() == before
 
 
 def test_with_the_engine_off_a_step_leaves_the_blas_alone():
     """The book's path is the notes' loop as it is: no hold on the BLAS threads."""
-    seen = []
-    model = cnnumpy.Sequential([cnnumpy.layers.Dense(3)], input_shape=(4,))
-    model.compile("sgd", "mse", metrics=[])
-    layer = model.layers[0]
-    forward = layer.forward
-
-    def spy(x, training=False):
-        seen.append(_blas_threads())
-        return forward(x, training=training)
-
-    layer.forward = spy
     with cnnumpy.engine.off():
-        model.train_on_batch(np.ones((2, 4)), np.ones((2, 3)))
-        model.predict(np.ones((2, 4)))
+        seen = _threads_seen_by_a_step_and_a_predict()
     assert len(seen) == 2 and seen[0] == seen[1] == _blas_threads()
 
 
