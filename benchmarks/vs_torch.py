@@ -10,10 +10,14 @@ so that a noisy neighbour hurts both alike:
   (``model.train_on_batch`` / ``zero_grad, loss.backward, opt.step``);
 - inference: ``model.predict`` / ``softmax(net(x))`` under ``torch.no_grad``.
 
-It prints the median images/s of both, their ratio (cnnumpy / PyTorch: above 1 means
-cnnumpy is faster), the range of the ratios of each cnnumpy measurement to the PyTorch
-one right after it (how much the machine moved during the run), and one JSON line per
-measurement.
+The recurrent rows (``lstm``, ``gru``: the char model of ``vs_torch_rnn.py``,
+``Embedding(65, 64) -> LSTM/GRU(256) -> Dense(65)``, batch 64 of T = 50 characters,
+cross-entropy on every step) are timed the same way, in tokens/s.
+
+It prints the median images/s (tokens/s) of both, their ratio (cnnumpy / PyTorch:
+above 1 means cnnumpy is faster), the range of the ratios of each cnnumpy measurement
+to the PyTorch one right after it (how much the machine moved during the run), and
+one JSON line per measurement.
 
 ``--scaling`` reports the time per image for batches 1 to 512 and the peak memory of a
 training step (each framework in a fresh subprocess, peak RSS ``VmHWM`` after a reset,
@@ -23,6 +27,7 @@ Examples::
 
     .venv/bin/python benchmarks/vs_torch.py --quick
     .venv/bin/python benchmarks/vs_torch.py --nets lenet5 vgg_cifar --batches 64 256
+    .venv/bin/python benchmarks/vs_torch.py --nets lstm gru
     .venv/bin/python benchmarks/vs_torch.py --scaling --nets vgg_cifar --png scaling.png
 """
 
@@ -43,6 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 NETS = ("lenet5", "melpy_mnist", "seed_cifar", "vgg_cifar")
+# the char model of vs_torch_rnn.py: Embedding(65, 64) -> LSTM/GRU(256) -> Dense(65),
+# batch 64 of T = 50 characters, rates in tokens/s
+RECURRENT = ("lstm", "gru")
 INPUTS = {
     "lenet5": (1, 28, 28),
     "melpy_mnist": (1, 28, 28),
@@ -190,6 +198,11 @@ def check_agreement(name: str) -> dict:
 def run_speed(nets, batches, repeats, min_time) -> list[dict]:
     rows = []
     for name in nets:
+        if name in RECURRENT:
+            from vs_torch_rnn import speed_rows
+
+            rows += speed_rows(name, 64, 50, repeats, min_time)
+            continue
         agreement = check_agreement(name)
         print(
             f"{name}: one step agrees with torch (loss {agreement['loss'][0]:.6f} vs "
@@ -208,10 +221,11 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
                     "net": name,
                     "mode": mode,
                     "batch": batch,
-                    "cnnumpy_img_s": statistics.median(ours),
-                    "torch_img_s": statistics.median(theirs),
+                    "unit": "img",
+                    "cnnumpy_rate": statistics.median(ours),
+                    "torch_rate": statistics.median(theirs),
                 }
-                row["ratio"] = row["cnnumpy_img_s"] / row["torch_img_s"]
+                row["ratio"] = row["cnnumpy_rate"] / row["torch_rate"]
                 # each cnnumpy measurement against the PyTorch one right after it:
                 # their spread shows how much the machine moved during the run
                 pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
@@ -219,8 +233,8 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
                 rows.append(row)
                 print(
                     f"  {mode:7s} batch {batch:4d}: "
-                    f"cnnumpy {row['cnnumpy_img_s']:9.0f} "
-                    f"img/s  torch {row['torch_img_s']:9.0f} img/s  ratio "
+                    f"cnnumpy {row['cnnumpy_rate']:9.0f} "
+                    f"img/s  torch {row['torch_rate']:9.0f} img/s  ratio "
                     f"{row['ratio']:.2f} (pairs {min(pairs):.2f}-{max(pairs):.2f})",
                     flush=True,
                 )
@@ -229,15 +243,18 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
 
 
 def print_table(rows: list[dict]) -> None:
+    """The Markdown table of the rows (rates in images/s, or tokens/s for the
+    recurrent rows)."""
     print(
-        "\n| net | mode | batch | cnnumpy img/s | PyTorch img/s | ratio "
+        "\n| net | mode | batch | cnnumpy /s | PyTorch /s | ratio "
         "| pair ratios, min-max |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['net']} | {r['mode']} | {r['batch']} | {r['cnnumpy_img_s']:.0f} | "
-            f"{r['torch_img_s']:.0f} | {r['ratio']:.2f} | "
+            f"| {r['net']} | {r['mode']} | {r['batch']} | "
+            f"{r['cnnumpy_rate']:.0f} {r['unit']} | {r['torch_rate']:.0f} {r['unit']} "
+            f"| {r['ratio']:.2f} | "
             f"{min(r['pair_ratios']):.2f}-{max(r['pair_ratios']):.2f} |"
         )
 
@@ -373,7 +390,8 @@ def plot_scaling(rows: list[dict], png: str) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
+    every = [*NETS, *RECURRENT]
+    parser.add_argument("--nets", nargs="+", default=every, choices=every)
     parser.add_argument("--batches", nargs="+", type=int, default=[64, 256])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
@@ -408,7 +426,8 @@ def main(argv=None) -> None:
     env = {**environment(), "cnnumpy_processes": PROCESSES}
     print("JSON " + json.dumps({"environment": env}), flush=True)
     if args.scaling:
-        run_scaling(args.nets, args.repeats, args.min_time, args.png)
+        nets = [n for n in args.nets if n in NETS]  # the CNNs: images of a batch
+        run_scaling(nets, args.repeats, args.min_time, args.png)
     else:
         print_table(run_speed(args.nets, args.batches, args.repeats, args.min_time))
 

@@ -29,7 +29,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vs_torch import LR, MOMENTUM, alternate, environment  # noqa: E402
+from vs_torch import (  # noqa: E402
+    LR,
+    MOMENTUM,
+    alternate,
+    environment,
+    print_table,
+)
 
 VOCAB, EMBED, UNITS = 65, 64, 256
 
@@ -125,6 +131,47 @@ def check_agreement(cell: str, x, y) -> tuple[float, float, float]:
     return loss, float(t_loss.detach()), err
 
 
+def speed_rows(cell: str, batch: int, steps: int, repeats: int, min_time: float):
+    """Check one step against PyTorch, then time training and inference alternately:
+    one row each, in ``vs_torch.py``'s row format (rates in tokens/s)."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, VOCAB, (batch, steps)).astype(np.int64)
+    y = rng.integers(0, VOCAB, (batch, steps)).astype(np.int64)
+    ours_loss, torch_loss, err = check_agreement(cell, x, y)
+    print(
+        f"{cell}: one step agrees with torch (loss {ours_loss:.6f} vs "
+        f"{torch_loss:.6f}, max rel. W_hh grad error {err:.1e})",
+        flush=True,
+    )
+    if abs(ours_loss - torch_loss) > 1e-4 * abs(torch_loss) or err > 1e-3:
+        raise SystemExit(f"{cell}: cnnumpy and torch disagree")
+    rows = []
+    for k, mode in enumerate(("train", "predict")):
+        model, net, opt = build_pair(cell, steps)
+        fns = step_functions(model, net, opt, x, y)[k]
+        ours, theirs = alternate(fns, batch * steps, repeats, min_time)
+        pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
+        row = {
+            "net": f"{cell} (Embedding 64, {UNITS} units, T = {steps})",
+            "mode": mode,
+            "batch": batch,
+            "unit": "tokens",
+            "cnnumpy_rate": statistics.median(ours),
+            "torch_rate": statistics.median(theirs),
+            "pair_ratios": [round(r, 3) for r in pairs],
+        }
+        row["ratio"] = row["cnnumpy_rate"] / row["torch_rate"]
+        rows.append(row)
+        print(
+            f"  {mode:7s} batch {batch:4d}: cnnumpy {row['cnnumpy_rate']:9.0f} "
+            f"tokens/s  torch {row['torch_rate']:9.0f} tokens/s  ratio "
+            f"{row['ratio']:.2f} (pairs {min(pairs):.2f}-{max(pairs):.2f})",
+            flush=True,
+        )
+        print("JSON " + json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"])
@@ -133,41 +180,11 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--min-time", type=float, default=0.5)
     args = parser.parse_args(argv)
-    print(json.dumps(environment()))
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, VOCAB, (args.batch, args.steps)).astype(np.int64)
-    y = rng.integers(0, VOCAB, (args.batch, args.steps)).astype(np.int64)
-    tokens = args.batch * args.steps
+    print("JSON " + json.dumps({"environment": environment()}), flush=True)
     rows = []
     for cell in args.cells:
-        ours_loss, torch_loss, err = check_agreement(cell, x, y)
-        print(
-            f"{cell}: one step agrees with torch (loss {ours_loss:.6f} vs "
-            f"{torch_loss:.6f}, max rel. W_hh grad error {err:.1e})",
-            flush=True,
-        )
-        for k, mode in enumerate(("train", "predict")):
-            model, net, opt = build_pair(cell, args.steps)
-            fns = step_functions(model, net, opt, x, y)[k]
-            ours, theirs = alternate(fns, tokens, args.repeats, args.min_time)
-            row = {
-                "cell": cell,
-                "mode": mode,
-                "batch": args.batch,
-                "T": args.steps,
-                "cnnumpy_tok_s": statistics.median(ours),
-                "torch_tok_s": statistics.median(theirs),
-            }
-            row["ratio"] = row["cnnumpy_tok_s"] / row["torch_tok_s"]
-            rows.append(row)
-            print("JSON " + json.dumps(row), flush=True)
-    print("\n| cell | mode | batch x T | cnnumpy tokens/s | PyTorch tokens/s | ratio |")
-    print("|---|---|---:|---:|---:|---:|")
-    for r in rows:
-        print(
-            f"| {r['cell']} | {r['mode']} | {r['batch']} x {r['T']} | "
-            f"{r['cnnumpy_tok_s']:.0f} | {r['torch_tok_s']:.0f} | {r['ratio']:.2f} |"
-        )
+        rows += speed_rows(cell, args.batch, args.steps, args.repeats, args.min_time)
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,12 @@ from cnnumpy.engine.kernels import activations as engine_act
 from cnnumpy.engine.kernels import conv as engine_conv
 from cnnumpy.engine.kernels import dense as engine_dense
 from cnnumpy.engine.kernels import dropout as engine_dropout
+from cnnumpy.engine.kernels import embedding as engine_embedding
+from cnnumpy.engine.kernels import gru as engine_gru
+from cnnumpy.engine.kernels import lstm as engine_lstm
 from cnnumpy.engine.kernels import normalization as engine_norm
 from cnnumpy.engine.kernels import pool as engine_pool
+from cnnumpy.engine.kernels import recurrent as engine_recurrent
 from cnnumpy.textbook import activations as book_act
 from cnnumpy.textbook import conv as book_conv
 from cnnumpy.textbook import dense as book_dense
@@ -182,21 +186,49 @@ dropout.register(
     why="a step split over processes: the whole batch's mask, this slice's rows",
 )
 
-# -- recurrent layers (book: textbook/recurrent.py): the notes' loop over time steps,
-# whole batch; no engine kernel yet -------------------------------------------------
+# -- recurrent layers (book: textbook/recurrent.py, the notes' loop over time steps on
+# the whole batch; engine: kernels/recurrent.py, lstm.py, gru.py) ---------------------
 simple_rnn = operation(
     "simple_rnn", book_recurrent.simple_rnn_forward, book_recurrent.simple_rnn_backward
 )
+simple_rnn.register(
+    "blocks",
+    engine_recurrent.simple_rnn_forward,
+    engine_recurrent.simple_rnn_backward,
+    why="each core runs the loop on its block of sequences, time-major; dW_hh as "
+    "one product after the loop",
+)
 lstm = operation("lstm", book_recurrent.lstm_forward, book_recurrent.lstm_backward)
+lstm.register(
+    "blocks",
+    engine_lstm.lstm_forward,
+    engine_lstm.lstm_backward,
+    why="each core runs the loop on its block of sequences, time-major; one tanh "
+    "for the four gates (columns i, f, o, g); dW_hh as one product after the loop",
+)
 gru = operation("gru", book_recurrent.gru_forward, book_recurrent.gru_backward)
+gru.register(
+    "blocks",
+    engine_gru.gru_forward,
+    engine_gru.gru_backward,
+    why="each core runs the loop on its block of sequences, time-major; one tanh "
+    "for r and z; dW_hh as one product after the loop",
+)
 
 # -- local response normalisation (book: textbook/lrn.py) ----------------------------
 lrn = operation(
     "lrn", book_lrn.lrn_forward, book_lrn.lrn_backward
 )  # AlexNet's only: a sum over a few channels, vectorised in the book already
 
-# -- embedding (book: textbook/embedding.py) ------------------------------------------
+# -- embedding (book: textbook/embedding.py; engine: kernels/embedding.py) ----------
 
 embedding = operation(
     "embedding", book_embedding.embedding_forward, book_embedding.embedding_backward
-)  # a row lookup and np.add.at: the book's indexing is the fast form already
+)  # forward: a row lookup, the book's indexing is the fast form already
+embedding.register(
+    "sorted",
+    book_embedding.embedding_forward,
+    engine_embedding.embedding_backward,
+    why="the backward's rows summed per id by one sort and np.add.reduceat, "
+    "instead of np.add.at's one indexed add per position",
+)
