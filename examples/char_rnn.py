@@ -48,6 +48,7 @@ from cnnumpy.layers import LSTM, Dense, Embedding, SimpleRNN
 SEQ_LENGTH = 25  # min-char-rnn's seq_length
 VALIDATION_FRACTION = 0.05  # the held-out tail
 QUICK_CHARS = 20_000  # --quick trains on the corpus's first characters only
+DEFAULT_LR = 2e-3  # char-rnn's default learning rate for Adam
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -59,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32, help="streams side by side")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seconds", type=float, help="stop after this much training")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--sample-every", type=int, default=250)
     parser.add_argument("--sample-length", type=int, default=200)
     parser.add_argument("--temperature", type=float, default=1.0)
