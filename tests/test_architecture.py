@@ -64,6 +64,8 @@ RANKS = {
     "cnnumpy.saving.loading": 6,
     "cnnumpy.distributed.worker": 6,
     "cnnumpy.zoo": 6,
+    "cnnumpy.zoo_images": 6,
+    "cnnumpy.zoo_text": 6,
     "cnnumpy.generation": 6,
     "cnnumpy.visualize": 6,
     "cnnumpy.report": 6,

@@ -9,7 +9,9 @@ PNG (matplotlib, Agg backend, imported only then)::
 
 The math lives in :mod:`cnnumpy.visualize.maps`, the drawing in
 :mod:`cnnumpy.visualize.plots`. For char models, :mod:`cnnumpy.visualize.text` colours
-a text by the probability of each character and by one hidden unit (HTML).
+a text by the probability of each character and by one hidden unit (HTML), numbers
+computed in :mod:`cnnumpy.visualize.text_states`; their training curves are drawn in
+bits per character.
 """
 
 from cnnumpy.visualize.maps import grad_cam_target, resize_bilinear

@@ -151,35 +151,110 @@ def maps_png(x: np.ndarray, maps: dict[str, np.ndarray], title: str = "") -> byt
     return _png(fig)
 
 
-def curves_png(history: dict[str, list[float]]) -> bytes:
-    """Loss (left) and accuracy (right) per epoch, train and val: 1000 x 400 pixels."""
-    fig = _figure(10.0, 4.0)
+LN2 = math.log(2)  # bits per character = cross-entropy in nats / ln 2
+
+BPC_LABEL = "bits per character"
+
+
+def is_char_history(history: dict[str, list[float]]) -> bool:
+    """A char run's history: it records bits per character (``bpc``, ``val_bpc``)."""
+    return bool(history.get("bpc") or history.get("val_bpc"))
+
+
+def bpc_curves(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """``bpc`` and ``val_bpc`` of a char run, each from its loss when not recorded.
+
+    ``bpc = loss / ln 2``: the cross-entropy in nats per character, in bits.
+    """
+    curves = {}
+    for bpc, loss in (("bpc", "loss"), ("val_bpc", "val_loss")):
+        if history.get(bpc):
+            curves[bpc] = list(history[bpc])
+        elif history.get(loss):
+            curves[bpc] = [value / LN2 for value in history[loss]]
+    return curves
+
+
+def _curve_panel(ax, series, title: str) -> None:
+    """One panel: ``(label, values, style)`` per curve against epochs 1, 2, ..."""
     from matplotlib.ticker import MaxNLocator
 
+    for label, values, style in series:
+        if values:
+            epochs = np.arange(1, len(values) + 1)
+            ax.plot(epochs, values, style, markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "not recorded",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+
+
+def _loss_accuracy_figure(history: dict[str, list[float]]):
+    fig = _figure(10.0, 4.0)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9, wspace=0.25)
     for i, metric in enumerate(("loss", "accuracy")):
         ax = fig.add_subplot(1, 2, i + 1)
-        for key, style in ((metric, "-o"), (f"val_{metric}", "--s")):
-            values = history.get(key)
-            if values:
-                epochs = np.arange(1, len(values) + 1)
-                ax.plot(epochs, values, style, markersize=3, label=key)
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(metric, fontsize=10)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(
-                0.5,
-                0.5,
-                "not recorded",
-                ha="center",
-                va="center",
-                transform=ax.transAxes,
-            )
-    return _png(fig)
+        series = [
+            (key, history.get(key), style)
+            for key, style in ((metric, "-o"), (f"val_{metric}", "--s"))
+        ]
+        _curve_panel(ax, series, metric)
+    return fig
+
+
+def _bpc_figure(history: dict[str, list[float]]):
+    """One panel: training and validation bits per character (lower is better)."""
+    curves = bpc_curves(history)
+    fig = _figure(10.0, 4.0)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9)
+    ax = fig.add_subplot(1, 1, 1)
+    series = [
+        (f"{name} (last {curves[key][-1]:.3f})", curves[key], style)
+        for key, name, style in (
+            ("bpc", "training", "-o"),
+            ("val_bpc", "validation", "--s"),
+        )
+        if curves.get(key)
+    ]
+    title = (
+        f"{BPC_LABEL} = cross-entropy / ln 2 "
+        "(training: mean over the epoch; validation: at its end)"
+    )
+    _curve_panel(ax, series, title)
+    ax.set_ylabel(BPC_LABEL)
+    return fig
+
+
+def curves_figure(history: dict[str, list[float]]):
+    """The matplotlib Figure of :func:`curves_png` (1000 x 400 pixels).
+
+    A char run (its history records ``bpc`` or ``val_bpc``) gets one panel of bits
+    per character, training and validation; any other run gets loss (left) and
+    accuracy (right), train and val.
+    """
+    if is_char_history(history):
+        return _bpc_figure(history)
+    return _loss_accuracy_figure(history)
+
+
+def curves_png(history: dict[str, list[float]]) -> bytes:
+    """Training curves per epoch as a PNG, 1000 x 400 pixels (see ``curves_figure``).
+
+    Loss (left) and accuracy (right), train and val; bits per character for a char
+    run.
+    """
+    return _png(curves_figure(history))
 
 
 def confusion_side(num_classes: int) -> float:

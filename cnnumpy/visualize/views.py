@@ -161,16 +161,19 @@ def history_dict(history) -> dict[str, list[float]]:
 def training_curves(history, save: PathLike | None = None) -> dict[str, np.ndarray]:
     """Loss and accuracy per epoch, train and validation (1000 x 400 pixel PNG).
 
+    A char run's history (it records ``bpc`` or ``val_bpc``, as ``cnnumpy train
+    --text`` does) is drawn as bits per character instead, train and validation.
+
     Args:
         history: a ``cnnumpy.callbacks.History`` or its ``.history`` dict (keys loss,
-            accuracy, val_loss, val_accuracy, ...).
+            accuracy, val_loss, val_accuracy, bpc, val_bpc, ...).
 
     Returns:
-        ``{"loss": array, "accuracy": ..., "val_loss": ..., "val_accuracy": ...}``
-        for the keys present.
+        ``{"loss": array, "accuracy": ..., "val_loss": ..., "val_accuracy": ...,
+        "bpc": ..., "val_bpc": ...}`` for the keys present.
     """
     values = history_dict(history)
-    keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+    keys = ("loss", "accuracy", "val_loss", "val_accuracy", "bpc", "val_bpc")
     curves = {k: np.asarray(values[k], dtype=np.float64) for k in keys if k in values}
 
     def render():

@@ -16,6 +16,7 @@ from cnnumpy.visualize import (
     char_probabilities,
     hidden_activations,
     text_heat_html,
+    text_states,
     write_text_report,
 )
 from cnnumpy.visualize import text as vt
@@ -60,10 +61,10 @@ def test_probabilities_are_the_softmax_of_a_direct_forward(kind, embedding):
 def test_a_text_longer_than_a_chunk_carries_the_state(monkeypatch):
     model = char_model(LSTM)
     whole = char_probabilities(model, SYMBOLS, TEXT)
-    monkeypatch.setattr(vt, "CHUNK", 7)  # 7 does not divide len(TEXT)
+    monkeypatch.setattr(text_states, "CHUNK", 7)  # 7 does not divide len(TEXT)
     np.testing.assert_allclose(char_probabilities(model, SYMBOLS, TEXT), whole)
     hidden = hidden_activations(model, SYMBOLS, TEXT)
-    monkeypatch.setattr(vt, "CHUNK", 1000)
+    monkeypatch.setattr(text_states, "CHUNK", 1000)
     np.testing.assert_allclose(hidden_activations(model, SYMBOLS, TEXT), hidden)
 
 
