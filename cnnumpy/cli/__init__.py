@@ -19,7 +19,8 @@ interrupted.
 
 Here: ``main``. The modules: ``parser`` (the arguments of every subcommand, with
 ``option_types``); one per subcommand, ``train`` (with ``train_folder`` and
-``train_results``; ``train_text`` for char models), ``evaluate``, ``generate``,
+``train_results``; ``train_text`` for char models; ``train_options``, the options of
+``train``), ``evaluate``, ``generate``,
 ``predict``, ``visualize``, ``bench``, ``info`` (``summary`` and ``datasets``); and
 what they share: ``runs`` (data sets by name, preprocessing, run folders),
 ``tools`` (what evaluate, predict and visualize share), ``run_config`` (a run's

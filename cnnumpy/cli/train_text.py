@@ -1,9 +1,10 @@
 """``cnnumpy train --model char_lstm --text FILE``: a char model trained as
 min-char-rnn trains it, into a run folder like the image runs'.
 
-The text (a UTF-8 file, or ``stdlib``: the Python standard library's own sources,
-PSF licence, on every machine offline) becomes ids over its sorted characters; its
-last ``--val-split`` part is held out. Training is truncated backpropagation through
+The text (a UTF-8 file; ``stdlib``, the Python standard library's sources, PSF
+licence, offline; or ``tiny-shakespeare``, char-rnn's corpus, found as the data sets
+are or downloaded and verified) becomes ids over its sorted characters; its last
+``--val-split`` part is held out. Training is truncated backpropagation through
 time over consecutive windows (``examples/char_rnn.py``): the training text is cut
 into ``--batch-size`` streams read side by side, 25 characters a step, the recurrent
 layer ``stateful`` so that it carries its state from one window to the next; each
@@ -16,7 +17,8 @@ The model file carries the vocabulary (``model.preprocessing = {"vocabulary":
 [...]}``, checked by ``cnnumpy.saving.preprocessing``), so ``cnnumpy generate`` can
 decode what the model writes. The run folder holds ``config.json``,
 ``model.safetensors``, ``history.csv``, ``curves.png``, ``metrics.json`` (validation
-bits per character) and ``checkpoint/``; no report.html or confusion matrix.
+bits per character), ``report.html`` (the validation text coloured by the model) and
+``checkpoint/``; no confusion matrix.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from cnnumpy.cli.train_folder import (
     train_in_folder,
     write_history_csv,
 )
-from cnnumpy.data import Vocabulary, load_text, one_hot, stdlib_corpus
+from cnnumpy.data import Vocabulary, load_text, one_hot, stdlib_corpus, tiny_shakespeare
 from cnnumpy.divergence import TrainingDiverged
 from cnnumpy.generation import bits_per_character, sample
 from cnnumpy.rng import seed as seed_everything
@@ -49,20 +51,9 @@ CLIP_NORM = 5.0  # char-rnn's gradient clipping (min-char-rnn clips entries to +
 DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3, "rmsprop": 2e-3}
 SAMPLE_LENGTH = 100  # the sample printed at the end
 REPORT_CHARS = 2000  # of the validation text, coloured in report.html
-SAME_ON_RESUME = (
-    "model",
-    "text",
-    "hidden",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "momentum",
-    "weight_decay",
-    "limit",
-    "val_split",
-    "seed",
-    "dtype",
-)
+CORPORA = ("stdlib", "tiny-shakespeare")  # --text NAME, instead of a file
+SAME_ON_RESUME = ("model", "text", "hidden", "batch_size", "optimizer", "lr")
+SAME_ON_RESUME += ("momentum", "weight_decay", "limit", "val_split", "seed", "dtype")
 
 
 def run(args) -> int:
@@ -83,11 +74,12 @@ def _check_args(args) -> None:
         )
     if args.text is None:
         raise UsageError(
-            f"--model {args.model} reads text: give --text FILE (or --text stdlib)"
+            f"--model {args.model} reads text: give --text FILE (or --text "
+            f"{' or '.join(CORPORA)})"
         )
     refused = {
         "--dataset": args.dataset is not None,
-        "--data-dir": args.data_dir is not None,
+        "--data-dir": args.data_dir is not None and args.text != "tiny-shakespeare",
         "--augment": args.augment,
         "--schedule": args.schedule != "none",
         "--processes": args.processes != 1,
@@ -100,10 +92,14 @@ def _check_args(args) -> None:
 
 def _read_text(args) -> tuple[Vocabulary, np.ndarray, str]:
     """``(vocabulary, ids, description)`` of ``--text`` (its first ``--limit``)."""
-    if args.text == "stdlib":
-        text = stdlib_corpus(args.limit)
+    if args.text in CORPORA:
+        if args.text == "stdlib":
+            text, source = stdlib_corpus(), "the Python standard library's sources"
+        else:
+            text, source = tiny_shakespeare(args.data_dir), "tiny Shakespeare"
+        text = text[: args.limit]
         vocabulary = Vocabulary.of(text)
-        ids, source = vocabulary.encode(text), "the Python standard library's sources"
+        ids = vocabulary.encode(text)
     else:
         vocabulary, ids = load_text(args.text)
         source = str(Path(args.text).resolve())
@@ -135,7 +131,7 @@ def _split(args, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _config(args, vocabulary: Vocabulary, description: str, parts) -> dict:
     train, val = parts
-    text = args.text if args.text == "stdlib" else str(Path(args.text).resolve())
+    text = args.text if args.text in CORPORA else str(Path(args.text).resolve())
     keys = ("model", "hidden", "epochs", "batch_size", "optimizer", "lr")
     keys += ("momentum", "weight_decay", "limit", "val_split", "seed", "dtype")
     return {
@@ -208,7 +204,8 @@ def _train(args, out: Path, checkpoint: Path) -> int:
         model.save(checkpoint, include_optimizer=True)
         write_history_csv(out / runs.HISTORY, model.history)
     timings["train"] = time.perf_counter() - start
-    return _finish(out, model, vocabulary, config, parts, timings, args.seed)
+    report = not args.no_report
+    return _finish(out, model, vocabulary, config, parts, timings, args.seed, report)
 
 
 def _epoch(model, parts, streams: int, epoch: int) -> dict:
@@ -234,7 +231,7 @@ def _epoch(model, parts, streams: int, epoch: int) -> dict:
     return logs
 
 
-def _finish(out: Path, model, vocabulary, config, parts, timings, seed) -> int:
+def _finish(out: Path, model, vocabulary, config, parts, timings, seed, report) -> int:
     """Write the model, metrics and curves; print a sample."""
     model.save(out / runs.MODEL, include_optimizer=False)
     last = {k: v[-1] for k, v in model.history.history.items() if v}
@@ -261,7 +258,7 @@ def _finish(out: Path, model, vocabulary, config, parts, timings, seed) -> int:
     # report.html: the validation text coloured by the probability the model gave
     # each character and by its most variable hidden unit (Karpathy et al. 2015)
     shown = (parts[1] if parts[1] is not None else parts[0])[:REPORT_CHARS]
-    if len(shown) >= 2:
+    if report and len(shown) >= 2:
         text = vocabulary.decode(shown)
         write_text_report(out / runs.REPORT, model, vocabulary, text)
         written.append(runs.REPORT)

@@ -26,6 +26,7 @@ from cnnumpy.data.text import (
     char_windows,
     load_text,
     stdlib_corpus,
+    tiny_shakespeare,
 )
 from cnnumpy.data.transforms import (
     cifar_augment,
@@ -60,6 +61,7 @@ __all__ = [
     "random_flip",
     "standardize",
     "stdlib_corpus",
+    "tiny_shakespeare",
     "to_float",
     "train_val_split",
 ]

@@ -67,7 +67,15 @@ def _as_set(md5: str | Sequence[str] | None) -> set[str]:
 
 def file_md5(path: str | os.PathLike, gunzip: bool = False) -> str:
     """The md5 of a file's bytes (of its decompressed content if ``gunzip``)."""
-    digest = hashlib.md5(usedforsecurity=False)
+    return _hexdigest(path, hashlib.md5(usedforsecurity=False), gunzip)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes."""
+    return _hexdigest(path, hashlib.sha256(), gunzip=False)
+
+
+def _hexdigest(path, digest, gunzip: bool) -> str:
     opener = gzip.open if gunzip else open
     with opener(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK), b""):
@@ -185,7 +193,16 @@ def _too_slow(seen: _Seen, deadline: float) -> DatasetError:
     )
 
 
-def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
+def _verify(path: str, md5: set[str], gunzip_md5: set[str], sha256: set[str]) -> None:
+    if sha256:
+        got = file_sha256(path)
+        if got not in sha256:
+            expected = " or ".join(sorted(sha256))
+            raise DatasetError(
+                f"checksum mismatch: got sha256 {got}, expected {expected}"
+            )
+        if not (md5 or gunzip_md5):
+            return
     got = file_md5(path)
     if got in md5:
         return
@@ -202,14 +219,14 @@ def _verify(path: str, md5: set[str], gunzip_md5: set[str]) -> None:
     raise DatasetError(message)
 
 
-def _download_one(url, dest: Path, md5, gunzip_md5, limits, progress) -> None:
+def _download_one(url, dest: Path, checksums, limits, progress) -> None:
     fd, tmp, lock = _local(partfiles.create, dest, dest)
     try:
         with os.fdopen(fd, "wb") as out:
             _fetch(url, out, limits, progress, dest)
             _local(out.flush, dest)
             _local(os.fsync, dest, out.fileno())
-        _verify(tmp, md5, gunzip_md5)
+        _verify(tmp, *checksums)
         _local(os.replace, dest, tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
@@ -249,6 +266,7 @@ def download(
     *,
     md5: str | Sequence[str] | None = None,
     gunzip_md5: str | Sequence[str] | None = None,
+    sha256: str | Sequence[str] | None = None,
     timeout: float = 30.0,
     progress: bool = True,
     max_bytes: int | None = None,
@@ -256,15 +274,17 @@ def download(
 ) -> Path:
     """Download the first URL that works to ``dest``, verified, atomically.
 
-    The file is accepted when its md5 is one of ``md5`` or, for a gzip file, when the
-    md5 of its decompressed content is one of ``gunzip_md5`` (MNIST mirrors wrap
-    identical IDX files in different .gz bytes). At least one checksum must be given.
+    The file is accepted when its sha256 is one of ``sha256`` (if given) and its md5
+    is one of ``md5`` or, for a gzip file, the md5 of its decompressed content is one
+    of ``gunzip_md5`` (if either is given; MNIST mirrors wrap identical IDX files in
+    different .gz bytes). At least one checksum must be given.
 
     Args:
         urls: one URL or mirrors to try in order.
         dest: the final path; its folder is created if needed.
         md5: accepted md5 hex digests of the downloaded bytes.
         gunzip_md5: accepted md5 hex digests of the decompressed content.
+        sha256: accepted sha256 hex digests of the downloaded bytes.
         timeout: seconds allowed for connecting and for each read.
         progress: show a tqdm progress bar when tqdm is installed.
         max_bytes: the size of the file (exact, or an upper bound when mirrors
@@ -284,9 +304,11 @@ def download(
         DatasetError: the destination folder cannot be written.
     """
     urls = [urls] if isinstance(urls, str) else list(urls)
-    md5s, gunzip_md5s = _as_set(md5), _as_set(gunzip_md5)
-    if not md5s and not gunzip_md5s:
-        raise ValueError("download: expected md5= or gunzip_md5=, got neither")
+    checksums = (_as_set(md5), _as_set(gunzip_md5), _as_set(sha256))
+    if not any(checksums):
+        raise ValueError(
+            "download: expected md5= or gunzip_md5= (or sha256=), got none of them"
+        )
     if not urls:
         raise ValueError("download: expected at least one URL, got none")
     limits = _limits(timeout, max_bytes, deadline)
@@ -296,7 +318,7 @@ def download(
     failures = []
     for url in urls:
         try:
-            _download_one(url, dest, md5s, gunzip_md5s, limits, progress)
+            _download_one(url, dest, checksums, limits, progress)
             return dest
         except _LocalError as exc:
             raise DatasetError(str(exc)) from exc.__cause__

@@ -19,6 +19,7 @@ A data root (``$CNNUMPY_DATA`` or the cache) looks like::
                     (each also accepted raw, without .gz)
     fashion-mnist/  the same four names
     cifar-10-python.tar.gz   or the extracted   cifar-10-batches-py/
+    tiny-shakespeare/input.txt   (char-rnn's name, tinyshakespeare/, also accepted)
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ class CifarSpec:
     sizes: dict[str, int]
     class_names: tuple[str, ...]
     archive_bytes: int = 170_498_071
+
+
+@dataclass(frozen=True)
+class TextSpec:
+    """A corpus of one UTF-8 file: its name, exact size in bytes, sha256 and URLs."""
+
+    name: str
+    title: str
+    subdirs: tuple[str, ...]
+    filename: str
+    size: int
+    sha256: str
+    urls: tuple[str, ...]
 
 
 def idx_download_bytes(spec: IdxSpec, split: str) -> tuple[int, int]:
@@ -184,6 +198,21 @@ CIFAR10 = CifarSpec(
     ),
 )
 
+# Karpathy's char-rnn corpus. The size and sha256 are the ones TensorFlow Datasets
+# pins for this URL (tensorflow_datasets/url_checksums/tiny_shakespeare.txt).
+TINY_SHAKESPEARE = TextSpec(
+    name="tiny-shakespeare",
+    title="tiny Shakespeare",
+    subdirs=("tiny-shakespeare", "tinyshakespeare"),
+    filename="input.txt",
+    size=1_115_394,
+    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    urls=(
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/"
+        "tinyshakespeare/input.txt",
+    ),
+)
+
 SPECS: dict[str, IdxSpec | CifarSpec] = {
     MNIST.name: MNIST,
     FASHION_MNIST.name: FASHION_MNIST,
@@ -192,7 +221,7 @@ SPECS: dict[str, IdxSpec | CifarSpec] = {
 
 
 def candidate_dirs(
-    spec: IdxSpec | CifarSpec, path: str | os.PathLike | None
+    spec: IdxSpec | CifarSpec | TextSpec, path: str | os.PathLike | None
 ) -> list[tuple[str, Path]]:
     """The places to search, in order, each with a label for error messages."""
     if path is not None:

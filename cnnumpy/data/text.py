@@ -12,19 +12,28 @@ Karpathy's min-char-rnn does the same on any text file with windows of 25 charac
   library's own sources (the notes train on Shakespeare, Tolstoy and the Linux
   sources; Python code makes the same point: indentation, brackets, keywords).
   Licence: the Python Software Foundation License, which allows copying them.
+- :func:`tiny_shakespeare`: the notes' own corpus, Karpathy's char-rnn ``input.txt``
+  (1,115,394 characters of the plays), found where the data sets are
+  (``cnnumpy.data.sources``) or downloaded into the cache when the network is
+  there; every copy must have the official size and sha256 before it is used.
 - :func:`char_windows`: seeded mini-batches of windows ``x (B, T)`` and their targets
   ``y (B, T)``, ``y[:, t] = x[:, t + 1]`` along the text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from cnnumpy.data.dataset import DatasetError
+from cnnumpy.data import sources
+from cnnumpy.data.dataset import DatasetError, DownloadError
+from cnnumpy.data.download import cache_dir
+from cnnumpy.data.download import download as download_file
 from cnnumpy.fileio import read_small_text
 from cnnumpy.rng import as_rng
 
@@ -151,6 +160,79 @@ def stdlib_corpus(max_chars: int | None = None) -> str:
         raise DatasetError(f"stdlib_corpus: no standard library sources under {root}")
     text = "\n".join(parts)
     return text if max_chars is None else text[:max_chars]
+
+
+def tiny_shakespeare(
+    path: str | os.PathLike | None = None, download: bool = True
+) -> str:
+    """Karpathy's tiny Shakespeare (char-rnn's ``input.txt``), verified.
+
+    Searched as the image data sets are (``cnnumpy.data.sources``): ``path`` alone
+    when given (the file, or a folder holding ``input.txt`` or
+    ``tiny-shakespeare/input.txt``); else ``$CNNUMPY_DATA/tiny-shakespeare/``, then
+    the cache; then, with ``download``, fetched into the cache. A copy is used only
+    with the size and sha256 of ``sources.TINY_SHAKESPEARE``.
+
+    Returns:
+        The text: 1,115,394 characters, 65 distinct ones.
+
+    Raises:
+        DatasetError: a copy with other bytes (the message names the expected and
+            the received sha256), or no copy and no download (the message names
+            the URL tried and where to put the file by hand).
+    """
+    spec = sources.TINY_SHAKESPEARE
+    if path is not None and Path(path).expanduser().is_file():
+        return _verified_text(Path(path).expanduser(), spec)
+    tried = []
+    for label, folder in sources.candidate_dirs(spec, path):
+        if (folder / spec.filename).exists():
+            return _verified_text(folder / spec.filename, spec)
+        state = "no such folder" if not folder.is_dir() else f"no {spec.filename}"
+        tried.append(f"{label} {folder} ({state})")
+    target = cache_dir() / spec.subdirs[0] / spec.filename
+    if download and path is None:
+        try:
+            download_file(
+                spec.urls,
+                target,
+                sha256=spec.sha256,
+                timeout=sources.DOWNLOAD_TIMEOUT,
+                max_bytes=spec.size,
+            )
+            return _verified_text(target, spec)
+        except DownloadError as exc:
+            tried.append(f"download into {target.parent}: {exc}")
+    what = f"{spec.title} ({spec.filename})"
+    message = sources.not_found_message(
+        "tiny_shakespeare", what, tried, download, path is not None
+    )
+    raise DatasetError(
+        f"{message}\nBy hand: save {spec.urls[0]} ({spec.size:,} bytes, sha256 "
+        f"{spec.sha256}) as {target}."
+    )
+
+
+def _verified_text(path: Path, spec: sources.TextSpec) -> str:
+    """The text of ``path`` if its bytes are the official ones; else DatasetError.
+
+    The bytes are read once and the ones verified are the ones decoded.
+    """
+    size = path.stat().st_size
+    if size != spec.size:
+        raise _not_official(path, spec, f"{size:,} bytes")
+    data = path.read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if len(data) != spec.size or got != spec.sha256:
+        raise _not_official(path, spec, f"{len(data):,} bytes with sha256 {got}")
+    return data.decode("utf-8")
+
+
+def _not_official(path: Path, spec: sources.TextSpec, got: str) -> DatasetError:
+    return DatasetError(
+        f"{path}: not the official {spec.title}: expected {spec.size:,} bytes with "
+        f"sha256 {spec.sha256}, got {got}; delete or replace the file"
+    )
 
 
 def char_windows(

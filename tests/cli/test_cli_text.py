@@ -53,6 +53,13 @@ def test_train_text_fills_a_run_folder(char_run, text_file):
     assert "probability" in page.lower() and "unit" in page.lower()
 
 
+def test_no_report_writes_no_report(text_file, tmp_path):
+    argv = ["train", "--model", "char_rnn", "--text", str(text_file), *TINY[2:]]
+    assert main([*argv, "--epochs", "1", "--out", str(tmp_path), "--no-report"]) == 0
+    assert (tmp_path / runs.METRICS).is_file()
+    assert not (tmp_path / runs.REPORT).exists()
+
+
 def test_resume_continues_to_the_weights_of_an_uninterrupted_run(text_file, tmp_path):
     base = ["train", "--model", "char_rnn", "--text", str(text_file), *TINY[2:]]
     assert main([*base, "--epochs", "1", "--out", str(tmp_path / "a")]) == 0

@@ -37,6 +37,7 @@ from cnnumpy.data import (
     partfiles,
     sources,
 )
+from cnnumpy.data.download import file_sha256
 
 PAYLOAD = gzip.compress(b"cnnumpy test payload " * 5000, mtime=0)
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -138,6 +139,43 @@ def test_checksum_mismatch_leaves_nothing(server, tmp_path):
             progress=False,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("also_md5", [None, MD5, "0" * 32])
+def test_sha256_is_checked_and_so_is_an_md5_given_beside_it(server, tmp_path, also_md5):
+    server.routes["/f.gz"] = ("ok", PAYLOAD)
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    if also_md5 == "0" * 32:  # right sha256, wrong md5: refused
+        with pytest.raises(DownloadError, match="checksum mismatch: got md5 "):
+            download(
+                server.url + "/f.gz",
+                tmp_path / "f.gz",
+                sha256=sha,
+                md5=also_md5,
+                timeout=5,
+                progress=False,
+            )
+        assert list(tmp_path.iterdir()) == []
+        return
+    dest = download(
+        server.url + "/f.gz",
+        tmp_path / "f.gz",
+        sha256=sha,
+        md5=also_md5,
+        timeout=5,
+        progress=False,
+    )
+    assert file_sha256(dest) == sha
+    with pytest.raises(DownloadError, match=f"got sha256 {sha}, expected {'1' * 64}"):
+        download(
+            server.url + "/f.gz",
+            tmp_path / "g.gz",
+            sha256="1" * 64,
+            md5=also_md5,
+            timeout=5,
+            progress=False,
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.gz"]
 
 
 def test_connection_cut_mid_file_leaves_nothing(server, tmp_path):
