@@ -48,6 +48,7 @@ def _module(layer, in_shape: tuple[int, ...]) -> nn.Module:
         "Tanh": lambda: nn.Tanh(),
         "Sigmoid": lambda: nn.Sigmoid(),
         "LeakyReLU": lambda: nn.LeakyReLU(layer.alpha),
+        "ELU": lambda: nn.ELU(layer.alpha),
         "Flatten": lambda: nn.Flatten(),
         "Dropout": lambda: nn.Dropout(layer.rate),
     }

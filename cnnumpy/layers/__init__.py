@@ -4,7 +4,15 @@ The math they call lives in ``cnnumpy.textbook`` (the notes' code) and runs on
 the kernel ``cnnumpy.engine`` chooses.
 """
 
-from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from cnnumpy.layers.activations import (
+    ELU,
+    Arctan,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from cnnumpy.layers.base import LAYERS, Layer, layer_from_config, layer_to_config
 from cnnumpy.layers.conv import Conv1D, Conv2D
 from cnnumpy.layers.dense import Dense
@@ -24,6 +32,7 @@ from cnnumpy.layers.reshape import Flatten
 
 __all__ = [
     "LAYERS",
+    "Arctan",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm",
@@ -31,6 +40,7 @@ __all__ = [
     "Conv2D",
     "Dense",
     "Dropout",
+    "ELU",
     "Embedding",
     "Flatten",
     "GRU",

@@ -2,7 +2,8 @@
 
 They have no parameters, accept inputs of any rank (the first axis is the batch) and
 keep the float dtype of their input. Each keeps only what its derivative needs: a mask
-for ReLU and LeakyReLU, the output for Sigmoid, Tanh and Softmax. The math is the
+for ReLU and LeakyReLU, the output for Sigmoid, Tanh and Softmax, the mask and the
+output for ELU, the input for Arctan. The math is the
 book's (``cnnumpy/textbook/activations.py``), run by ``cnnumpy.engine.ops``.
 """
 
@@ -54,6 +55,17 @@ class _Activation(Layer):
         return {"name": self.name}
 
 
+def _check_alpha(layer: str, alpha) -> float:
+    """``alpha`` as a float, or a ValueError naming the layer and what it got."""
+    if (
+        isinstance(alpha, bool)
+        or not isinstance(alpha, (int, float, np.integer, np.floating))
+        or not math.isfinite(alpha)
+    ):
+        raise ValueError(f"{layer}: alpha must be a finite number, got {alpha!r}")
+    return float(alpha)
+
+
 class ReLU(_Activation):
     """f(x) = max(0, x); f'(x) = 1 if x > 0 else 0. Keeps the boolean mask x > 0."""
 
@@ -61,7 +73,6 @@ class ReLU(_Activation):
 
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
-
 
 
 class LeakyReLU(_Activation):
@@ -73,22 +84,49 @@ class LeakyReLU(_Activation):
 
     def __init__(self, alpha: float = 0.01, name: str | None = None) -> None:
         super().__init__(name=name)
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, (int, float, np.integer, np.floating))
-            or not math.isfinite(alpha)
-        ):
-            raise ValueError(f"LeakyReLU: alpha must be a finite number, got {alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = _check_alpha("LeakyReLU", alpha)
 
     op = ops.leaky_relu
 
     def _args(self, x):
         return (self.alpha,)
 
+    def get_config(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "name": self.name}
+
+
+class ELU(_Activation):
+    """ELU(x) = x if x > 0 else alpha (e^x - 1) (Clevert et al. 2016; seed 003 lists
+    "elu" among the activations h); ELU'(x) = 1 if x > 0 else ELU(x) + alpha.
+
+    Smooth on the negative side, where it saturates at -alpha, unlike ReLU. Keeps the
+    mask x > 0 and the output. The same function as ``torch.nn.ELU(alpha)``.
+
+    Args:
+        alpha: the negative saturation value is -alpha (default 1.0, as PyTorch).
+    """
+
+    def __init__(self, alpha: float = 1.0, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.alpha = _check_alpha("ELU", alpha)
+
+    op = ops.elu
+
+    def _args(self, x):
+        return (self.alpha,)
 
     def get_config(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "name": self.name}
+
+
+class Arctan(_Activation):
+    """f(x) = arctan(x) (seed 004, 1.3: bounded and differentiable, like the
+    sigmoid); f'(x) = 1 / (1 + x^2). Outputs lie in (-pi/2, pi/2). Keeps the input."""
+
+    op = ops.arctan
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
 
 
 class Sigmoid(_Activation):
@@ -107,7 +145,6 @@ class Tanh(_Activation):
 
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
-
 
 
 class Softmax(_Activation):

@@ -3,7 +3,9 @@
 An element-wise activation maps Y = f(X), so its backward pass is the Hadamard product
 ``dE/dX = dE/dY * f'(X)``. Each ``*_forward`` keeps only what ``f'`` needs: a mask for
 ReLU and LeakyReLU, the output for sigmoid, tanh and softmax (their derivatives are
-written with the output: sigmoid' = s (1 - s), tanh' = 1 - t^2).
+written with the output: sigmoid' = s (1 - s), tanh' = 1 - t^2), the mask and the output
+for ELU (ELU' = ELU + alpha on the negative side), the input for arctan (seed 004, 1.3;
+arctan' = 1 / (1 + x^2)).
 
 Softmax (seed 004, eq. 4) is not element-wise. Along its axis, with m = max_k z_k
 (seed 000: subtracting the maximum changes nothing and keeps ``exp`` from overflowing)::
@@ -82,6 +84,53 @@ def tanh_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def tanh_backward(dout: np.ndarray, out: np.ndarray) -> np.ndarray:
     return dout * (1 - out * out)
+
+
+def elu_forward(x: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, tuple]:
+    """ELU (Clevert et al. 2016): ELU(x) = x if x > 0 else alpha (e^x - 1).
+
+    Seed 003 names it with tanh and ReLU among the activations h ("tanh, ReLU, elu").
+
+    ``np.expm1(x)`` is e^x - 1 without the cancellation of ``np.exp(x) - 1`` near 0;
+    it is taken of ``min(x, 0)`` so that a large positive x never overflows ``exp``.
+
+    Args:
+        x: any shape; float32 or float64, kept.
+        alpha: ELU(x) tends to -alpha as x -> -inf (PyTorch's default: 1).
+
+    Returns:
+        ``(out, (mask, out, alpha))`` with ``mask = x > 0``, out of the shape of x.
+    """
+    mask = x > 0
+    negative_side = x.dtype.type(alpha) * np.expm1(np.minimum(x, 0))
+    out = np.where(mask, x, negative_side)
+    return out, (mask, out, float(alpha))
+
+
+def elu_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """dE/dX = dE/dY * ELU'(x), ELU'(x) = 1 if x > 0 else alpha e^x = ELU(x) + alpha.
+
+    The derivative is read off the output, as for sigmoid and tanh; at x = 0 it is
+    taken as alpha (the left side), like PyTorch.
+    """
+    mask, out, alpha = cache
+    return np.where(mask, dout, dout * (out + out.dtype.type(alpha)))
+
+
+# arctan (seed 004, 1.3): f(x) = arctan(x) in (-pi/2, pi/2), f'(x) = 1 / (1 + x^2)
+def arctan_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(arctan(x), x)``: the derivative needs the input."""
+    return np.arctan(x), x
+
+
+def arctan_backward(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """dE/dX = dE/dY / (1 + x^2).
+
+    For |x| beyond ~1e19 (float32) x^2 overflows to inf and the quotient is the exact
+    limit 0, so the overflow is not worth a warning.
+    """
+    with np.errstate(over="ignore"):
+        return dout / (1 + x * x)
 
 
 def softmax_forward(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, tuple]:

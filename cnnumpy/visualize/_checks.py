@@ -11,13 +11,21 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from cnnumpy.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from cnnumpy.layers.activations import (
+    ELU,
+    Arctan,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from cnnumpy.layers.base import Layer
 from cnnumpy.layers.conv import Conv2D
 from cnnumpy.validation import check_values
 
 #: Layers that Grad-CAM and ``filters`` treat as "the activation of the conv before".
-ACTIVATIONS = (ReLU, LeakyReLU, Sigmoid, Tanh)
+ACTIVATIONS = (ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Arctan)
 
 
 def check_built(model, where: str) -> tuple[int, ...]:
