@@ -27,7 +27,7 @@ import traceback
 
 import numpy as np
 
-from cnnumpy import losses, sync
+from cnnumpy import initializers, losses, sync
 from cnnumpy.distributed.mirror import attach, grad_arrays, set_step_state
 from cnnumpy.distributed.transport import SharedBlock, receive, receive_fd, send
 from cnnumpy.model import Sequential
@@ -72,7 +72,9 @@ class Worker:
         self.commands = commands
         self.cmd_fd = commands.fileno()
         self.reply_fd = reply_fd
-        self.model = Sequential.from_config(setup["config"])
+        # the weights come next (attach): a "custom" initialiser needs no callable here
+        with initializers.weights_follow():
+            self.model = Sequential.from_config(setup["config"])
         self.weights = attach(self.model, fd, setup["weights"], setup["w_offsets"])
         self.g_offsets = setup["g_offsets"]
         self.block: SharedBlock | None = None  # this replica's slice, grads, outputs

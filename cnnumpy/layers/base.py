@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnumpy import initializers
 from cnnumpy.rng import spawn_rng
 
 # Every concrete layer class, by name, so that a saved config can be rebuilt without
@@ -161,6 +162,26 @@ class Layer:
         elif not np.issubdtype(x.dtype, np.floating):
             x = x.astype(self.dtype)
         return x
+
+    def _initial_value(
+        self,
+        spec: initializers.Spec,
+        argument: str,
+        shape: tuple[int, ...],
+        input_shape: tuple[int, ...],
+    ) -> np.ndarray:
+        """A new parameter of ``shape`` from ``spec``, the ``argument`` of this layer
+        (e.g. ``"kernel_initializer"``): a name or a callable ``f(shape, rng, dtype)``
+        (:mod:`cnnumpy.initializers`), drawn from this layer's generator in its dtype,
+        its result checked; errors name the layer."""
+        return initializers.initialize(
+            spec,
+            shape,
+            self.rng,
+            self.dtype,
+            input_shape=input_shape,
+            where=f"{self!r}: {argument}",
+        )
 
     def _expected_input(self) -> str:
         """A short text for error messages, such as ``(N, 3, H, W)``."""

@@ -23,6 +23,7 @@ the bottom and the extra column on the right.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,8 @@ class _Conv(Layer):
         padding: int | str | tuple[int, int] = 0,
         padding_mode: str = "zeros",
         use_bias: bool = True,
-        kernel_initializer: str = "he_normal",
-        bias_initializer: str = "zeros",
+        kernel_initializer: str | Callable[..., np.ndarray] = "he_normal",
+        bias_initializer: str | Callable[..., np.ndarray] = "zeros",
         allow_uneven: bool = False,
         name: str | None = None,
     ) -> None:
@@ -84,11 +85,9 @@ class _Conv(Layer):
             raise TypeError(f"{owner}: use_bias and allow_uneven must be bools")
         self.use_bias = use_bias
         self.allow_uneven = allow_uneven
-        for init in (kernel_initializer, bias_initializer):
-            try:
-                initializers.get(init)
-            except ValueError as exc:
-                raise ValueError(f"{owner}: {exc}") from None
+        # now, so that a typo fails at construction, not at the first batch
+        initializers.check(kernel_initializer, owner, "kernel_initializer")
+        initializers.check(bias_initializer, owner, "bias_initializer")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._cache = None
@@ -162,11 +161,16 @@ class _Conv(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         shapes = self.param_shapes(input_shape)  # validate before creating anything
-        init_w = initializers.get(self.kernel_initializer)
-        self.params = {"W": init_w(shapes["W"], self.rng, self.dtype)}
+        input_shape = tuple(int(d) for d in input_shape)  # (C, H, W) or (C, L)
+        self.params = {
+            "W": self._initial_value(
+                self.kernel_initializer, "kernel_initializer", shapes["W"], input_shape
+            )
+        }
         if self.use_bias:
-            init_b = initializers.get(self.bias_initializer)
-            self.params["b"] = init_b(shapes["b"], self.rng, self.dtype)
+            self.params["b"] = self._initial_value(
+                self.bias_initializer, "bias_initializer", shapes["b"], input_shape
+            )
         super().build(input_shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -232,8 +236,9 @@ class _Conv(Layer):
             "padding": compact(self.padding),
             "padding_mode": self.padding_mode,
             "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
+            # a callable is recorded as "custom": a config never holds code
+            "kernel_initializer": initializers.config_name(self.kernel_initializer),
+            "bias_initializer": initializers.config_name(self.bias_initializer),
             "allow_uneven": self.allow_uneven,
             "name": self.name,
         }
@@ -253,7 +258,10 @@ class Conv2D(_Conv):
         padding_mode: ``"zeros"``, ``"reflect"`` (needs P < input size) or
             ``"replicate"``: the notes' zero, reflection and stretching padding.
         use_bias: add ``b (filters,)``.
-        kernel_initializer, bias_initializer: names from :mod:`cnnumpy.initializers`.
+        kernel_initializer, bias_initializer: names from :mod:`cnnumpy.initializers`
+            or callables ``f(shape, rng, dtype) -> array`` (saved as ``"custom"``; a
+            loaded model gets its weights from the file). A callable with a
+            parameter ``input_shape`` receives ``(C, H, W)`` (Conv1D: ``(C, L)``).
         allow_uneven: floor the output size like PyTorch instead of rejecting an invalid
             D-F-S combination (see the module docstring).
         name: optional layer name.

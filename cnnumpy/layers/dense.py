@@ -6,6 +6,7 @@ Keras' Dense): the N*T rows are one batch of the same operation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,8 +25,12 @@ class Dense(Layer):
     Args:
         units: number of output neurons.
         use_bias: add the bias B.
-        kernel_initializer: name of the initializer of W (``cnnumpy.initializers``).
-        bias_initializer: name of the initializer of B.
+        kernel_initializer: the initializer of W: a name from
+            :mod:`cnnumpy.initializers` or a callable ``f(shape, rng, dtype) ->
+            array`` (saved as ``"custom"``; a loaded model gets its weights from
+            the file). A callable with a parameter ``input_shape`` receives
+            ``(in_features,)``.
+        bias_initializer: the initializer of B, likewise.
         name: optional name of the layer.
 
     Shape:
@@ -40,8 +45,8 @@ class Dense(Layer):
         self,
         units: int,
         use_bias: bool = True,
-        kernel_initializer: str = "he_normal",
-        bias_initializer: str = "zeros",
+        kernel_initializer: str | Callable[..., np.ndarray] = "he_normal",
+        bias_initializer: str | Callable[..., np.ndarray] = "zeros",
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -57,11 +62,13 @@ class Dense(Layer):
             )
         self.units = int(units)
         self.use_bias = use_bias
+        for argument, spec in (
+            ("kernel_initializer", kernel_initializer),
+            ("bias_initializer", bias_initializer),
+        ):  # now, so that a typo fails at construction, not at the first batch
+            initializers.check(spec, f"Dense({units})", argument)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        # Resolve now so that a typo fails at construction, not at the first batch.
-        self._kernel_init = initializers.get(kernel_initializer)
-        self._bias_init = initializers.get(bias_initializer)
         self._cache = None
         self._out_shape: tuple[int, ...] = (0, self.units)  # of the last forward
 
@@ -92,9 +99,17 @@ class Dense(Layer):
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         shapes = self.param_shapes(input_shape)  # validates before allocating
-        self.params = {"W": self._kernel_init(shapes["W"], self.rng, self.dtype)}
+        # what one row of W's product sees: a sequence's step, not the sequence
+        features = shapes["W"][:1]
+        self.params = {
+            "W": self._initial_value(
+                self.kernel_initializer, "kernel_initializer", shapes["W"], features
+            )
+        }
         if self.use_bias:
-            self.params["b"] = self._bias_init(shapes["b"], self.rng, self.dtype)
+            self.params["b"] = self._initial_value(
+                self.bias_initializer, "bias_initializer", shapes["b"], features
+            )
         super().build(input_shape)
 
     def _expected_input(self) -> str:
@@ -138,7 +153,8 @@ class Dense(Layer):
         return {
             "units": self.units,
             "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer,
-            "bias_initializer": self.bias_initializer,
+            # a callable is recorded as "custom": a config never holds code
+            "kernel_initializer": initializers.config_name(self.kernel_initializer),
+            "bias_initializer": initializers.config_name(self.bias_initializer),
             "name": self.name,
         }

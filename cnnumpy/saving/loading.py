@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 
-from cnnumpy import losses
+from cnnumpy import initializers, losses
 from cnnumpy import metrics as metrics_module
 from cnnumpy.layers import layer_from_config
 from cnnumpy.model import Sequential
@@ -84,7 +84,9 @@ def _model_from_meta(meta: dict, declared: dict, where: str) -> Sequential:
     spec = meta["model"]
     check_tensors(planned_tensors(layers, spec, where), declared, where)
     try:
-        with isolated():
+        # weights_follow: a layer built with a callable (saved as "custom") gets its
+        # weights from the file, which assign_weights sets before anyone reads them
+        with isolated(), initializers.weights_follow():
             model = Sequential.from_config(spec)
     except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as exc:
         raise ModelFileError(

@@ -317,3 +317,33 @@ def test_a_module_in_the_working_directory_is_not_imported(tmp_path, monkeypatch
     with model.use_processes(2):
         model.train_on_batch(*_data(32))
     assert not marker.exists()
+
+
+def test_a_model_built_with_a_callable_initialiser_splits_too():
+    """The replicas rebuild the model from its config, where a callable initialiser
+    is "custom": they take the weights from the caller instead of calling it."""
+
+    def small(shape, rng, dtype):
+        return (rng.standard_normal(shape) * 0.1).astype(dtype)
+
+    def build():
+        cnnumpy.seed(4)
+        model = cnnumpy.Sequential(
+            [L.Flatten(), L.Dense(7, kernel_initializer=small), L.Tanh(), L.Dense(5)],
+            input_shape=(2, 8, 8),
+        )
+        model.astype("float64")
+        model.compile(cnnumpy.optimizers.SGD(0.05, momentum=0.9), "cross_entropy")
+        return model
+
+    one, split = build(), build()
+    group = split.use_processes(2)
+    try:
+        x, y = _data(32)
+        for _ in range(2):
+            assert split.train_on_batch(x, y) == pytest.approx(
+                one.train_on_batch(x, y), rel=1e-12
+            )
+        assert _max_weight_diff(one, split) < 1e-12
+    finally:
+        group.close()
