@@ -14,6 +14,10 @@ never modified: weight decay and clipping work on temporaries. Layers with
 ``trainable == False`` or without parameters are skipped. Per-parameter state ("slots",
 e.g. the momentum buffer) is keyed ``f"{i}.{key}"`` with ``i`` the index of the layer in
 the list, and has the dtype of its parameter.
+
+Each parameter is updated with its own options (``param_options``): the optimiser's
+values, or those its layer, or the parameter itself, was given with ``set_options`` or
+``groups=`` (:mod:`cnnumpy.optimizer_groups`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
+from cnnumpy.optimizer_groups import PerLayerOptions, parse_groups
 
 __all__ = ["Optimizer", "clip_grad_norm"]
 
@@ -95,27 +101,42 @@ def check_argument(owner: str, name: str, value: Any, ok: bool, expected: str) -
         raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
 
 
-class Optimizer:
+class Optimizer(PerLayerOptions):
     """Base class: learning rate, weight decay, clipping, step counter and slots.
 
-    Subclasses define ``slot_names()`` (the slots each parameter needs) and
-    ``_update(p, g, slots)``, which receives ``g`` already clipped (a temporary, never
-    ``layer.grads`` itself, when clipping applied) and updates ``p`` in place.
+    Subclasses define ``slot_names()`` (the slots each parameter needs),
+    ``group_options`` (the options a layer may have its own value of) and
+    ``_update(p, g, slots, o)``, which receives ``g`` already clipped (a temporary,
+    never ``layer.grads`` itself, when clipping applied) and the parameter's options
+    ``o`` (``o.lr``, ``o.weight_decay``, ...), and updates ``p`` in place.
     """
 
-    def __init__(self, lr: float, weight_decay: float, clipnorm: float | None) -> None:
+    group_options: tuple[str, ...] = ("lr", "weight_decay")
+
+    def __init__(
+        self,
+        lr: float,
+        weight_decay: float,
+        clipnorm: float | None,
+        groups: Any = None,
+        decay_biases: bool = True,
+    ) -> None:
+        owner = self._name()
         self.lr = lr
-        check_argument(
-            self._name(), "weight_decay", weight_decay, weight_decay >= 0, ">= 0"
-        )
+        self.initial_lr = self.lr  # lr0, to which the groups' own lrs are relative
+        check_argument(owner, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
         if clipnorm is not None:
-            check_argument(
-                self._name(), "clipnorm", clipnorm, clipnorm > 0, "> 0 or None"
-            )
+            check_argument(owner, "clipnorm", clipnorm, clipnorm > 0, "> 0 or None")
+        ok = isinstance(decay_biases, (bool, np.bool_))
+        check_argument(owner, "decay_biases", decay_biases, ok, "True or False")
         self.weight_decay = float(weight_decay)
         self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.decay_biases = bool(decay_biases)
         self.iterations = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {}
+        self.layer_options: dict[tuple, dict[str, float]] = {}
+        for layer, param, options in parse_groups(owner, groups or {}):
+            self.set_options(layer, param=param, **options)
 
     def _name(self) -> str:
         return type(self).__name__
@@ -136,6 +157,7 @@ class Optimizer:
     def step(self, layers: Sequence[Any]) -> None:
         """Apply one update to every parameter of the trainable ``layers``, in place."""
         triples = list(_trainable(layers, self._name()))
+        options = self.param_options(layers)
         scale = 1.0
         if self.clipnorm is not None:
             scale = _clip_scale(_global_norm([g for *_, g in triples]), self.clipnorm)
@@ -144,10 +166,11 @@ class Optimizer:
             if scale < 1.0:
                 # a temporary: layer.grads is left untouched
                 g = g * p.dtype.type(scale)
-            self._update(p, g, self._slots_for(slot_key, p))
+            slots = self._slots_for(slot_key, p)
+            self._update(p, g, slots, options[slot_key])
 
     def _update(
-        self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray]
+        self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray], o: Any
     ) -> None:
         raise NotImplementedError
 
@@ -161,13 +184,10 @@ class Optimizer:
 
     def _slots_for(self, slot_key: str, p: np.ndarray) -> dict[str, np.ndarray]:
         """One parameter's slots: created at zero, checked, cast to the param dtype."""
-        slots = self.slots.get(slot_key)
-        if slots is None:
-            slots = {
-                n: np.zeros(self.slot_shape(n, p.shape), p.dtype)
-                for n in self.slot_names()
-            }
-            self.slots[slot_key] = slots
+        slots = self.slots.setdefault(slot_key, {})
+        for n in self.slot_names():  # (a group given momentum later adds a slot)
+            if n not in slots:
+                slots[n] = np.zeros(self.slot_shape(n, p.shape), p.dtype)
         self._check_slot_shapes(slot_key, slots, p.shape)
         for name, value in slots.items():
             if value.dtype != p.dtype:  # e.g. the model was converted with astype
@@ -187,12 +207,36 @@ class Optimizer:
 
     # -- config and state
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-serialisable)."""
-        return {
+        """The constructor arguments (JSON-serialisable), read back by ``from_config``.
+
+        ``decay_biases`` appears only when False and ``groups`` (with ``initial_lr``,
+        the lr the groups' lrs are relative to) only when some were set, so that a
+        config without them is the one older versions wrote.
+        """
+        config = {
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
         }
+        if not self.decay_biases:
+            config["decay_biases"] = False
+        if self.layer_options:
+            config["groups"] = self.groups_config()
+            config["initial_lr"] = self.initial_lr
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        """The optimiser ``get_config`` describes: built at ``initial_lr`` (so that the
+        groups keep their lrs), then set to the current ``lr``."""
+        config = dict(config)
+        lr = config.pop("lr", None)
+        initial_lr = config.pop("initial_lr", lr)
+        if initial_lr is None:
+            return cls(**config)
+        optimizer = cls(lr=initial_lr, **config)
+        optimizer.lr = lr if lr is not None else initial_lr
+        return optimizer
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -256,6 +300,7 @@ class Optimizer:
                     f"expected {expected} for a parameter of shape {shape}"
                 )
 
-    def _with_l2(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """g + weight_decay * w: L2 weight decay added to the gradient (a new array)."""
-        return g + self.weight_decay * p if self.weight_decay else g
+    @staticmethod
+    def _with_l2(p: np.ndarray, g: np.ndarray, o: Any) -> np.ndarray:
+        """g + o.weight_decay * w: L2 decay added to the gradient (a new array)."""
+        return g + o.weight_decay * p if o.weight_decay else g

@@ -6,6 +6,34 @@ follows its PyTorch twin (``torch.optim``) operation for operation, and
 ``tests/training/test_optimizers_torch.py`` checks it step for step. The shared
 machinery (``Optimizer``: slots, state dicts, clipping, weight decay) is in
 ``optimizer_base``.
+
+Per-layer options. Seed 000 gives each layer its own (α, η, ε) and decays weights, not
+biases. Any optimiser takes, as PyTorch's parameter groups do, options for one layer
+(its name, its index in ``model.layers``, or the layer object if it has a name) or for
+one parameter of it::
+
+    opt = SGD(lr=0.01, momentum=0.9, weight_decay=1e-4, decay_biases=False,
+              groups={"conv1": {"lr": 0.02}, ("fc", "W"): {"weight_decay": 5e-4}})
+    opt.set_options("conv2", lr=0.005, momentum=0.5)   # the same, after the fact
+    opt.set_options(model.layers[0], param="b", lr=0.04)
+
+- What a layer may have its own value of is ``group_options``: SGD ``lr``,
+  ``momentum``, ``weight_decay``; Adam and AdamW ``lr``, ``beta1``, ``beta2``, ``eps``,
+  ``weight_decay``; RMSProp ``lr``, ``alpha``, ``eps``, ``momentum``,
+  ``weight_decay``. ``nesterov`` and ``clipnorm`` stay global (the clipping norm is
+  that of all the gradients together).
+- Each parameter takes the optimiser's values, overridden by its layer's, overridden
+  by its own (``param=``). ``decay_biases=False`` gives the biases (``b``, ``b_*``)
+  and BatchNorm's ``gamma`` and ``beta`` no weight decay, unless their own options
+  (``param="b"``) set one.
+- A group's lr is the rate at the optimiser's ``initial_lr`` (its constructor's lr).
+  Schedules set the optimiser's ``lr``; every group follows in proportion,
+  ``lr_group(t) = lr_group * lr(t) / initial_lr``, as PyTorch's schedulers multiply
+  each group's ``initial_lr`` by the same factor.
+- ``param_options(model.layers)`` shows what each parameter gets at the next step. A
+  layer name the model does not have is reported at the first step.
+- ``get_config`` lists the groups (and ``initial_lr``); ``Optimizer.from_config``
+  rebuilds the optimiser, so model files and ``fit(resume_from=...)`` keep them.
 """
 
 from __future__ import annotations
@@ -16,6 +44,9 @@ from typing import Any
 import numpy as np
 
 from cnnumpy.optimizer_base import Optimizer, check_argument, clip_grad_norm
+
+# ``groups=``: {layer or (layer, param): {option: value}}, or get_config's list
+Groups = dict[Any, dict[str, float]] | list[dict[str, Any]] | None
 
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSProp", "clip_grad_norm", "get"]
 
@@ -39,12 +70,19 @@ class SGD(Optimizer):
     (The notes write α δ_j y_k for -α ∂E/∂w_kj.) When a schedule changes lr, this form
     (PyTorch's) applies the new lr to the whole velocity: η is then μ lr(n) / lr(n-1).
 
+    In ``_update``, ``o`` holds the parameter's own lr, μ and ε: the optimiser's, or
+    those its layer was given (module docstring, "Per-layer options").
+
     Args:
         lr: learning rate α, >= 0.
         momentum: μ in [0, 1), the notes' η (they use 0.9).
         nesterov: Nesterov's look-ahead variant; requires momentum > 0.
         weight_decay: ε >= 0: the L2 penalty (ε/2)||w||² adds ε w to the gradient.
         clipnorm: if set, gradients are first rescaled to a global norm <= clipnorm.
+        groups: options per layer or parameter, ``{layer or (layer, param):
+            {option: value}}`` (module docstring).
+        decay_biases: False exempts biases and BatchNorm's gamma and beta from
+            weight decay (seed 000's code decays weights only).
     """
 
     def __init__(
@@ -54,25 +92,29 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
         clipnorm: float | None = None,
+        groups: Groups = None,
+        decay_biases: bool = True,
     ) -> None:
-        super().__init__(lr, weight_decay, clipnorm)
+        super().__init__(lr, weight_decay, clipnorm, groups, decay_biases)
         check_argument("SGD", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
         if nesterov and momentum == 0:
             raise ValueError("SGD: nesterov=True requires momentum > 0, got momentum=0")
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
 
-    def slot_names(self) -> tuple[str, ...]:
-        return ("momentum_buffer",) if self.momentum else ()
+    group_options = ("lr", "momentum", "weight_decay")
 
-    def _update(self, p, g, slots):
-        g = self._with_l2(p, g)
-        if self.momentum:
+    def slot_names(self) -> tuple[str, ...]:
+        return ("momentum_buffer",) if any(self.option_values("momentum")) else ()
+
+    def _update(self, p, g, slots, o):
+        g = self._with_l2(p, g, o)
+        if o.momentum:
             v = slots["momentum_buffer"]
-            v *= self.momentum
+            v *= o.momentum
             v += g
-            g = g + self.momentum * v if self.nesterov else v
-        p -= self.lr * g
+            g = g + o.momentum * v if self.nesterov else v
+        p -= o.lr * g
 
     def get_config(self) -> dict[str, Any]:
         extra = {"momentum": self.momentum, "nesterov": self.nesterov}
@@ -111,29 +153,33 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
         clipnorm: float | None = None,
+        groups: Groups = None,
+        decay_biases: bool = True,
     ) -> None:
-        super().__init__(lr, weight_decay, clipnorm)
+        super().__init__(lr, weight_decay, clipnorm, groups, decay_biases)
         _check_betas(self._name(), beta1, beta2, eps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    group_options = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
     def slot_names(self) -> tuple[str, ...]:
         return ("m", "v", "step")
 
-    def _decay(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        return self._with_l2(p, g)
+    def _decay(self, p: np.ndarray, g: np.ndarray, o) -> np.ndarray:
+        return self._with_l2(p, g, o)
 
-    def _update(self, p, g, slots):
-        g = self._decay(p, g)
+    def _update(self, p, g, slots, o):
+        g = self._decay(p, g, o)
         m, v, step = slots["m"], slots["v"], slots["step"]
         step += 1
         t = float(step)
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * np.square(g)
-        step_size = self.lr / (1 - self.beta1**t)
-        bias_correction2_sqrt = math.sqrt(1 - self.beta2**t)
-        denom = np.sqrt(v) / bias_correction2_sqrt + self.eps
+        m *= o.beta1
+        m += (1 - o.beta1) * g
+        v *= o.beta2
+        v += (1 - o.beta2) * np.square(g)
+        step_size = o.lr / (1 - o.beta1**t)
+        bias_correction2_sqrt = math.sqrt(1 - o.beta2**t)
+        denom = np.sqrt(v) / bias_correction2_sqrt + o.eps
         p -= step_size * (m / denom)
 
     def get_config(self) -> dict[str, Any]:
@@ -157,12 +203,16 @@ class AdamW(Adam):
         eps: float = 1e-8,
         weight_decay: float = 0.01,
         clipnorm: float | None = None,
+        groups: Groups = None,
+        decay_biases: bool = True,
     ) -> None:
-        super().__init__(lr, beta1, beta2, eps, weight_decay, clipnorm)
+        super().__init__(
+            lr, beta1, beta2, eps, weight_decay, clipnorm, groups, decay_biases
+        )
 
-    def _decay(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        if self.weight_decay:
-            p *= 1 - self.lr * self.weight_decay
+    def _decay(self, p: np.ndarray, g: np.ndarray, o) -> np.ndarray:
+        if o.weight_decay:
+            p *= 1 - o.lr * o.weight_decay
         return g
 
 
@@ -183,28 +233,33 @@ class RMSProp(Optimizer):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         clipnorm: float | None = None,
+        groups: Groups = None,
+        decay_biases: bool = True,
     ) -> None:
-        super().__init__(lr, weight_decay, clipnorm)
+        super().__init__(lr, weight_decay, clipnorm, groups, decay_biases)
         check_argument("RMSProp", "alpha", alpha, 0 <= alpha < 1, "in [0, 1)")
         check_argument("RMSProp", "eps", eps, eps >= 0, ">= 0")
         check_argument("RMSProp", "momentum", momentum, 0 <= momentum < 1, "in [0, 1)")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
-    def slot_names(self) -> tuple[str, ...]:
-        return ("square_avg", "momentum_buffer") if self.momentum else ("square_avg",)
+    group_options = ("lr", "alpha", "eps", "momentum", "weight_decay")
 
-    def _update(self, p, g, slots):
-        g = self._with_l2(p, g)
+    def slot_names(self) -> tuple[str, ...]:
+        momentum = any(self.option_values("momentum"))
+        return ("square_avg", "momentum_buffer") if momentum else ("square_avg",)
+
+    def _update(self, p, g, slots, o):
+        g = self._with_l2(p, g, o)
         s = slots["square_avg"]
-        s *= self.alpha
-        s += (1 - self.alpha) * np.square(g)
-        u = g / (np.sqrt(s) + self.eps)
-        if self.momentum:
+        s *= o.alpha
+        s += (1 - o.alpha) * np.square(g)
+        u = g / (np.sqrt(s) + o.eps)
+        if o.momentum:
             b = slots["momentum_buffer"]
-            b *= self.momentum
+            b *= o.momentum
             b += u
             u = b
-        p -= self.lr * u
+        p -= o.lr * u
 
     def get_config(self) -> dict[str, Any]:
         extra = {"alpha": self.alpha, "eps": self.eps, "momentum": self.momentum}

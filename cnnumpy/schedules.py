@@ -8,6 +8,10 @@ epoch. Any function of the epoch works the same way; the classes here add
 :class:`ReduceOnPlateau` is different: it watches a metric instead of the epoch number
 (``step(metric, current_lr) -> new_lr``), the way AlexNet divided its learning rate by
 10 whenever the validation error stopped improving (seed 003).
+
+Layers with their own learning rate (``optimizer.set_options(layer, lr=...)``) follow
+the schedule in proportion: the schedule sets ``optimizer.lr`` to ``lr(t)`` and a layer
+given ``lr_layer`` steps with ``lr_layer * lr(t) / optimizer.initial_lr``.
 """
 
 from __future__ import annotations

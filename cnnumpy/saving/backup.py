@@ -11,7 +11,8 @@ A resume continues the *same* run, so it is refused with a ``ValueError`` (befor
 anything is loaded) when the training or validation data differ (sizes, shapes, or a
 hash of the targets and of 16 sampled examples), when ``batch_size`` differs, when the
 compiled optimiser differs in class or config (its ``lr`` may be the compiled one or
-the one the run had reached), or when ``epochs`` is below the epochs already completed
+the one the run had reached, unless it has per-layer options: their ``initial_lr`` is
+part of the config), or when ``epochs`` is below the epochs already completed
 (equal: nothing to train). The checkpoint's optimiser state is loaded into the
 compiled optimiser object. To go on differently, ``load_model`` the checkpoint,
 compile it and fit it with a new folder.

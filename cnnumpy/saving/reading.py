@@ -149,7 +149,7 @@ def _optimizer_from_meta(meta: dict, where: str):
         return None
     try:
         cls = OPTIMIZERS[spec["class"].lower()]
-        return cls(**spec["config"])
+        return cls.from_config(spec["config"])
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise _invalid_optimizer(exc, where) from None
 
