@@ -98,13 +98,29 @@ def fit(
 
 
 def _train(run: Run, backup: Backup | None, first_epoch: int) -> History:
+    """The epochs between the callbacks' ``on_train_begin`` and ``on_train_end``;
+    if anything raises, their ``on_train_error`` instead, then the error goes on
+    (a callback that wrapped the layers unwraps them there)."""
+    callbacks = run.callbacks
+    if backup is not None and backup.stopped:  # it had stopped early: stay stopped
+        first_epoch = run.epochs
+    try:
+        for cb in callbacks:
+            cb.on_train_begin({})
+        _epochs(run, backup, first_epoch)
+        for cb in callbacks:
+            cb.on_train_end({})
+    except BaseException as error:  # KeyboardInterrupt too
+        for cb in callbacks:
+            cb.on_train_error(error)
+        raise
+    return callbacks[0]
+
+
+def _epochs(run: Run, backup: Backup | None, first_epoch: int) -> None:
     """Epochs ``first_epoch`` to ``run.epochs - 1``, each followed by the
     validation, the divergence check, the callbacks and the backup."""
     model, callbacks = run.model, run.callbacks
-    if backup is not None and backup.stopped:  # it had stopped early: stay stopped
-        first_epoch = run.epochs
-    for cb in callbacks:
-        cb.on_train_begin({})
     for epoch in range(first_epoch, run.epochs):
         for cb in callbacks:
             cb.on_epoch_begin(epoch, {})
@@ -124,9 +140,6 @@ def _train(run: Run, backup: Backup | None, first_epoch: int) -> History:
             backup.save(epoch)
         if model.stop_training:
             break
-    for cb in callbacks:
-        cb.on_train_end({})
-    return callbacks[0]
 
 
 def log_keys(model, validation: bool) -> list[str]:

@@ -9,23 +9,30 @@ the current epoch.
 - :mod:`~cnnumpy.callbacks.monitoring`: ``EarlyStopping``, ``ReduceLROnPlateau``,
   ``LearningRateScheduler``, ``TerminateOnNaN``.
 - :mod:`~cnnumpy.callbacks.files`: ``CSVLogger``, ``ModelCheckpoint``.
+- :mod:`~cnnumpy.callbacks.instrumentation`: ``BatchLossHistory``, ``GradientStats``;
+  :mod:`~cnnumpy.callbacks.timing`: ``LayerTimer`` (seed 000's measurements).
 """
 
 from cnnumpy.callbacks.base import Callback, History, LambdaCallback
 from cnnumpy.callbacks.files import CSVLogger, ModelCheckpoint
+from cnnumpy.callbacks.instrumentation import BatchLossHistory, GradientStats
 from cnnumpy.callbacks.monitoring import (
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from cnnumpy.callbacks.timing import LayerTimer
 
 __all__ = [
+    "BatchLossHistory",
     "CSVLogger",
     "Callback",
     "EarlyStopping",
+    "GradientStats",
     "History",
     "LambdaCallback",
+    "LayerTimer",
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",

@@ -18,7 +18,8 @@ class Callback:
     ``logs`` is a dict of metric values. ``fit`` sets ``model`` and ``params`` before
     ``on_train_begin``: ``params`` holds ``epochs``, ``batch_size``, ``verbose``,
     ``log_keys`` (the keys ``on_epoch_end``'s logs will have, in order) and
-    ``callbacks`` (every callback of the run, in order).
+    ``callbacks`` (every callback of the run, in order). If ``fit`` raises, each
+    callback's ``on_train_error(error)`` runs instead of ``on_train_end``.
     """
 
     model = None
@@ -33,6 +34,10 @@ class Callback:
     def on_train_begin(self, logs: dict | None = None) -> None: ...
 
     def on_train_end(self, logs: dict | None = None) -> None: ...
+
+    def on_train_error(self, error: BaseException) -> None:
+        """Called instead of ``on_train_end`` when ``fit`` stops on an exception
+        (which ``fit`` then raises again): undo what ``on_train_begin`` set up."""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None: ...
 
