@@ -17,6 +17,7 @@ from cnnumpy import (
 from cnnumpy.divergence import TrainingDiverged
 from cnnumpy.folderlock import RunFolderLocked
 from cnnumpy.model import Sequential
+from cnnumpy.receptive_field import receptive_field
 from cnnumpy.rng import seed
 from cnnumpy.saving import ModelFileError
 from cnnumpy.saving.loading import load_model
@@ -38,6 +39,7 @@ __all__ = [
     "losses",
     "metrics",
     "optimizers",
+    "receptive_field",
     "schedules",
     "seed",
     "visualize",

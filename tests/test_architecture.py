@@ -45,6 +45,7 @@ RANKS = {
     "cnnumpy.losses": 3,
     "cnnumpy.metrics": 3,
     "cnnumpy.optimizer_base": 3,
+    "cnnumpy.optimizer_groups": 3,
     "cnnumpy.optimizers": 3,
     "cnnumpy.schedules": 3,
     "cnnumpy.lab": 3,  # the technique lab: the book's steps and the engine, timed
@@ -56,6 +57,7 @@ RANKS = {
     "cnnumpy.callbacks": 4,
     "cnnumpy.training": 4,
     "cnnumpy.summary": 4,
+    "cnnumpy.receptive_field": 4,  # reads a model's layers, like the summary
     "cnnumpy.saving": 4,
     "cnnumpy.distributed": 4,
     # the model

@@ -10,7 +10,13 @@ import numpy as np
 from cnnumpy import metrics, optimizers, visualize
 from cnnumpy.cli import runs
 from cnnumpy.cli.runs import UsageError
-from cnnumpy.cli.tools import check_shape, class_outputs, data_source, out_folder
+from cnnumpy.cli.tools import (
+    check_shape,
+    class_outputs,
+    data_source,
+    one_hot_targets,
+    out_folder,
+)
 
 
 def evaluate(args) -> int:
@@ -52,7 +58,11 @@ def _print_loss(model, x, ds, accuracy: float) -> None:
         return
     if model.optimizer is None:  # evaluate() wants one; no step is taken
         model.optimizer = optimizers.get("sgd")
-    loss = model.evaluate(x, ds.y)["loss"]
+    # a model trained with MSE or binary cross-entropy compares its K outputs with
+    # the labels' one-hot rows, as in training (cnnumpy train --loss)
+    K = model.output_shape[-1]
+    y = one_hot_targets(model.loss.name, ds.y, K, model.dtype)
+    loss = model.evaluate(x, y)["loss"]
     print(f"loss {loss:.4f}  accuracy {accuracy:.2%}")
 
 

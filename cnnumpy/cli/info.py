@@ -8,11 +8,14 @@ from cnnumpy import zoo
 from cnnumpy.cli import runs
 from cnnumpy.cli.locate import locate
 from cnnumpy.data import cache_dir
+from cnnumpy.summary import summary_text
 
 
 def summary(args) -> int:
-    """``cnnumpy summary --model NAME``: layers, output shapes and parameters."""
-    zoo.get(args.model).summary()
+    """``cnnumpy summary --model NAME``: layers, output shapes, parameters, neurons
+    and the memory a training step keeps for backward (``cnnumpy.summary``), for a
+    batch of ``--batch-size`` examples."""
+    print(summary_text(zoo.get(args.model), args.batch_size))
     return 0
 
 

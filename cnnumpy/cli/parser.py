@@ -18,6 +18,7 @@ from cnnumpy.cli.option_types import natural_float, natural_int, positive_int
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.cli.train_options import add_train_options
 from cnnumpy.cli.visualize import METHODS
+from cnnumpy.summary import TRAINING_BATCH
 from cnnumpy.version import __version__
 
 LAB_LAYERS = ("dense", "conv", "pool")
@@ -191,6 +192,13 @@ def _visualize_parser(sub) -> None:
 def _summary_parser(sub) -> None:
     p = sub.add_parser("summary", help="layers, output shapes, parameters of a model")
     _add_model_option(p)
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=TRAINING_BATCH,
+        help="examples of the training step whose backward memory is estimated "
+        f"(default {TRAINING_BATCH})",
+    )
     p.set_defaults(func=_lazy("cnnumpy.cli.info", "summary"))
 
 

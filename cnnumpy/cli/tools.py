@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnumpy.cli.runs import UsageError
-from cnnumpy.data import Dataset
+from cnnumpy.data import Dataset, one_hot
 from cnnumpy.layers.activations import Sigmoid, Softmax
 
 
@@ -69,3 +69,14 @@ def class_outputs(model, x: np.ndarray) -> tuple[np.ndarray, bool]:
 def shown(value: float, probabilities: bool) -> str:
     """A class's output as printed: ``97.31%``, or ``score 4.2`` for a raw score."""
     return f"{value:.2%}" if probabilities else f"score {value:.4g}"
+
+
+# the losses that compare each of the K outputs with a target: one-hot rows
+ONE_HOT_LOSSES = ("mse", "binary_cross_entropy")
+
+
+def one_hot_targets(loss: str, y: np.ndarray, num_classes: int, dtype) -> np.ndarray:
+    """The training targets ``--loss`` compares the outputs with: the integer labels
+    for cross-entropy, their one-hot rows ``(N, K)`` (1 for the class, 0 elsewhere)
+    for MSE and binary cross-entropy, as seed 002 trains its MLP with MSE."""
+    return one_hot(y, num_classes, dtype) if loss in ONE_HOT_LOSSES else y

@@ -5,7 +5,9 @@ random, then the test split), compute the standardisation statistics on the trai
 part, write ``config.json``, build and train the model with a checkpoint after every
 epoch (``fit(resume_from=RUN/checkpoint)``), then evaluate on the test split and write
 the model, the metrics, the curves and the report (``cnnumpy.cli.train_results``).
-See ``cnnumpy.cli.runs`` for the files.
+See ``cnnumpy.cli.runs`` for the files. ``--loss`` is cross-entropy on the integer
+labels, or MSE or binary cross-entropy on their one-hot rows (:func:`one_hot_targets`);
+``config.json`` records it and ``--resume`` checks it.
 
 One training at a time holds a run folder (``cnnumpy.folderlock.FolderLock``, taken
 before anything in it is read or deleted, ``--overwrite`` included); a second one is
@@ -21,6 +23,7 @@ metrics are written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -31,6 +34,7 @@ from cnnumpy import callbacks, optimizers, schedules, zoo
 from cnnumpy.cli import runs
 from cnnumpy.cli.locate import is_missing
 from cnnumpy.cli.runs import UsageError
+from cnnumpy.cli.tools import one_hot_targets
 from cnnumpy.cli.train_folder import (
     HistoryCSV,
     WriteConfig,
@@ -94,7 +98,7 @@ def _build(args, train: Dataset, epochs: int):
         options["momentum"] = args.momentum
     model.compile(
         optimizers.get(args.optimizer, **options),
-        loss="cross_entropy",
+        loss=args.loss,  # cnnumpy's own loss: --processes replicas rebuild it
         metrics=["accuracy"],
     )
     hooks = []
@@ -121,6 +125,11 @@ def run(args) -> int:
     then runs alone), after a one-line warning.
     """
     if args.text is not None or args.model in zoo.TEXT_MODELS:
+        if args.loss != "cross_entropy":
+            raise UsageError(
+                f"--loss {args.loss}: char models train with cross_entropy (each step "
+                "predicts the next character); --loss is for image models"
+            )
         from cnnumpy.cli import train_text  # char models: their own loop
 
         return train_text.run(args)
@@ -170,6 +179,7 @@ def _train(args, out: Path, checkpoint_dir: Path) -> int:
     model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
     _print_header(config, model, args)
     x_tr, y_tr, val, x_test = _standardise(parts, test, mean, std, args.dtype)
+    y_tr, val, test = _targets(args, train.num_classes, y_tr, val, test)
     timings = {"load_and_preprocess": time.perf_counter() - start}
     start = time.perf_counter()
     hooks = [
@@ -191,6 +201,19 @@ def _standardise(parts, test: Dataset, mean, std, dtype):
     val = None if x_val is None else (runs.preprocess(x_val, mean, std, dtype), y_val)
     x_test = runs.preprocess(test.x, mean, std, dtype)
     return x_tr, y_tr, val, x_test
+
+
+def _targets(args, num_classes: int, y_tr, val, test: Dataset):
+    """``(y_train, validation data, test split)`` with the labels as ``--loss``
+    compares the outputs with them (:func:`one_hot_targets`). The test split's go to
+    the final evaluation of the loss; the accuracy, the confusion matrix and the
+    report read the class of a one-hot row as its argmax."""
+
+    def targets(y):
+        return one_hot_targets(args.loss, y, num_classes, args.dtype)
+
+    val = None if val is None else (val[0], targets(val[1]))
+    return targets(y_tr), val, dataclasses.replace(test, y=targets(test.y))
 
 
 def _fit(args, model, train_data, val, hooks: list, checkpoint_dir: Path) -> None:
@@ -224,8 +247,9 @@ def _print_header(config: dict, model, args) -> None:
     schedule = "" if args.schedule == "none" else f", {args.schedule} schedule"
     print(
         f"model: {args.model}, {model.count_params():,} parameters, {args.dtype}; "
-        f"{model.optimizer!r}{schedule}; {args.epochs} epochs of batches of "
-        f"{args.batch_size}{', augmented' if args.augment else ''}; seed {args.seed}"
+        f"loss {args.loss}; {model.optimizer!r}{schedule}; {args.epochs} epochs of "
+        f"batches of {args.batch_size}{', augmented' if args.augment else ''}; "
+        f"seed {args.seed}"
     )
 
 

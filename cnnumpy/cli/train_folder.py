@@ -40,6 +40,7 @@ RUN_FILES = (
 SAME_ON_RESUME = (
     "model",
     "dataset",
+    "loss",
     "batch_size",
     "optimizer",
     "lr",
@@ -52,6 +53,9 @@ SAME_ON_RESUME = (
     "seed",
     "dtype",
 )
+# What a config.json written before a setting existed meant by its absence: runs
+# saved before --loss trained with cross-entropy.
+SAVED_DEFAULTS = {"loss": "cross_entropy"}
 
 
 # -- before the run --------------------------------------------------------------------
@@ -121,6 +125,7 @@ def make_config(args, train, test, parts, mean, std) -> dict:
         "dataset": args.dataset,
         "data_dir": args.data_dir and str(Path(args.data_dir).resolve()),
         "epochs": args.epochs,
+        "loss": args.loss,
         "batch_size": args.batch_size,
         "optimizer": args.optimizer,
         "lr": args.lr,
@@ -158,6 +163,7 @@ def check_resume(path: Path, config: dict, keys=SAME_ON_RESUME) -> None:
     if not path.exists():
         return
     saved = runs.read_json(path)  # refuses a FIFO, a huge or a too deep file
+    saved = {**SAVED_DEFAULTS, **saved}
     diff = [
         f"{k}: {saved.get(k)!r} -> {config[k]!r}"
         for k in keys

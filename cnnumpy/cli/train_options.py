@@ -17,6 +17,8 @@ from cnnumpy.cli.option_types import (
 )
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+# the losses of cnnumpy.losses, by their names (the default first)
+LOSSES = ("cross_entropy", "mse", "binary_cross_entropy")
 
 
 def add_train_options(p) -> None:
@@ -34,6 +36,16 @@ def _recipe_options(p) -> None:
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=64, help="default: %(default)s"
+    )
+    p.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=LOSSES[0],
+        help="cross_entropy (softmax fused in; the default), mse (the notes' mean "
+        "squared error, seed 002: e.g. mnist_mlp) or binary_cross_entropy (one "
+        "sigmoid per class); mse and binary_cross_entropy compare the K outputs with "
+        "the one-hot row of each integer label (1 for its class, 0 elsewhere); "
+        "image models only",
     )
     p.add_argument(
         "--optimizer",

@@ -6,6 +6,7 @@ runs ``python -m cnnumpy --help`` in a subprocess.
 
 import csv
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -265,6 +266,18 @@ def test_visualize_writes_pngs(run_dir, tmp_path, capsys):
 def test_summary_prints_the_parameter_count(capsys):
     code, stdout, _ = run(["summary", "--model", "lenet5"], capsys)
     assert code == 0 and "44,426" in stdout
+
+
+def test_summary_batch_size_scales_the_backward_memory(capsys):
+    kept = []
+    for batch in (16, 64):
+        code, stdout, _ = run(
+            ["summary", "--model", "lenet5", "--batch-size", batch], capsys
+        )
+        found = re.search(rf"Training step on {batch} examples: ~([\d.]+) MB", stdout)
+        assert code == 0 and found, stdout
+        kept.append(float(found.group(1)))
+    assert kept[1] == pytest.approx(4 * kept[0], rel=0.05)  # rounded to 0.1 MB
 
 
 def test_datasets_lists_the_data_root(data_dir, monkeypatch, capsys):
