@@ -9,6 +9,7 @@ process a test starts is killed and reaped at its end.
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -209,12 +210,17 @@ def test_a_stopped_replica_raises_within_the_timeout(extra, monkeypatch):
         with (
             _deadline(30),
             pytest.raises(
-                ReplicaError, match=r"replica process \d+ sent nothing .*\(limit 1 s"
+                ReplicaError,
+                match=r"replica process \d+ sent nothing .*\(limit [\d.]+ s",
             ) as info,
         ):
             model.train_on_batch(x, y)
         waited = time.monotonic() - start
         assert str(procs[0].pid) in str(info.value) and " s" in str(info.value)
+        # 1 s, or more when the first step was slow (the limit grows with the slowest
+        # step: a loaded machine)
+        limit = re.search(r"\(limit ([\d.]+) s", str(info.value)).group(1)
+        assert float(limit) >= 1
         assert waited < 10
         assert group.closed and model.executor.replicas is None
         assert all(p.poll() is not None for p in procs)  # killed and reaped
