@@ -1,0 +1,158 @@
+"""The notes' experiments, one command each: the notes' number beside cnnumpy's.
+
+Each reproduction runs an experiment of the course notes (``shared/seeds/``) with the
+notes' own setup, or says precisely where it cannot, and prints what the notes
+report beside what cnnumpy gets on this machine::
+
+    .venv/bin/python benchmarks/reproduce.py --list
+    .venv/bin/python benchmarks/reproduce.py seed002_xor
+    .venv/bin/python benchmarks/reproduce.py --all --quick
+
+``--quick`` shortens the long ones (fewer epochs or examples) so that they still show
+the trend. The last line printed is one JSON object: the machine, and for each
+reproduction its name, the notes' figure, cnnumpy's, the settings and the seconds.
+
+The reproductions live in ``benchmarks/reproductions/``, one module per seed or
+source; each module lists its :class:`Reproduction` objects in ``REPRODUCTIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """One experiment of the notes.
+
+    Attributes:
+        name: the command-line name, ``seedNNN_what`` (e.g. ``seed002_xor``).
+        source: where in the notes, e.g. ``"seed 002, II.3 (XOR)"``.
+        notes: what the notes report, in their words and numbers.
+        run: ``run(quick) -> dict`` runs it and prints as it goes; the dict holds
+            ``"cnnumpy"`` (cnnumpy's figure, in the notes' terms), ``"differences"``
+            (one sentence on every departure from the notes' setup, or ``""``) and any
+            other numbers worth keeping (``"settings"``, ``"accuracy"``, ...).
+        minutes: about how long the full run takes on a 2-core laptop (``--quick``
+            takes well under a minute).
+    """
+
+    name: str
+    source: str
+    notes: str
+    run: Callable[[bool], dict] = field(repr=False)
+    minutes: float = 0.1
+
+
+def machine() -> dict:
+    """What ran the reproductions: CPU model, cores, Python, NumPy and its BLAS."""
+    import numpy as np
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    blas = []
+    try:
+        import threadpoolctl
+
+        blas = [
+            f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')}"
+            for p in threadpoolctl.threadpool_info()
+            if p.get("user_api") == "blas"
+        ]
+    except ImportError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+    }
+
+
+def registry() -> dict[str, Reproduction]:
+    """Every reproduction of ``benchmarks/reproductions/*.py``, by name."""
+    found: dict[str, Reproduction] = {}
+    for path in sorted((HERE / "reproductions").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"reproductions.{path.stem}")
+        for item in module.REPRODUCTIONS:
+            if item.name in found:
+                raise ValueError(f"reproduce: two reproductions named {item.name!r}")
+            found[item.name] = item
+    return found
+
+
+def run_one(item: Reproduction, quick: bool) -> dict:
+    """Run ``item``, print the notes' figure beside cnnumpy's; its JSON record."""
+    print(f"== {item.name}: {item.source}" + (" (--quick)" if quick else ""))
+    started = time.perf_counter()
+    result = item.run(quick)
+    seconds = time.perf_counter() - started
+    print(f"   the notes: {item.notes}")
+    print(f"   cnnumpy:   {result['cnnumpy']}")
+    if result.get("differences"):
+        print(f"   differs:   {result['differences']}")
+    print(f"   ({seconds:.1f} s)", flush=True)
+    return {
+        "name": item.name,
+        "source": item.source,
+        "notes": item.notes,
+        "quick": quick,
+        "seconds": round(seconds, 2),
+        **result,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="reproductions to run (see --list)")
+    parser.add_argument("--list", action="store_true", help="name, source, figure")
+    parser.add_argument("--all", action="store_true", help="run every reproduction")
+    parser.add_argument("--quick", action="store_true", help="shortened long runs")
+    args = parser.parse_args(argv)
+    known = registry()
+    if args.list:
+        for item in known.values():
+            print(f"{item.name:28s} {item.source}  [{item.minutes:g} min]")
+            print(f"{'':28s} the notes: {item.notes}")
+        return 0
+    unknown = [n for n in args.names if n not in known]
+    if unknown or not (args.names or args.all):
+        what = f"unknown {', '.join(unknown)}; " if unknown else ""
+        parser.error(f"{what}give names from --list, or --all")
+    chosen = list(known.values()) if args.all else [known[n] for n in args.names]
+    started = time.perf_counter()
+    records = [run_one(item, args.quick) for item in chosen]
+    summary = {
+        "machine": machine(),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "reproductions": records,
+    }
+    print(json.dumps(summary, default=str, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

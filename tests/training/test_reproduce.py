@@ -1,0 +1,52 @@
+"""benchmarks/reproduce.py: every reproduction is listed, well formed, and a run ends
+with one JSON line holding the notes' figure beside cnnumpy's."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def reproduce(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import reproduce
+
+    return reproduce
+
+
+def test_every_reproduction_is_well_formed(reproduce):
+    found = reproduce.registry()
+    assert found, "no reproduction found"
+    for name, item in found.items():
+        assert name == item.name and name.replace("_", "").isalnum()
+        assert name.startswith("seed"), name  # named after the seed it reproduces
+        assert item.source and item.notes and callable(item.run)
+        assert item.minutes > 0
+
+
+def test_list_prints_each_name_and_the_notes_figure(reproduce, capsys):
+    assert reproduce.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name, item in reproduce.registry().items():
+        assert name in out and item.notes in out
+
+
+def test_a_run_ends_with_one_json_line(reproduce, capsys):
+    assert reproduce.main(["seed003_receptive_field", "--quick"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    record = json.loads(last)
+    assert record["machine"]["cores"] >= 1 and record["machine"]["cpu"]
+    (row,) = record["reproductions"]
+    assert row["name"] == "seed003_receptive_field" and row["quick"] is True
+    assert row["field"] == [7, 7] and row["weights"][0] * 49 == row["weights"][1] * 27
+
+
+def test_unknown_names_are_refused(reproduce, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["seed999_nothing"])
+    assert "unknown seed999_nothing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        reproduce.main([])
