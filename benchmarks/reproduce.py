@@ -9,8 +9,10 @@ report beside what cnnumpy gets on this machine::
     .venv/bin/python benchmarks/reproduce.py --all --quick
 
 ``--quick`` shortens the long ones (fewer epochs or examples) so that they still show
-the trend. The last line printed is one JSON object: the machine, and for each
-reproduction its name, the notes' figure, cnnumpy's, the settings and the seconds.
+the trend; ``--quick-over MIN`` shortens only those longer than MIN minutes, and
+``--markdown FILE`` also writes the table of ``docs/reproductions.md``. The last line
+printed is one JSON object: the machine, and for each reproduction its name, the
+notes' figure, cnnumpy's, the settings and the seconds.
 
 The reproductions live in ``benchmarks/reproductions/``, one module per seed or
 source; each module lists its :class:`Reproduction` objects in ``REPRODUCTIONS``.
@@ -125,12 +127,50 @@ def run_one(item: Reproduction, quick: bool) -> dict:
     }
 
 
+def markdown(summary: dict) -> str:
+    """``docs/reproductions.md``: one row per reproduction, the notes' figure beside
+    cnnumpy's, the command, the time, and the machine."""
+    m = summary["machine"]
+    lines = [
+        "# The notes' experiments, reproduced",
+        "",
+        "Written by `benchmarks/reproduce.py --markdown` (the command of each row "
+        "reruns it; `--quick` rows are shortened runs that show the trend).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, NumPy "
+        f"{m['numpy']}, BLAS {', '.join(m['blas']) or 'unknown'}.",
+        "",
+        "| reproduction | the notes | cnnumpy | differences | command | time |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for r in summary["reproductions"]:
+        quick = " --quick" if r["quick"] else ""
+        command = f"`reproduce.py {r['name']}{quick}`"
+        cells = [
+            f"{r['name']} ({r['source']})",
+            r["notes"],
+            r["cnnumpy"],
+            r.get("differences") or "",
+            command,
+            f"{r['seconds']:.0f} s",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="reproductions to run (see --list)")
     parser.add_argument("--list", action="store_true", help="name, source, figure")
     parser.add_argument("--all", action="store_true", help="run every reproduction")
     parser.add_argument("--quick", action="store_true", help="shortened long runs")
+    parser.add_argument(
+        "--quick-over",
+        type=float,
+        metavar="MIN",
+        help="with --all: --quick only for the runs longer than MIN minutes",
+    )
+    parser.add_argument("--markdown", metavar="FILE", help="also write the table")
     args = parser.parse_args(argv)
     known = registry()
     if args.list:
@@ -144,12 +184,20 @@ def main(argv=None) -> int:
         parser.error(f"{what}give names from --list, or --all")
     chosen = list(known.values()) if args.all else [known[n] for n in args.names]
     started = time.perf_counter()
-    records = [run_one(item, args.quick) for item in chosen]
+    records = []
+    for item in chosen:
+        quick = args.quick or (
+            args.quick_over is not None and item.minutes > args.quick_over
+        )
+        records.append(run_one(item, quick))
     summary = {
         "machine": machine(),
         "total_seconds": round(time.perf_counter() - started, 1),
         "reproductions": records,
     }
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(summary), encoding="utf-8")
+        print(f"wrote {args.markdown}")
     print(json.dumps(summary, default=str, ensure_ascii=False))
     return 0
 

@@ -50,3 +50,15 @@ def test_unknown_names_are_refused(reproduce, capsys):
     assert "unknown seed999_nothing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         reproduce.main([])
+
+
+def test_markdown_table_has_one_row_per_run(reproduce, tmp_path, capsys):
+    out = tmp_path / "r.md"
+    argv = ["seed003_receptive_field", "--quick-over", "5", "--markdown", str(out)]
+    assert reproduce.main(argv) == 0
+    text = out.read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| seed")]
+    assert len(rows) == 1 and "27·C²" in rows[0] and "`reproduce.py seed003" in rows[0]
+    assert "Machine: " in text
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last)["reproductions"][0]["quick"] is False  # 0.01 min < 5
