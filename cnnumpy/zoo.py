@@ -11,11 +11,13 @@ He's.
 | lenet5        | seed 003                   | 1x28x28    | 44,426      |
 | lenet5_classic| padding 2, ReLU, max-pool  | 1x28x28    | 61,706      |
 | seed_cifar    | seed 000                   | 3x32x32    | 22,466      |
+| seed000_cifar | seed 000, its own setup    | 3x32x32    | 22,466      |
 | melpy_mnist   | seed 001, Table 2 model 3  | 1x28x28    | 806,394     |
 | melpy_cifar   | seed 001, Table 3 model 7  | 3x32x32    | 544,122     |
 | vgg_cifar     | VGG-style with BatchNorm   | 3x32x32    | 307,946     |
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
+| vgg19         | seed 003 ("16 ou 19")      | 3x224x224  | 143,667,240 |
 | char_rnn      | min-char-rnn (seed 003)    | 25x65      | 23,265      |
 | char_lstm     | its LSTM twin              | 25x65      | 73,365      |
 
@@ -44,8 +46,10 @@ from cnnumpy.zoo_images import (
     melpy_cifar,
     melpy_mnist,
     mnist_mlp,
+    seed000_cifar,
     seed_cifar,
     vgg16,
+    vgg19,
     vgg_cifar,
 )
 from cnnumpy.zoo_text import CHAR_VOCAB, CHAR_WINDOW, TEXT_MODELS, char_lstm, char_rnn
@@ -66,8 +70,10 @@ __all__ = [
     "melpy_cifar",
     "melpy_mnist",
     "mnist_mlp",
+    "seed000_cifar",
     "seed_cifar",
     "vgg16",
+    "vgg19",
     "vgg_cifar",
 ]
 
@@ -79,11 +85,13 @@ MODELS: dict[str, Callable[..., Sequential]] = {
         lenet5,
         lenet5_classic,
         seed_cifar,
+        seed000_cifar,
         melpy_mnist,
         melpy_cifar,
         vgg_cifar,
         alexnet,
         vgg16,
+        vgg19,
         char_rnn,
         char_lstm,
     )
