@@ -106,6 +106,10 @@ def registry() -> dict[str, Reproduction]:
     return found
 
 
+# the keys of a record that run_one writes itself
+RECORD_KEYS = ("name", "source", "notes", "quick", "seconds", "cnnumpy", "differences")
+
+
 def run_one(item: Reproduction, quick: bool) -> dict:
     """Run ``item``, print the notes' figure beside cnnumpy's; its JSON record."""
     print(f"== {item.name}: {item.source}" + (" (--quick)" if quick else ""))
@@ -117,13 +121,18 @@ def run_one(item: Reproduction, quick: bool) -> dict:
     if result.get("differences"):
         print(f"   differs:   {result['differences']}")
     print(f"   ({seconds:.1f} s)", flush=True)
+    own = {k: v for k, v in result.items() if k not in RECORD_KEYS}
+    if "seconds" in result:  # a reproduction's own timings keep their name apart
+        own["timings"] = result["seconds"]
     return {
+        **own,
         "name": item.name,
         "source": item.source,
         "notes": item.notes,
         "quick": quick,
         "seconds": round(seconds, 2),
-        **result,
+        "cnnumpy": result["cnnumpy"],
+        "differences": result.get("differences", ""),
     }
 
 
@@ -155,6 +164,13 @@ def markdown(summary: dict) -> str:
             f"{r['seconds']:.0f} s",
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    quick = sum(r["quick"] for r in summary["reproductions"])
+    lines += [
+        "",
+        f"This table's run took {summary['total_seconds'] / 60:.1f} minutes in all "
+        f"({summary['command']}; {quick} of {len(summary['reproductions'])} rows "
+        "shortened by --quick).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -191,14 +207,21 @@ def main(argv=None) -> int:
         )
         records.append(run_one(item, quick))
     summary = {
+        "command": "reproduce.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "total_seconds": round(time.perf_counter() - started, 1),
         "reproductions": records,
     }
-    if args.markdown:
-        Path(args.markdown).write_text(markdown(summary), encoding="utf-8")
-        print(f"wrote {args.markdown}")
-    print(json.dumps(summary, default=str, ensure_ascii=False))
+    line = json.dumps(summary, default=str, ensure_ascii=False)
+    if args.markdown:  # the JSON is printed last, whatever happens here
+        try:
+            Path(args.markdown).write_text(markdown(summary), encoding="utf-8")
+            print(f"wrote {args.markdown}")
+        finally:
+            print(line)
+    else:
+        print(line)
     return 0
 
 

@@ -62,3 +62,24 @@ def test_markdown_table_has_one_row_per_run(reproduce, tmp_path, capsys):
     assert "Machine: " in text
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last)["reproductions"][0]["quick"] is False  # 0.01 min < 5
+
+
+def test_a_reproduction_cannot_overwrite_the_record_keys(reproduce, capsys):
+    item = reproduce.Reproduction(
+        "seed000_probe",
+        "a test",
+        "nothing",
+        lambda quick: {"cnnumpy": "ok", "seconds": {"train": 1.0}, "quick": "no"},
+    )
+    record = reproduce.run_one(item, True)
+    assert record["quick"] is True and isinstance(record["seconds"], float)
+    assert record["timings"] == {"train": 1.0} and record["differences"] == ""
+    table = reproduce.markdown(
+        {
+            "command": "reproduce.py seed000_probe",
+            "machine": reproduce.machine(),
+            "total_seconds": 1.0,
+            "reproductions": [record],
+        }
+    )
+    assert "| seed000_probe (a test) | nothing | ok |  |" in table

@@ -1,6 +1,7 @@
-"""Seed 001's reproductions (benchmarks/reproductions/seed001_melpy.py): Table 1's
-loops against NumPy, the index-array im2col, and Melpy's MNIST and CIFAR-10 set-ups
-(Tables 2 to 4), each on a size small enough for the test suite."""
+"""Seed 001's reproductions (benchmarks/reproductions/seed001_speed.py and
+seed001_melpy.py): Table 1's loops against NumPy, the index-array im2col, and
+Melpy's MNIST and CIFAR-10 set-ups (Tables 2 to 4), each on a size small enough for
+the test suite."""
 
 from pathlib import Path
 
@@ -23,44 +24,53 @@ def s1(monkeypatch):
     return seed001_melpy
 
 
+@pytest.fixture
+def speed(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from reproductions import seed001_speed
+
+    return seed001_speed
+
+
 def test_durations_read_as_the_notes_write_them(s1):
     assert s1.hms(28 * 60 + 22) == "28 min 22 s"
     assert s1.hms(4 * 3600 + 54 * 60 + 52) == "4 h 54 min 52 s"
     assert s1.hms(75) == "1 min 15 s" and s1.hms(12.34) == "12.3 s"
 
 
-def test_the_registered_reproductions(s1):
-    names = [r.name for r in s1.REPRODUCTIONS]
+def test_the_registered_reproductions(s1, speed):
+    both = [*speed.REPRODUCTIONS, *s1.REPRODUCTIONS]
+    names = [r.name for r in both]
     assert names == [
         "seed001_table1_matmul",
         "seed001_im2col_indices",
         "seed001_table2_mnist",
         "seed001_table3_cifar",
     ]
-    assert all(r.minutes > 0 and "seed 001" in r.source for r in s1.REPRODUCTIONS)
+    assert all(r.minutes > 0 and "seed 001" in r.source for r in both)
     # the notes' figures, as Table 1 prints them
-    assert [row[3] for row in s1.TABLE1] == [63.04, 152.14, 207.73]
-    for _, t1, t2, ratio in s1.TABLE1:
+    assert [row[3] for row in speed.TABLE1] == [63.04, 152.14, 207.73]
+    for _, t1, t2, ratio in speed.TABLE1:
         assert t1 / t2 == pytest.approx(ratio, rel=1e-3)
 
 
 # -- Table 1 ----------------------------------------------------------------------
-def test_matmul_loops_is_the_product(s1):
+def test_matmul_loops_is_the_product(speed):
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((7, 5)), rng.standard_normal((5, 3))
-    C = s1.matmul_loops(A.tolist(), B.tolist())
+    C = speed.matmul_loops(A.tolist(), B.tolist())
     np.testing.assert_allclose(C, A @ B, rtol=1e-12)
 
 
-def test_loops_time_of_some_rows_is_scaled_to_all(s1, monkeypatch):
-    monkeypatch.setattr(s1, "best_time", lambda fn, **kw: (fn(), 0.5)[1])
-    row = s1.time_matmul((40, 3, 6), 8, np.random.default_rng(0))
+def test_loops_time_of_some_rows_is_scaled_to_all(speed, monkeypatch):
+    monkeypatch.setattr(speed, "best_time", lambda fn, **kw: (fn(), 0.5)[1])
+    row = speed.time_matmul((40, 3, 6), 8, np.random.default_rng(0))
     assert row["rows_timed"] == 8 and row["shape"] == [40, 3, 6]
     assert row["loops_s"] == pytest.approx(0.5 * 40 / 8)
     assert row["speedup"] == pytest.approx(row["loops_s"] / row["numpy_s"]) == 5
 
 
-def test_table1_times_the_notes_sizes(s1, monkeypatch):
+def test_table1_times_the_notes_sizes(speed, monkeypatch):
     asked = []
 
     def fake(shape, rows, rng):
@@ -73,21 +83,21 @@ def test_table1_times_the_notes_sizes(s1, monkeypatch):
             "speedup": 200.0,
         }
 
-    monkeypatch.setattr(s1, "time_matmul", fake)
-    full = s1.table1(False)
-    notes_sizes = [shape for shape, *_ in s1.TABLE1]
+    monkeypatch.setattr(speed, "time_matmul", fake)
+    full = speed.table1(False)
+    notes_sizes = [shape for shape, *_ in speed.TABLE1]
     assert asked == list(zip(notes_sizes, (None, None, 50), strict=True))
     assert "50 of 1000 rows" in full["differences"]
     assert full["cnnumpy"].startswith("NumPy 200x, 200x, 200x faster")
     asked.clear()
-    quick = s1.table1(True)
+    quick = speed.table1(True)
     assert asked == [((100, 10, 100), None), ((1000, 100, 1000), 20)]
     assert "--quick leaves out 1000x1000x1000" in quick["differences"]
 
 
-def test_table1_small_run_measures_a_speed_up(s1, capsys):
+def test_table1_small_run_measures_a_speed_up(speed, capsys):
     """The quick path's first size in full, the second on 2 of its 1,000 rows."""
-    result = s1.table1(True, plan=(None, 2))
+    result = speed.table1(True, plan=(None, 2))
     first, second = result["rows"]
     assert first["rows_timed"] == 100 and second["rows_timed"] == 2
     for row in result["rows"]:
@@ -102,20 +112,20 @@ def test_table1_small_run_measures_a_speed_up(s1, capsys):
     "shape,kernel,stride",
     [((2, 3, 6, 7), (2, 2), (1, 1)), ((1, 2, 9, 8), (3, 2), (2, 3))],
 )
-def test_the_loops_fill_the_same_matrices(s1, shape, kernel, stride):
+def test_the_loops_fill_the_same_matrices(speed, shape, kernel, stride):
     x = np.random.default_rng(0).standard_normal(shape)
-    cols = s1.im2col_loops(x, kernel, stride)
+    cols = speed.im2col_loops(x, kernel, stride)
     np.testing.assert_array_equal(cols, im2col(x, kernel, stride))
-    back = s1.col2im_loops(cols, shape, kernel, stride)
+    back = speed.col2im_loops(cols, shape, kernel, stride)
     np.testing.assert_array_equal(back, col2im(cols, shape, kernel, stride))
 
 
-def test_im2col_speed_times_three_equal_ways(s1, capsys):
-    result = s1.im2col_speed(True, batch=2)
+def test_im2col_speed_times_three_equal_ways(speed, capsys):
+    result = speed.im2col_speed(True, batch=2)
     assert set(result["seconds"]) == {"melpy_mnist conv 1", "melpy_mnist conv 2"}
     conv2 = result["seconds"]["melpy_mnist conv 2"]
     assert conv2["shape"] == [2, 16, 14, 14]
-    ways = [name for name, _, _ in s1.WAYS]
+    ways = [name for name, _, _ in speed.WAYS]
     assert ways[1] == "index arrays (the notes)"
     for forward, backward in (conv2[w] for w in ways):
         assert forward > 0 and backward > 0
