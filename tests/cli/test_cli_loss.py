@@ -6,17 +6,17 @@ import csv
 import json
 import math
 import re
-import warnings
 
 import numpy as np
 import pytest
-from test_cli import N_TEST, N_TRAIN, write_tiny_mnist
+
+# the tiny MNIST of test_cli.py, and its fixtures (tiny_sizes is autouse)
+from test_cli import data_dir, tiny_sizes  # noqa: F401
 
 from cnnumpy import load_model, losses
 from cnnumpy.cli import main, runs
 from cnnumpy.cli.tools import one_hot_targets
 from cnnumpy.cli.train_options import LOSSES
-from cnnumpy.data import ChecksumWarning, sources
 
 MLP = [
     "train",
@@ -35,21 +35,6 @@ MLP = [
     "--quiet",
     "--no-report",
 ]
-
-
-@pytest.fixture(autouse=True)
-def tiny_sizes(monkeypatch):
-    """The loaders insist on MNIST's real sizes; accept the tiny ones here."""
-    monkeypatch.setitem(sources.MNIST.sizes, "train", N_TRAIN)
-    monkeypatch.setitem(sources.MNIST.sizes, "test", N_TEST)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ChecksumWarning)  # not the official files
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_tiny_mnist(tmp_path_factory.mktemp("data"))
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
