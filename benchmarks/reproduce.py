@@ -143,8 +143,10 @@ def markdown(summary: dict) -> str:
     lines = [
         "# The notes' experiments, reproduced",
         "",
-        "Written by `benchmarks/reproduce.py --markdown` (the command of each row "
-        "reruns it; `--quick` rows are shortened runs that show the trend).",
+        "Written by `benchmarks/reproduce.py --markdown`. The command of each row "
+        "reruns it from the repository, with `CNNUMPY_DATA` naming the folder of "
+        "MNIST and CIFAR-10 (here `../shared/data`); `--quick` rows are shortened "
+        "runs that show the trend.",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, NumPy "
         f"{m['numpy']}, BLAS {', '.join(m['blas']) or 'unknown'}.",
