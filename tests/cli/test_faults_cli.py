@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_cli import N_TEST, N_TRAIN, TRAIN, run, write_tiny_mnist
+
+# test_cli's tiny MNIST and its fixtures (tiny_sizes is autouse)
+from test_cli import N_TEST, N_TRAIN, TRAIN, data_dir, run, tiny_sizes  # noqa: F401
 
 from cnnumpy import Sequential, load_model, zoo
 from cnnumpy.cli import runs
@@ -24,21 +26,6 @@ from cnnumpy.layers import Dense, Flatten, Sigmoid, Softmax
 from cnnumpy.saving.safefile import dump_bytes, load_bytes
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True)
-def tiny_sizes(monkeypatch):
-    """The loaders insist on MNIST's real sizes; accept the tiny ones here."""
-    monkeypatch.setitem(sources.MNIST.sizes, "train", N_TRAIN)
-    monkeypatch.setitem(sources.MNIST.sizes, "test", N_TEST)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ChecksumWarning)  # not the official files
-        yield
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    return write_tiny_mnist(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
