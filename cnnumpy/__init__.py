@@ -16,14 +16,18 @@ from cnnumpy import (
 )
 from cnnumpy.divergence import TrainingDiverged
 from cnnumpy.folderlock import RunFolderLocked
-from cnnumpy.model import Sequential
+from cnnumpy.graph import Input
+from cnnumpy.model import Model
 from cnnumpy.receptive_field import receptive_field
 from cnnumpy.rng import seed
 from cnnumpy.saving import ModelFileError
 from cnnumpy.saving.loading import load_model
+from cnnumpy.sequential import Sequential
 from cnnumpy.version import __version__
 
 __all__ = [
+    "Input",
+    "Model",
     "ModelFileError",
     "RunFolderLocked",
     "Sequential",

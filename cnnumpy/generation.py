@@ -15,7 +15,7 @@ show what such samples look like after more and more training.
   (``log2`` rather than ``ln``): how a char model is evaluated; a model that knows
   nothing (uniform over K symbols) scores ``log2(K)``.
 
-A *char model* is a :class:`~cnnumpy.model.Sequential` that maps a batch of ids
+A *char model* is a :class:`~cnnumpy.sequential.Sequential` that maps a batch of ids
 ``(N, T)`` (first layer an Embedding) or of one-hot vectors ``(N, T, K)`` to logits
 ``(N, T, K)``, its recurrent layers built with ``return_sequences=True``. Stateful or
 not, each recurrent layer is switched to ``stateful=True`` while these functions run

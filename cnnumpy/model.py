@@ -1,18 +1,25 @@
-"""Sequential: layers composed into a network, trained by mini-batch gradient descent.
+"""Model: layers composed into a network, trained by mini-batch gradient descent.
 
 One training step is the notes' loop (seed 002, ``Network.fit``; seed 000, ``train``):
 forward through every layer, loss, backward through every layer in reverse order, then
 one optimiser update of every parameter from its gradient.
+
+``Model`` is any graph of layers, written as calls (Keras' functional API,
+:mod:`cnnumpy.graph`): a residual block adds a branch to its input, an Inception block
+concatenates four branches, a model may have several inputs and outputs.
+:class:`~cnnumpy.sequential.Sequential`, the notes' stack of layers, is the graph
+where each layer reads the one before.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy import engine, training
+from cnnumpy import engine, graph, training
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
+from cnnumpy import outputs as outputs_module
 from cnnumpy.callbacks import History
 from cnnumpy.distributed import replicas
 from cnnumpy.engine.executor import Executor
@@ -20,6 +27,7 @@ from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
 from cnnumpy.saving.writing import save_model
 from cnnumpy.summary import summary_text
 from cnnumpy.validation import (
+    Arrays,
     cast_inputs,
     check_batch_size,
     check_data,
@@ -27,16 +35,23 @@ from cnnumpy.validation import (
 )
 
 
-class Sequential:
-    """A stack of layers, each feeding the next.
+class Model:
+    """A network of layers: ``Model(inputs, outputs)`` from :func:`cnnumpy.Input`
+    and layer calls (see :mod:`cnnumpy.graph`).
 
     Args:
-        layers: the layers, in order.
-        input_shape: shape of one example without the batch axis, e.g. ``(1, 28, 28)``;
-            when given the model is built at once, otherwise on the first batch.
+        inputs: the Input Tensor, or a list of them (the model then takes a list of
+            arrays, in that order).
+        outputs: the output Tensor, or a list of them (the model then returns a list
+            of arrays and takes a list of targets, one per output).
         name: an optional name shown by ``summary``.
 
     Attributes:
+        layers: every layer, in the order the forward pass runs them (each after the
+            layers it reads from); saved weights are numbered in this order.
+        sources: ``sources[j]``, the values layer ``j`` reads: ``0 .. n_inputs - 1``
+            the model's inputs, ``n_inputs + i`` the output of layer ``i``.
+        output_ids: the values the model returns.
         preprocessing: how raw uint8 pixels become this model's input, kept in the
             model file so that it travels with the weights: None, or
             ``{"scale": s, "mean": [m_c], "std": [s_c]}`` (one mean and one std per
@@ -46,15 +61,26 @@ class Sequential:
             do: they take inputs already preprocessed.
     """
 
-    def __init__(
-        self,
-        layers: list[Layer] | None = None,
-        input_shape: tuple[int, ...] | None = None,
-        name: str | None = None,
-    ) -> None:
-        self.layers: list[Layer] = []
+    def __init__(self, inputs, outputs, name: str | None = None) -> None:
+        layers, sources, output_ids = graph.trace(inputs, outputs)
+        ins = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        self._setup(name)
+        self.layers = layers
+        self._sources, self._output_ids = sources, output_ids
+        dtypes = {np.dtype(layer.dtype) for layer in layers}
+        if len(dtypes) == 1:  # layers made in float64 make a float64 model
+            self.dtype = dtypes.pop()
+        self.input_shapes = [t.shape for t in ins]
+        self.input_names = [t.name for t in ins]
+        self._input_ids = [t.takes_ids for t in ins]
+        self.astype(self.dtype)
+
+    def _setup(self, name: str | None) -> None:
+        """The state every model starts with (``Sequential`` too)."""
         self.name = name
-        self.input_shape: tuple[int, ...] | None = None
+        self.layers: list[Layer] = []
+        self.input_shapes: list[tuple[int, ...]] | None = None
+        self.input_names: list[str | None] = [None]
         self.optimizer = None
         self.loss = None
         self.metrics: dict = {}
@@ -64,59 +90,75 @@ class Sequential:
         self.preprocessing: dict | None = None  # checked by save_model / load_model
         self.dtype = np.dtype(np.float32)
         self.executor = Executor(self)  # how batches run fast (cnnumpy.engine.executor)
-        for layer in layers or []:
-            self.add(layer)
-        if input_shape is not None:
-            self.build(input_shape)
 
     # -- structure ---------------------------------------------------------------------
-    def add(self, layer: Layer) -> None:
-        if not isinstance(layer, Layer):
-            raise TypeError(
-                f"Sequential.add: expected a cnnumpy Layer, got {type(layer).__name__}"
-            )
-        self.layers.append(layer)
-        if self.input_shape is not None:
-            shape = self.output_shape_at(len(self.layers) - 2)
-            layer.astype(self.dtype)
-            layer.build(shape)
-            layer.astype(self.dtype)
-
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        """Build every layer from the shape of one example (batch axis excluded)."""
-        shape = tuple(int(d) for d in input_shape)
-        if not shape or min(shape) < 1:
-            raise ValueError(
-                "Sequential: input_shape must be positive sizes (no batch axis), "
-                f"got {tuple(input_shape)}"
-            )
-        self.input_shape = shape
-        for layer in self.layers:
-            if not layer.built:
-                layer.build(shape)
-            layer.astype(self.dtype)
-            shape = layer.output_shape(shape)
-
-    def output_shape_at(self, index: int) -> tuple[int, ...]:
-        """Output shape of layer ``index`` (-1: the model input)."""
-        shape = self.input_shape
-        for layer in self.layers[: index + 1]:
-            shape = layer.output_shape(shape)
-        return shape
+    @property
+    def sources(self) -> list[list[int]]:
+        return self._sources
 
     @property
-    def output_shape(self) -> tuple[int, ...]:
-        return self.output_shape_at(len(self.layers) - 1)
+    def output_ids(self) -> list[int]:
+        return self._output_ids
 
-    def _require_built(self, x: np.ndarray | None = None) -> None:
-        if self.input_shape is None:
-            if x is None:
-                raise ValueError(
-                    "Sequential: the model is not built; pass input_shape="
-                )
-            self.build(x.shape[1:])
+    @property
+    def n_inputs(self) -> int:
+        return 1 if self.input_shapes is None else len(self.input_shapes)
 
-    def astype(self, dtype) -> Sequential:
+    @property
+    def multiple_inputs(self) -> bool:
+        return self.n_inputs > 1
+
+    @property
+    def multiple_outputs(self) -> bool:
+        return len(self.output_ids) > 1
+
+    @property
+    def input_shape(self):
+        """One example's input shape (batch axis excluded), a list of them for a
+        model of several inputs, None while a Sequential is not built."""
+        if self.input_shapes is None:
+            return None
+        return (
+            self.input_shapes[0] if len(self.input_shapes) == 1 else self.input_shapes
+        )
+
+    @property
+    def input_takes_ids(self) -> list[bool]:
+        """For each input, whether it holds integer ids kept as they are (an
+        ``Input(..., dtype="int")``, or one an Embedding reads) rather than values
+        cast to the model's dtype."""
+        reads = [
+            any(k in srcs and layer.input_dtype == "int" for layer, srcs in self.nodes)
+            for k in range(self.n_inputs)
+        ]
+        return [a or b for a, b in zip(self._input_ids, reads, strict=True)]
+
+    @property
+    def nodes(self) -> list[tuple[Layer, list[int]]]:
+        """``(layer, sources)`` for every layer, in order."""
+        return list(zip(self.layers, self.sources, strict=True))
+
+    def value_shapes(self) -> list[tuple[int, ...]]:
+        """One example's shape of every value: the inputs, then each layer's output."""
+        self._require_built()
+        return graph.value_shapes(self.layers, self.sources, self.input_shapes)
+
+    def layer_input_shapes(self) -> list:
+        """Each layer's input shape (a list of shapes for a merge layer)."""
+        shapes = self.value_shapes()
+        return [graph.arguments(layer, shapes, srcs) for layer, srcs in self.nodes]
+
+    @property
+    def output_shape(self):
+        """One example's output shape, a list of them for several outputs."""
+        shapes = self.value_shapes()
+        outs = [shapes[k] for k in self.output_ids]
+        return outs[0] if len(outs) == 1 else outs
+
+    def _require_built(self, x=None) -> None:
+        """Nothing to do: a graph model is built by its Inputs."""
+
+    def astype(self, dtype) -> Model:
         """Convert every parameter, gradient and state array to float32 or float64."""
         self.dtype = np.dtype(dtype)
         for layer in self.layers:
@@ -153,29 +195,50 @@ class Sequential:
 
     def get_config(self) -> dict:
         """The architecture as JSON-ready data, enough to rebuild the model (Keras'
-        pattern): name, input shape, dtype and each layer's class, config and name.
-        Weights are not in it (:meth:`get_weights`); model files store both."""
+        pattern): its inputs, each layer's class, config and name, where each layer
+        reads from, and the outputs. Weights are not in it (:meth:`get_weights`)."""
+        kinds = ["int" if ids else "float" for ids in self._input_ids]
         return {
+            "class": "Model",
             "name": self.name,
-            "input_shape": None if self.input_shape is None else list(self.input_shape),
             "dtype": self.dtype.name,
+            "inputs": [
+                {"shape": list(shape), "name": name, "dtype": kind}
+                for shape, name, kind in zip(
+                    self.input_shapes, self.input_names, kinds, strict=True
+                )
+            ],
             "layers": [layer_to_config(layer) for layer in self.layers],
+            "sources": [list(s) for s in self.sources],
+            "outputs": list(self.output_ids),
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> Sequential:
+    def from_config(cls, config: dict) -> Model:
         """A new model of the architecture :meth:`get_config` described, with new
-        weights, built when the input shape is given. Layers are made only from the
-        registered classes (``cnnumpy.layers.LAYERS``); a bad config is a ValueError
-        naming the layer."""
-        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise ValueError("Sequential.from_config: expected a dict with 'layers'")
+        weights. Layers are made only from the registered classes
+        (``cnnumpy.layers.LAYERS``); a bad config is a ValueError naming the layer."""
+        inputs, sources, outputs = graph.check_config(config)
         layers = [layer_from_config(e, i) for i, e in enumerate(config["layers"])]
-        model = cls(layers, name=config.get("name"))
-        model.astype(config.get("dtype", "float32"))
-        if config.get("input_shape") is not None:
-            model.build(tuple(int(d) for d in config["input_shape"]))
-        return model
+        graph.check_arities(layers, sources)
+        dtype = np.dtype(config.get("dtype", "float32"))
+        tensors = [
+            graph.Input(e["shape"], name=e.get("name"), dtype=e.get("dtype", "float"))
+            for e in inputs
+        ]
+        values = list(tensors)
+        for layer, srcs in zip(layers, sources, strict=True):
+            layer.astype(dtype)  # built in the model's dtype
+            values.append(layer(graph.arguments(layer, values, srcs)))
+        model = cls(tensors, [values[k] for k in outputs], name=config.get("name"))
+        if any(a is not b for a, b in zip(model.layers, layers, strict=False)) or len(
+            model.layers
+        ) != len(layers):
+            raise ValueError(
+                "Model.from_config: the layers are not listed in the order the "
+                "model runs them (or some lead to no output)"
+            )
+        return model.astype(dtype)
 
     def save(self, path, include_optimizer: bool = True) -> None:
         """Save the model to one safetensors file.
@@ -184,43 +247,93 @@ class Sequential:
         """
         save_model(self, path, include_optimizer=include_optimizer)
 
-    def summary(self, print_fn=print) -> str:
-        """The table of layers, output shapes, parameters and neurons, with totals;
-        printed by ``print_fn`` (None: not printed) and returned."""
-        text = summary_text(self)
+    def summary(self, print_fn=print, batch_size: int | None = None) -> str:
+        """The table of layers, output shapes, parameters and neurons (and, for a
+        graph, where each layer reads from), with totals; printed by ``print_fn``
+        (None: not printed) and returned."""
+        text = summary_text(self, *([] if batch_size is None else [batch_size]))
         if print_fn is not None:
             print_fn(text)
         return text
 
     # -- passes ------------------------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Raw pass through all layers, in order (logits for a classifier)."""
-        self._require_built(x)
-        out = cast_inputs(self, x)  # the model's dtype, or ids kept for an Embedding
-        for layer in self.layers:
-            out = layer.forward(out, training=training)
-        return out
+    def _input_list(self, x) -> list[np.ndarray]:
+        """The model's inputs as a list, one array per Input, cast like ``fit``."""
+        if not self.multiple_inputs:
+            return [cast_inputs(self, x)]
+        if isinstance(x, (list, tuple)):
+            x = Arrays(x)
+        if not isinstance(x, Arrays) or len(x.arrays) != self.n_inputs:
+            raise TypeError(
+                f"Model: expected a list of {self.n_inputs} input arrays, got "
+                f"{type(x).__name__}"
+            )
+        return list(cast_inputs(self, x).arrays)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray | None:
-        """Reverse pass: fills every layer's grads, returns dL/dx.
+    def forward(self, x, training: bool = False):
+        """Raw pass through the graph (logits for a classifier): every layer in order,
+        each on the values it reads (:func:`cnnumpy.graph.run_forward`). A list of
+        arrays in and out for several inputs and outputs."""
+        xs = self._input_list(x)
+        outs = graph.run_forward(
+            self.layers, self.sources, self.output_ids, xs, training
+        )
+        return outs if self.multiple_outputs else outs[0]
 
-        dL/dx is None if not needed.
-        """
-        for layer in reversed(self.layers):
-            dout = layer.backward(dout)
-        return dout
+    def backward(self, dout):
+        """Reverse pass: fills every layer's grads, returns dL/dx (a list for several
+        inputs; None where not needed). A value that fed several layers gets the sum
+        of their gradients (:func:`cnnumpy.graph.run_backward`)."""
+        douts = list(dout) if self.multiple_outputs else [dout]
+        dxs = graph.run_backward(
+            self.layers, self.sources, self.output_ids, douts, self.n_inputs
+        )
+        return dxs if self.multiple_inputs else dxs[0]
 
     # -- training ----------------------------------------------------------------------
     def compile(
-        self, optimizer="sgd", loss="cross_entropy", metrics=("accuracy",)
+        self,
+        optimizer="sgd",
+        loss="cross_entropy",
+        metrics=("accuracy",),
+        loss_weights=None,
     ) -> None:
         """Choose the optimiser, the loss and the metrics.
 
-        The optimiser and the loss are given by name or as objects.
+        The optimiser and the loss are given by name or as objects. A model of
+        several outputs takes one loss for all, or a list of one per output, and
+        ``loss_weights`` (one number per output, default 1): the loss minimised is
+        ``sum_k w_k L_k``; each metric is reported per output, as
+        ``<output>_<metric>`` (``<output>`` the output layer's name, else
+        ``output_<k>``).
         """
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
+        if not self.multiple_outputs:
+            if loss_weights is not None:
+                raise ValueError(
+                    "compile: loss_weights is for models of several outputs"
+                )
+            self.loss = losses_module.get(loss)
+            self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
+            return
+        n = len(self.output_ids)
+        each = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
+        self.loss = outputs_module.PerOutput(each, loss_weights)
+        if len(self.loss.losses) != n:
+            raise ValueError(
+                f"compile: expected {n} losses (one per output), got {len(each)}"
+            )
+        self.metrics = {
+            f"{self.output_name(k)}_{name}": outputs_module.per_output(name, k)
+            for k in range(n)
+            for name in (metrics or ())
+        }
+
+    def output_name(self, k: int) -> str:
+        """The name of output ``k`` in logs: its layer's name, else ``output_<k>``."""
+        value = self.output_ids[k] - self.n_inputs
+        layer = self.layers[value] if value >= 0 else None
+        return layer.name if layer is not None and layer.name else f"output_{k}"
 
     def require_compiled(self, where: str) -> None:
         """ValueError naming ``where`` unless ``compile`` was called."""
@@ -229,7 +342,7 @@ class Sequential:
                 f"{where}: call model.compile(optimizer=..., loss=...) first"
             )
 
-    def train_step(self, x: np.ndarray, y) -> tuple[float, np.ndarray]:
+    def train_step(self, x, y) -> tuple[float, np.ndarray]:
         """One training step on a batch of checked inputs of the model's dtype (what
         ``fit`` calls for every batch): forward, loss, backward, one optimiser update;
         returns ``(loss, raw outputs)``. With the engine on, the model's executor runs
@@ -243,16 +356,14 @@ class Sequential:
         self.optimizer.step(self.layers)
         return loss, out
 
-    def _infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x):
         """Raw inference outputs of one batch: ``forward``, fused by the executor when
         the engine is on."""
         if engine.enabled():
             return self.executor.infer(x)
         return self.forward(x, training=False)
 
-    def use_processes(
-        self, processes: int | None = None, timeout: float | None = None
-    ):
+    def use_processes(self, processes: int | None = None, timeout: float | None = None):
         """Split every batch over ``processes`` processes (``None``: one per core):
         this process computes one slice, ``processes - 1`` replicas the others, with
         the results of one process on the whole batch (:mod:`cnnumpy.distributed`
@@ -264,7 +375,7 @@ class Sequential:
         self._require_built()
         return replicas.use_processes(self, processes, timeout)
 
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> float:
+    def train_on_batch(self, x, y) -> float:
         """One forward, backward and optimiser step on one batch; returns the loss."""
         self.require_compiled("train_on_batch")
         x, y = check_data(self, x, y, "train_on_batch")
@@ -288,12 +399,14 @@ class Sequential:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
 
         Args:
-            x: inputs (N, ...); integer images are cast to the model dtype batch by
-                batch, and integer ids (N, T) stay integers when the first layer
-                takes ids (Embedding: ``cnnumpy.validation.cast_inputs``).
-            y: class ids (N,), one-hot (N, K) or regression targets. Bool labels
-                are read as 0/1 integers (False is 0, True is 1): class ids 0 and 1
-                for cross-entropy, targets 0 and 1 for binary cross-entropy.
+            x: inputs (N, ...) (a list of arrays for several inputs); integer images
+                are cast to the model dtype batch by batch, and integer ids (N, T)
+                stay integers when an Embedding reads them
+                (``cnnumpy.validation.cast_inputs``).
+            y: class ids (N,), one-hot (N, K) or regression targets (a list, one per
+                output, for several outputs). Bool labels are read as 0/1 integers
+                (False is 0, True is 1): class ids 0 and 1 for cross-entropy, targets
+                0 and 1 for binary cross-entropy.
             validation_data: a pair (x_val, y_val) evaluated after each epoch.
             validation_split: fraction of the *last* examples held out instead (like
                 Keras).
@@ -340,23 +453,23 @@ class Sequential:
         )
 
     # -- inference ---------------------------------------------------------------------
-    def predict(self, x, batch_size: int = 256) -> np.ndarray:
-        """Outputs for ``x`` in batches (probabilities for a classifier).
-
-        The batches keep memory bounded.
-        """
+    def predict(self, x, batch_size: int = 256):
+        """Outputs for ``x`` in batches (probabilities for a classifier); a list of
+        arrays for several outputs. The batches keep memory bounded."""
         x = check_model_inputs(self, x, "predict")
         self._require_built(x)
         check_batch_size(batch_size, "predict")
-        out = None
+        outs = None
         for lo in range(0, len(x), batch_size):
             xb = cast_inputs(self, x[lo : lo + batch_size])
             raw = self._infer(xb)
             scores = self.loss.to_probabilities(raw) if self.loss is not None else raw
-            if out is None:
-                out = np.empty((len(x), *scores.shape[1:]), dtype=scores.dtype)
-            out[lo : lo + len(scores)] = scores
-        return out
+            scores = scores if self.multiple_outputs else [scores]
+            if outs is None:
+                outs = [np.empty((len(x), *s.shape[1:]), dtype=s.dtype) for s in scores]
+            for out, s in zip(outs, scores, strict=True):
+                out[lo : lo + len(s)] = s
+        return outs if self.multiple_outputs else outs[0]
 
     def evaluate(self, x, y, batch_size: int = 256) -> dict[str, float]:
         """Mean loss and metrics over (x, y), computed in batches."""
@@ -374,6 +487,12 @@ class Sequential:
         return {k: v / len(x) for k, v in totals.items()}
 
     def __repr__(self) -> str:
-        inner = ",\n".join(f"    {layer!r}" for layer in self.layers)
-        return f"Sequential([\n{inner}\n], input_shape={self.input_shape})"
-
+        lines = [
+            f"    {j}: {layer!r} <- {srcs}"
+            for j, (layer, srcs) in enumerate(self.nodes)
+        ]
+        inner = "\n".join(lines)
+        return (
+            f"Model(inputs={self.input_shapes}, outputs={self.output_ids}, layers=[\n"
+            f"{inner}\n])"
+        )

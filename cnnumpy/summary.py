@@ -23,6 +23,8 @@ examples from the book's code (:mod:`cnnumpy.textbook`), layer by layer:
 - BatchNorm: the normalised input ``x_hat`` plus ``1/std``, the mean and the variance
   (``C`` values each); LocalResponseNorm: ``a``, ``s`` and ``s^-beta``;
 - Embedding: the ids, ``N * T`` int64;
+- Add and Concatenate: shapes only; Multiply: every input (each gradient needs the
+  others);
 - SimpleRNN: x, h0 and every h_t, ``N (T F + U + T U)``; LSTM: x, h0, c0, every h_t,
   c_t, tanh(c_t) and the four gates, ``N (T F + 2U + 7 T U)``; GRU: x, h0, every h_t,
   the three gates and ``v_n``, ``N (T F + U + 5 T U)``.
@@ -47,10 +49,12 @@ from cnnumpy.layers import (
     ELU,
     GRU,
     LSTM,
+    Add,
     Arctan,
     AvgPool1D,
     AvgPool2D,
     BatchNorm,
+    Concatenate,
     Conv1D,
     Conv2D,
     Dense,
@@ -62,6 +66,7 @@ from cnnumpy.layers import (
     LocalResponseNorm,
     MaxPool1D,
     MaxPool2D,
+    Multiply,
     ReLU,
     Sigmoid,
     SimpleRNN,
@@ -82,12 +87,32 @@ def layer_rows(model) -> list[tuple[str, tuple[int, ...], int, int]]:
         raise ValueError(
             "summary: the model is not built; pass input_shape= to Sequential"
         )
-    rows, shape = [], model.input_shape
-    for layer in model.layers:
-        shape = layer.output_shape(shape)
+    rows = []
+    shapes = model.value_shapes()[model.n_inputs :]
+    for layer, shape in zip(model.layers, shapes, strict=True):
         neurons = int(np.prod(shape)) if layer.adds_neurons else 0
         rows.append((repr(layer), shape, layer.count_params(), neurons))
     return rows
+
+
+def is_chain(model) -> bool:
+    """Whether each layer of ``model`` reads the one before (a Sequential's graph)."""
+    n = len(model.layers)
+    chain = all(srcs == [j] for j, srcs in enumerate(model.sources))
+    return model.n_inputs == 1 and chain and list(model.output_ids) == [n]
+
+
+def connections(model) -> list[str]:
+    """For each layer, what it reads: ``input`` (``input k`` of several), or the
+    row numbers ``#j`` of the layers whose outputs it reads."""
+    n = model.n_inputs
+
+    def name(value: int) -> str:
+        if value >= n:
+            return f"#{value - n}"
+        return "input" if n == 1 else f"input {value}"
+
+    return [", ".join(map(name, srcs)) for srcs in model.sources]
 
 
 # -- what each layer's backward keeps --------------------------------------------------
@@ -139,6 +164,11 @@ _CACHES = {  # (layer, shape in, shape out, N, itemsize) -> bytes; see the modul
     SimpleRNN: _recurrent,
     LSTM: _recurrent,
     GRU: _recurrent,
+    Add: lambda *args: 0,  # the inputs' shapes only
+    Concatenate: lambda *args: 0,  # the sizes only
+    Multiply: lambda layer, s_in, s_out, n, item: (  # every input
+        n * sum(_size(s) for s in s_in) * item
+    ),
 }
 
 
@@ -161,7 +191,7 @@ def cache_bytes(model, batch_size: int = TRAINING_BATCH) -> list[int | None]:
         )
     rows = layer_rows(model)  # raises if not built
     item = np.dtype(model.dtype).itemsize
-    shapes_in = [model.input_shape, *(r[1] for r in rows[:-1])]
+    shapes_in = model.layer_input_shapes()
     found = []
     for layer, shape_in, row in zip(model.layers, shapes_in, rows, strict=True):
         estimate = _CACHES.get(type(layer))  # exact type: a subclass may keep more
@@ -206,31 +236,44 @@ def _bytes(n: int | None) -> str:
 
 def summary_text(model, batch_size: int = TRAINING_BATCH) -> str:
     """The table ``model.summary()`` prints; the backward column and total are for a
-    training step on ``batch_size`` examples."""
+    training step on ``batch_size`` examples. A graph model's table numbers its rows
+    and says what each layer reads (:func:`connections`)."""
     kept = cache_bytes(model, batch_size)
-    header = ("Layer", "Output shape", "Params", "Neurons", f"Cache (N={batch_size})")
+    header = ["Layer", "Output shape", "Params", "Neurons", f"Cache (N={batch_size})"]
     body = [
-        (
+        [
             name,
             "(" + ", ".join(map(str, shape)) + ")",
             f"{p:,}",
             f"{n:,}" if n else "-",
             _bytes(k),
-        )
+        ]
         for (name, shape, p, n), k in zip(layer_rows(model), kept, strict=True)
     ]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(5)]
+    graph = not is_chain(model)
+    if graph:
+        header = ["#", *header, "Reads"]
+        body = [
+            [str(j), *row, reads]
+            for j, (row, reads) in enumerate(zip(body, connections(model), strict=True))
+        ]
+    left = 3 if graph else 2  # columns aligned left: (#,) layer, shape
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def fmt(row):
-        left = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        right = [c.rjust(w) for c, w in zip(row[2:], widths[2:], strict=True)]
-        return "  ".join(left + right)
+        cells = []
+        for i, (cell, width) in enumerate(zip(row, widths, strict=True)):
+            aligned_left = i < left or (graph and i == len(row) - 1)
+            cells.append(cell.ljust(width) if aligned_left else cell.rjust(width))
+        return "  ".join(cells).rstrip()
 
     rule = "-" * len(fmt(header))
+    shapes = [model.input_shape] if model.n_inputs == 1 else model.input_shapes
+    inputs = " ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)
+    kind = "Sequential" if not graph else "Model"
     title = (
-        f"Model: {model.name or 'Sequential'}   input ("
-        + ", ".join(map(str, model.input_shape))
-        + f")   dtype {np.dtype(model.dtype).name}"
+        f"Model: {model.name or kind}   input {inputs}   "
+        f"dtype {np.dtype(model.dtype).name}"
     )
     table = [title, rule, fmt(header), rule, *map(fmt, body), rule]
     return "\n".join(table + _total_lines(model, batch_size, None in kept))

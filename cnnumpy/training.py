@@ -190,8 +190,7 @@ def _attach(model, callbacks: list) -> list:
 
 def check_last_batch(model, n: int, batch_size: int) -> None:
     """BatchNorm on (N, features) cannot normalise a batch of one example."""
-    shape = model.input_shape
-    for layer in model.layers:
+    for layer, shape in zip(model.layers, model.layer_input_shapes(), strict=True):
         if type(layer).__name__ == "BatchNorm" and len(shape) == 1:
             if n % batch_size == 1 or n == 1:
                 raise ValueError(
@@ -199,7 +198,6 @@ def check_last_batch(model, n: int, batch_size: int) -> None:
                     f"batch of 1, which {layer!r} on features cannot normalise in "
                     "training; choose another batch_size or drop one example"
                 )
-        shape = layer.output_shape(shape)
 
 
 def train_epoch(run: Run, epoch: int) -> dict:

@@ -178,31 +178,96 @@ def _check_class_ids(
         )
 
 
-def takes_ids(model) -> bool:
-    """Whether ``model``'s first layer reads integer ids (a layer class declaring
-    ``input_dtype = "int"``, such as Embedding) rather than values."""
+class Arrays:
+    """Several arrays with one batch axis, indexed together: the inputs of a model of
+    several inputs, or the targets of one of several outputs. ``len(a)`` is the
+    number of examples, ``a[idx]`` takes the same examples of every array, and
+    ``a.arrays[k]`` is the ``k``-th array."""
+
+    def __init__(self, arrays) -> None:
+        self.arrays = list(arrays)
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index) -> Arrays:
+        return Arrays([a[index] for a in self.arrays])
+
+    def __repr__(self) -> str:
+        return f"Arrays({[a.shape for a in self.arrays]})"
+
+
+def part(data, k: int):
+    """Array ``k`` of :class:`Arrays` or of a list of arrays."""
+    return data.arrays[k] if isinstance(data, Arrays) else data[k]
+
+
+def takes_ids(model, k: int = 0) -> bool:
+    """Whether ``model``'s input ``k`` holds integer ids kept as they are (an
+    Embedding reads it, a layer class declaring ``input_dtype = "int"``) rather than
+    values."""
+    flags = getattr(model, "input_takes_ids", None)
+    if flags is not None:
+        return bool(flags[k])
     layers = getattr(model, "layers", None)
     return bool(layers) and layers[0].input_dtype == "int"
 
 
-def cast_inputs(model, x: np.ndarray) -> np.ndarray:
-    """A batch as ``model``'s first layer reads it: the model's dtype, or unchanged
-    when that layer takes integer ids (the one rule every cast of model inputs follows:
-    ``forward``, ``fit``, ``train_on_batch``, ``evaluate``, ``predict`` and the
-    executor). A float batch then reaches the Embedding, which refuses it."""
-    if takes_ids(model) or x.dtype == model.dtype:
+def cast_inputs(model, x):
+    """A batch as ``model`` reads it: the model's dtype, or unchanged when an
+    Embedding reads it as integer ids (the one rule every cast of model inputs
+    follows: ``forward``, ``fit``, ``train_on_batch``, ``evaluate``, ``predict`` and
+    the executor). A float batch then reaches the Embedding, which refuses it.
+    :class:`Arrays` (several inputs) are cast array by array."""
+    if isinstance(x, Arrays):
+        return Arrays([_cast(model, a, k) for k, a in enumerate(x.arrays)])
+    return _cast(model, x, 0)
+
+
+def _cast(model, x: np.ndarray, k: int) -> np.ndarray:
+    if takes_ids(model, k) or x.dtype == model.dtype:
         return x
     return x.astype(model.dtype)
 
 
-def check_model_inputs(model, x, where: str, arg: str = "x") -> np.ndarray:
-    """:func:`check_inputs` against ``model``; a model whose first layer takes ids
-    also refuses inputs that are not integers, naming that layer."""
-    x = check_inputs(x, model.input_shape, where, arg, dtype=model.dtype)
-    if takes_ids(model) and not np.issubdtype(x.dtype, np.integer):
+def check_model_inputs(model, x, where: str, arg: str = "x"):
+    """:func:`check_inputs` against ``model``; an input that an Embedding reads must
+    also be integers. A model of several inputs takes a list (or :class:`Arrays`)
+    of one array per input, all with the same number of examples."""
+    n_inputs = getattr(model, "n_inputs", 1)
+    if n_inputs == 1:
+        return _check_input(model, x, model.input_shape, 0, where, arg)
+    arrays = x.arrays if isinstance(x, Arrays) else x
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != n_inputs:
+        got = len(arrays) if isinstance(arrays, (list, tuple)) else type(x).__name__
         raise TypeError(
-            f"{where}: {arg} must be integer ids for the first layer "
-            f"{model.layers[0]!r}, got dtype {x.dtype}"
+            f"{where}: {arg} must be a list of {n_inputs} arrays, one per model "
+            f"input, got {got}"
+        )
+    checked = [
+        _check_input(model, a, shape, k, where, f"{arg}[{k}]")
+        for k, (a, shape) in enumerate(zip(arrays, model.input_shapes, strict=True))
+    ]
+    sizes = [len(a) for a in checked]
+    if len(set(sizes)) != 1:
+        raise ValueError(
+            f"{where}: the arrays of {arg} must have one number of examples, got "
+            f"{sizes}"
+        )
+    return Arrays(checked)
+
+
+def _check_input(model, x, shape, k: int, where: str, arg: str) -> np.ndarray:
+    x = check_inputs(x, shape, where, arg, dtype=model.dtype)
+    if takes_ids(model, k) and not np.issubdtype(x.dtype, np.integer):
+        readers = [
+            layer
+            for layer, srcs in zip(model.layers, model.sources, strict=True)
+            if k in srcs
+        ]
+        where_read = f"the first layer {readers[0]!r}" if readers else "the model"
+        raise TypeError(
+            f"{where}: {arg} must be integer ids for {where_read}, got dtype {x.dtype}"
         )
     return x
 
@@ -218,7 +283,7 @@ def check_batch_size(batch_size, where: str) -> None:
         )
 
 
-def check_data(model, x, y, where: str) -> tuple[np.ndarray, object]:
+def check_data(model, x, y, where: str) -> tuple:
     """``(x, y)`` checked against ``model`` as ``fit``, ``evaluate`` and
     ``train_on_batch`` take them (``y`` may be None), the model built from ``x``'s
     shape if it was not; a clear error naming ``where`` otherwise. Bool labels become
@@ -227,18 +292,42 @@ def check_data(model, x, y, where: str) -> tuple[np.ndarray, object]:
     x = check_model_inputs(model, x, where)
     if model.input_shape is None:
         model.build(x.shape[1:])
-    if y is not None:
-        y = check_targets(
-            _bools_as_ints(y),  # first, so that errors show 0 and 1
-            len(x),
-            model.output_shape,
-            model.loss.name,
-            where,
-            dtype=model.dtype,
-            ignore_index=getattr(model.loss, "ignore_index", None),
+    if y is None:
+        return x, y
+    if getattr(model, "multiple_outputs", False):
+        return x, _check_several_targets(model, y, len(x), where)
+    return x, _check_one_target(model, model.loss, y, len(x), model.output_shape, where)
+
+
+def _check_one_target(model, loss, y, n: int, output_shape, where: str, arg="y"):
+    y = check_targets(
+        _bools_as_ints(y),  # first, so that errors show 0 and 1
+        n,
+        output_shape,
+        loss.name,
+        where,
+        arg,
+        dtype=model.dtype,
+        ignore_index=getattr(loss, "ignore_index", None),
+    )
+    return _bools_as_ints(y)  # a list of bools is an array only now
+
+
+def _check_several_targets(model, y, n: int, where: str) -> Arrays:
+    """One target array per output, each checked against its output and loss."""
+    shapes = model.output_shape
+    arrays = y.arrays if isinstance(y, Arrays) else y
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != len(shapes):
+        got = len(arrays) if isinstance(arrays, (list, tuple)) else type(y).__name__
+        raise TypeError(
+            f"{where}: y must be a list of {len(shapes)} target arrays, one per "
+            f"model output, got {got}"
         )
-        y = _bools_as_ints(y)  # a list of bools is an array only now
-    return x, y
+    losses = model.loss.losses
+    return Arrays(
+        _check_one_target(model, loss, t, n, shape, where, f"y[{k}]")
+        for k, (loss, t, shape) in enumerate(zip(losses, arrays, shapes, strict=True))
+    )
 
 
 def _bools_as_ints(y):

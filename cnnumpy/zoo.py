@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import Sequential
 from cnnumpy.zoo_images import (
     GLOROT,
     alexnet,

@@ -25,7 +25,7 @@ from cnnumpy.layers import (
     ReLU,
     Tanh,
 )
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import Sequential
 
 GLOROT = "glorot_uniform"
 

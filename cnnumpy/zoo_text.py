@@ -8,7 +8,7 @@ Embedding, as min-char-rnn does, and give logits ``(N, T, K)`` for any T;
 from __future__ import annotations
 
 from cnnumpy.layers import LSTM, Dense, SimpleRNN
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import Sequential
 
 CHAR_VOCAB = 65  # tiny Shakespeare's alphabet
 CHAR_WINDOW = 25  # min-char-rnn's seq_length

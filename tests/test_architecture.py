@@ -41,6 +41,7 @@ RANKS = {
     "cnnumpy.engine": 2,
     "cnnumpy.sync": 2,  # how a step split over processes adds up (engine kernels)
     # what layers and training steps are made of
+    "cnnumpy.graph": 3,  # symbolic tensors and graph passes (layer calls use it)
     "cnnumpy.layers": 3,
     "cnnumpy.losses": 3,
     "cnnumpy.metrics": 3,
@@ -48,6 +49,9 @@ RANKS = {
     "cnnumpy.optimizer_groups": 3,
     "cnnumpy.optimizers": 3,
     "cnnumpy.schedules": 3,
+    "cnnumpy.schedule_base": 3,
+    "cnnumpy.step_schedules": 3,
+    "cnnumpy.outputs": 3,  # losses and metrics of several outputs
     "cnnumpy.lab": 3,  # the technique lab: the book's steps and the engine, timed
     # what the model hands its work to: they use the model's public API and never
     # import the model (the executor runs its layers; the loop, the files and the
@@ -58,10 +62,12 @@ RANKS = {
     "cnnumpy.training": 4,
     "cnnumpy.summary": 4,
     "cnnumpy.receptive_field": 4,  # reads a model's layers, like the summary
+    "cnnumpy.tta": 4,  # test-time augmentation: model.predict on flipped inputs
     "cnnumpy.saving": 4,
     "cnnumpy.distributed": 4,
     # the model
     "cnnumpy.model": 5,
+    "cnnumpy.sequential": 5,
     # what builds models: from a file, in a replica process, by name
     "cnnumpy.saving.loading": 6,
     "cnnumpy.distributed.worker": 6,

@@ -4,7 +4,7 @@ The caller (:mod:`cnnumpy.distributed.replicas`) starts it with ``python -c``
 (:data:`cnnumpy.distributed.process.ENTRY`), which calls :func:`serve`. The replica
 then reads, in order:
 
-1. ``setup``: the model's config (``Sequential.get_config``), the size of the shared
+1. ``setup``: the model's config (``Model.get_config``), the size of the shared
    block of weights (its descriptor follows) and where each weight and gradient sits.
    The replica builds the model, points its weights at the block (the caller writes
    them there before every step) and answers ``{"ok": true}``;
@@ -30,7 +30,7 @@ import numpy as np
 from cnnumpy import initializers, losses, sync
 from cnnumpy.distributed.mirror import attach, grad_arrays, set_step_state
 from cnnumpy.distributed.transport import SharedBlock, receive, receive_fd, send
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import model_from_config
 
 __all__ = ["Worker", "serve"]
 
@@ -74,7 +74,7 @@ class Worker:
         self.reply_fd = reply_fd
         # the weights come next (attach): a "custom" initialiser needs no callable here
         with initializers.weights_follow():
-            self.model = Sequential.from_config(setup["config"])
+            self.model = model_from_config(setup["config"])
         self.weights = attach(self.model, fd, setup["weights"], setup["w_offsets"])
         self.g_offsets = setup["g_offsets"]
         self.block: SharedBlock | None = None  # this replica's slice, grads, outputs

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy import graph
 from cnnumpy.engine import dispatch, ops
 from cnnumpy.engine.kernels import activations as engine_act
 from cnnumpy.engine.kernels.epilogue import Tiles
@@ -88,34 +89,56 @@ def _pool_tiles(conv, layer, mean: bool) -> bool:
     return conv.rank == 2 and tile is not None and tile.mean == mean
 
 
-def plan(layers, order: list[int]) -> list[tuple]:
-    """Steps ``(i, bn, pool, act)`` in execution ``order``: layer ``i``, with the
+def _links(steps) -> list[bool]:
+    """``links[p]``: step ``p`` reads the output of step ``p - 1`` and nothing else,
+    and no other step reads that output (a chain, where a layer may merge into the
+    one before it)."""
+    readers: dict[int, int] = {}
+    for step in steps:
+        for s in step.sources:
+            readers[s] = readers.get(s, 0) + 1
+    links = [False]
+    for before, step in zip(steps, steps[1:], strict=False):
+        links.append(step.sources == (before.dest,) and readers[before.dest] == 1)
+    return links
+
+
+def plan(layers, steps, outputs=()) -> list[tuple]:
+    """Groups ``(i, bn, pool, act)`` of the execution ``steps``
+    (:func:`~cnnumpy.engine.executor.execution_steps`): layer ``i``, with the
     indices of the BatchNorm folded into it, of the pool and of the activation run
     on its chunks (``None`` for each one that is not there). A layer merges only with
-    the ones that run right after it: a BatchNorm, then a max-pool and a ReLU or
-    LeakyReLU, or an activation and an average pool, in that order."""
-    steps, p = [], 0
+    the ones that run right after it on its output alone (no other layer reads it,
+    and it is not a model output in ``outputs``): a BatchNorm, then a max-pool and a
+    ReLU or LeakyReLU, or an activation and an average pool, in that order."""
+    groups, p = [], 0
+    links = _links(steps)
+    kept = set(outputs)
 
     def ahead(k: int = 0):
-        """The layer ``k`` places after the current one in ``order`` (or None)."""
-        return layers[order[p + k]] if p + k < len(order) else None
+        """The layer ``k`` steps after the current one, if the chain reaches it."""
+        q = p + k
+        chained = q < len(steps) and all(links[p - 1 + 1 : q + 1])
+        if not chained or any(steps[r].dest in kept for r in range(p - 1, q)):
+            return None
+        return layers[steps[q].index]
 
-    while p < len(order):
-        i, bn, pool, act = order[p], None, None, None
+    while p < len(steps):
+        i, bn, pool, act = steps[p].index, None, None, None
         p += 1
         conv = layers[i]
         if _own(conv, _CONVS):
             if _own(ahead(), (BatchNorm,)):
-                bn, p = order[p], p + 1
+                bn, p = steps[p].index, p + 1
             if _own(ahead(), _BEFORE_MEAN) and _pool_tiles(conv, ahead(1), mean=True):
-                act, pool, p = order[p], order[p + 1], p + 2
+                act, pool, p = steps[p].index, steps[p + 1].index, p + 2
             else:
                 if _pool_tiles(conv, ahead(), mean=False):
-                    pool, p = order[p], p + 1
+                    pool, p = steps[p].index, p + 1
                 if _own(ahead(), _ACTIVATIONS):
-                    act, p = order[p], p + 1
-        steps.append((i, bn, pool, act))
-    return steps
+                    act, p = steps[p].index, p + 1
+        groups.append((i, bn, pool, act))
+    return groups
 
 
 def folded(conv, bn) -> tuple[np.ndarray, np.ndarray | None]:
@@ -143,29 +166,44 @@ def convolve(conv, x: np.ndarray, w, b, post=None, tile: Tiles | None = None):
     return out[:, :, 0, :] if conv.rank == 1 else out
 
 
-def forward(layers, order: list[int], x: np.ndarray) -> np.ndarray:
-    """Inference outputs of ``x`` (already of the layers' dtype) through ``layers``
-    run in ``order``, fused as above (layer by layer when the engine is off)."""
-    out = x
+def forward(layers, steps, inputs: list, outputs: list[int]) -> list:
+    """Inference outputs (one per value id in ``outputs``) of ``inputs`` (one array
+    per model input, already of the layers' dtype) through ``layers`` run in
+    ``steps``, fused as above (layer by layer when the engine is off)."""
+    values = dict(enumerate(inputs))
     if not dispatch.enabled() or dispatch.forced("conv2d") == dispatch.BOOK:
-        for i in order:
-            out = layers[i].forward(out, training=False)
-        return out
-    for i, bn, pool, act in plan(layers, order):
-        layer = layers[i]
-        if bn is None and pool is None and act is None:
-            out = layer.forward(out, training=False)
-            continue
-        w, b = folded(layer, None if bn is None else layers[bn])
-        tile = None if pool is None else tiles(layers[pool])
-        _F, *size = layer.output_shape(out.shape[1:])
-        if tile is not None and (size[0] % tile.KH or size[1] % tile.KW):
-            # the tiles leave rows over at this input size: run the pool and the
-            # activation as they are, in their order
-            out = convolve(layer, out, w, b)
-            for j in sorted((j for j in (pool, act) if j is not None), key=order.index):
+        for step in steps:
+            layer = layers[step.index]
+            values[step.dest] = layer.forward(
+                graph.arguments(layer, values, step.sources), training=False
+            )
+        return [values[k] for k in outputs]
+    position = {step.index: p for p, step in enumerate(steps)}
+    for group in plan(layers, steps, outputs):
+        members = sorted((j for j in group if j is not None), key=position.get)
+        first, last = steps[position[group[0]]], steps[position[members[-1]]]
+        out = graph.arguments(layers[group[0]], values, first.sources)
+        values[last.dest] = _run_group(layers, group, out, members)
+    return [values[k] for k in outputs]
+
+
+def _run_group(layers, group, out, members: list[int]):
+    """The output of one group ``(i, bn, pool, act)`` of :func:`plan` on ``out``
+    (``members``: its layers in execution order)."""
+    i, bn, pool, act = group
+    layer = layers[i]
+    if bn is None and pool is None and act is None:
+        return layer.forward(out, training=False)
+    w, b = folded(layer, None if bn is None else layers[bn])
+    tile = None if pool is None else tiles(layers[pool])
+    _F, *size = layer.output_shape(out.shape[1:])
+    if tile is not None and (size[0] % tile.KH or size[1] % tile.KW):
+        # the tiles leave rows over at this input size: run the pool and the
+        # activation as they are, in their order
+        out = convolve(layer, out, w, b)
+        for j in members:
+            if j in (pool, act):
                 out = layers[j].forward(out, training=False)
-            continue
-        post = None if act is None else in_place(layers[act])
-        out = convolve(layer, out, w, b, post, tile)
-    return out
+        return out
+    post = None if act is None else in_place(layers[act])
+    return convolve(layer, out, w, b, post, tile)

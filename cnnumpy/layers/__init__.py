@@ -19,6 +19,7 @@ from cnnumpy.layers.dense import Dense
 from cnnumpy.layers.dropout import Dropout
 from cnnumpy.layers.embedding import Embedding
 from cnnumpy.layers.lrn import LocalResponseNorm
+from cnnumpy.layers.merge import Add, Concatenate, Multiply
 from cnnumpy.layers.normalization import BatchNorm
 from cnnumpy.layers.pooling import (
     AvgPool1D,
@@ -32,10 +33,12 @@ from cnnumpy.layers.reshape import Flatten
 
 __all__ = [
     "LAYERS",
+    "Add",
     "Arctan",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNorm",
+    "Concatenate",
     "Conv1D",
     "Conv2D",
     "Dense",
@@ -51,6 +54,7 @@ __all__ = [
     "LocalResponseNorm",
     "MaxPool1D",
     "MaxPool2D",
+    "Multiply",
     "ReLU",
     "Sigmoid",
     "SimpleRNN",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnumpy import initializers
+from cnnumpy import graph, initializers
 from cnnumpy.rng import spawn_rng
 
 # Every concrete layer class, by name, so that a saved config can be rebuilt without
@@ -42,6 +42,9 @@ class Layer:
     # What the layer takes as the model's first layer: "float" inputs, cast to the
     # model's dtype, or "int" ids kept as they are (Embedding).
     input_dtype = "float"
+    # Whether ``forward`` takes a list of arrays and ``backward`` returns a list of
+    # gradients (the merge layers: Add, Concatenate, Multiply).
+    multiple_inputs = False
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name
@@ -110,7 +113,12 @@ class Layer:
     def backward(self, dout: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
-    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def __call__(self, x, training: bool = False):
+        """``forward(x)`` on arrays; on symbolic Tensors (``cnnumpy.Input`` and the
+        outputs of layer calls), the Tensor of this layer's output in a graph model
+        (:mod:`cnnumpy.graph`)."""
+        if graph.is_symbolic(x):
+            return graph.connect(self, x)
         return self.forward(x, training=training)
 
     # -- helpers for subclasses --------------------------------------------------------

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from cnnumpy import graph
 from cnnumpy.saving.header import ModelFileError
 
 __all__ = [
@@ -61,24 +62,37 @@ def planned_tensors(layers: list, spec: dict, where: str) -> dict[str, tuple]:
     """
     planned = {}
     try:
-        shape = spec["input_shape"]
-        if not (
-            isinstance(shape, list)
-            and shape
-            and all(type(d) is int and d >= 1 for d in shape)
-        ):
-            raise ValueError(f"input_shape must be a list of ints >= 1, got {shape!r}")
-        shape = tuple(shape)
-        _check_example_size(shape, "input_shape")
-        for i, layer in enumerate(layers):
+        if spec.get("class") == "Model":
+            _, sources, _ = graph.check_config(spec)
+            graph.check_arities(layers, sources)
+            input_shapes = [tuple(e["shape"]) for e in spec["inputs"]]
+        else:
+            shape = spec["input_shape"]
+            if not (
+                isinstance(shape, list)
+                and shape
+                and all(type(d) is int and d >= 1 for d in shape)
+            ):
+                raise ValueError(
+                    f"input_shape must be a list of ints >= 1, got {shape!r}"
+                )
+            sources, input_shapes = [[j] for j in range(len(layers))], [tuple(shape)]
+        shapes = list(input_shapes)
+        for k, shape in enumerate(shapes):
+            what = "input_shape" if len(shapes) == 1 else f"inputs[{k}] shape"
+            _check_example_size(shape, what)
+        for i, (layer, srcs) in enumerate(zip(layers, sources, strict=True)):
+            shape = graph.arguments(layer, shapes, srcs)
             params, state = layer.param_shapes(shape), layer.state_shapes(shape)
             if params is None or state is None:  # a user's layer: checked once built
                 planned.update({f"layers.{i}.": None})
             else:
-                shapes = {**params, **state}
-                planned.update({f"layers.{i}.{k}": v for k, v in shapes.items()})
-            shape = tuple(layer.output_shape(shape))
-            _check_example_size(shape, f"layer {i} ({type(layer).__name__}) output")
+                tensor_shapes = {**params, **state}
+                planned.update({f"layers.{i}.{k}": v for k, v in tensor_shapes.items()})
+            shapes.append(tuple(layer.output_shape(shape)))
+            _check_example_size(
+                shapes[-1], f"layer {i} ({type(layer).__name__}) output"
+            )
     except (TypeError, ValueError, KeyError, OverflowError) as exc:
         raise ModelFileError(
             f"{where}: the architecture cannot be built: {exc}"

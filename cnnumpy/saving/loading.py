@@ -1,7 +1,7 @@
 """``load_model``: a new model, rebuilt from a model file.
 
-The one module of ``cnnumpy.saving`` that imports the model (``Sequential.from_config``
-builds it); the package does not import it (``Sequential.save`` imports the writer),
+The one module of ``cnnumpy.saving`` that imports the model (``model_from_config``
+builds it); the package does not import it (``Model.save`` imports the writer),
 ``cnnumpy.load_model`` is this module's function. A file of a few bytes can describe
 ``Dense(10**9)``, so the architecture's tensor shapes are planned from the layers'
 configs alone and checked against the header before anything is built; the build
@@ -18,18 +18,19 @@ import warnings
 from cnnumpy import initializers, losses
 from cnnumpy import metrics as metrics_module
 from cnnumpy.layers import layer_from_config
-from cnnumpy.model import Sequential
+from cnnumpy.model import Model
 from cnnumpy.rng import isolated
 from cnnumpy.saving.checks import check_tensors, planned_tensors
 from cnnumpy.saving.header import ModelFileError
 from cnnumpy.saving.preprocessing import check_preprocessing
 from cnnumpy.saving.reading import assign_weights, read_checked, saved_state
 from cnnumpy.saving.safefile import open_model_file
+from cnnumpy.sequential import model_from_config
 
 __all__ = ["load_model"]
 
 
-def load_model(path) -> Sequential:
+def load_model(path) -> Model:
     """Rebuild a model from ``save_model``: architecture, weights, optimiser, history.
 
     The model is built from the metadata and every declared tensor checked against it
@@ -74,7 +75,7 @@ def layers_from_meta(meta: dict, where: str) -> list:
     return layers
 
 
-def _model_from_meta(meta: dict, declared: dict, where: str) -> Sequential:
+def _model_from_meta(meta: dict, declared: dict, where: str) -> Model:
     """A new built model of the saved architecture, its tensors not yet set.
 
     The layers' tensor shapes are first checked, from their configs alone, against
@@ -87,7 +88,7 @@ def _model_from_meta(meta: dict, declared: dict, where: str) -> Sequential:
         # weights_follow: a layer built with a callable (saved as "custom") gets its
         # weights from the file, which assign_weights sets before anyone reads them
         with isolated(), initializers.weights_follow():
-            model = Sequential.from_config(spec)
+            model = model_from_config(spec)
     except (TypeError, ValueError, KeyError, OverflowError, MemoryError) as exc:
         raise ModelFileError(
             f"{where}: the architecture cannot be built: {exc!r}"

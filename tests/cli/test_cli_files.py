@@ -240,7 +240,7 @@ def test_an_interrupted_overwrite_leaves_no_old_result(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model.Sequential, "fit", interrupted)
+    monkeypatch.setattr(model.Model, "fit", interrupted)
     argv = [*TRAIN, "--data-dir", data_dir, "--out", folder, "--overwrite"]
     code, stdout, _ = run(argv, capsys)
     assert code == 130
@@ -268,7 +268,7 @@ def test_an_infinite_test_loss_is_a_divergence(data_dir, tmp_path, capsys, monke
     def infinite(self, x, y, batch_size=None):
         return {"loss": float("inf"), "accuracy": 0.1}
 
-    monkeypatch.setattr(model.Sequential, "evaluate", infinite)
+    monkeypatch.setattr(model.Model, "evaluate", infinite)
     out = tmp_path / "run"
     argv = [*TRAIN, "--val-split", "0", "--data-dir", data_dir, "--out", out]
     code, _, err = run(argv, capsys)  # no validation: evaluate is only the test's

@@ -10,7 +10,7 @@ import pytest
 
 import cnnumpy
 from cnnumpy.engine import fusion
-from cnnumpy.engine.executor import execution_order
+from cnnumpy.engine.executor import execution_steps
 from cnnumpy.engine.rules import use_bands
 from cnnumpy.layers import (
     AvgPool2D,
@@ -24,7 +24,7 @@ from cnnumpy.layers import (
     ReLU,
     Tanh,
 )
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import Sequential
 
 # the engine's own machinery: run with its kernels, whatever CNNUMPY_ENGINE says
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -60,7 +60,7 @@ def _check_equal_to_forward(model, x, rtol):
 
 
 def _steps(model):
-    return fusion.plan(model.layers, execution_order(model.layers))
+    return fusion.plan(model.layers, execution_steps(model))
 
 
 def _vgg_block():
@@ -281,9 +281,9 @@ def test_predict_and_evaluate_run_the_fused_pass(monkeypatch):
     calls = []
     fused = fusion.forward
 
-    def spy(layers, order, x):
-        calls.append(len(x))
-        return fused(layers, order, x)
+    def spy(layers, steps, xs, outputs):
+        calls.append(len(xs[0]))
+        return fused(layers, steps, xs, outputs)
 
     monkeypatch.setattr(fusion, "forward", spy)
     x = np.random.default_rng(7).standard_normal((10, 2, 8, 8))

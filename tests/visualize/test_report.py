@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnumpy.callbacks import History
 from cnnumpy.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from cnnumpy.model import Sequential
+from cnnumpy.sequential import Sequential
 from cnnumpy.report import SECTIONS, pick_examples, write_report
 from cnnumpy.rng import seed
 
