@@ -1,8 +1,9 @@
 """The notes' networks, by name (layers and parameter counts as the shared ZOO.md pins).
 
-Each function returns a built, uncompiled ``Sequential``. Networks with tanh activations
-use Glorot initialisation (Glorot & Bengio 2010 derive it for tanh); ReLU networks use
-He's.
+Each function returns a built, uncompiled model: a ``Sequential``, or a graph
+``Model`` for the residual and Inception networks (:mod:`cnnumpy.zoo_graphs`).
+Networks with tanh activations use Glorot initialisation (Glorot & Bengio 2010 derive
+it for tanh); ReLU networks use He's.
 
 | name          | source                     | input      | parameters  |
 |---------------|----------------------------|------------|-------------|
@@ -15,6 +16,10 @@ He's.
 | melpy_mnist   | seed 001, Table 2 model 3  | 1x28x28    | 806,394     |
 | melpy_cifar   | seed 001, Table 3 model 7  | 3x32x32    | 544,122     |
 | vgg_cifar     | VGG-style with BatchNorm   | 3x32x32    | 307,946     |
+| resnet8       | He et al. 2016, n = 1      | 3x32x32    | 78,042      |
+| resnet20      | He et al. 2016, n = 3      | 3x32x32    | 272,474     |
+| resnet32      | He et al. 2016, n = 5      | 3x32x32    | 466,906     |
+| mini_googlenet| seed 000 (Zhang et al.)    | 3x32x32    | 1,651,114   |
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
 | vgg19         | seed 003 ("16 ou 19")      | 3x224x224  | 143,667,240 |
@@ -27,16 +32,17 @@ does: the recurrent layer then sees the notes' ``x_t``, and the issue's count ho
 4·100·(65 + 100) + 2·4·100 = 66,800 for ``LSTM(100)``. They give logits ``(N, T, K)``
 for any T (25 is min-char-rnn's window); ``cnnumpy.generation`` samples from them.
 
-The image networks live in :mod:`cnnumpy.zoo_images`, the char models in
-:mod:`cnnumpy.zoo_text`; every name is importable from here too
-(``from cnnumpy.zoo import lenet5, char_lstm``).
+The image networks live in :mod:`cnnumpy.zoo_images` (stacks) and
+:mod:`cnnumpy.zoo_graphs` (graphs), the char models in :mod:`cnnumpy.zoo_text`; every
+name is importable from here too (``from cnnumpy.zoo import lenet5, char_lstm``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from cnnumpy.sequential import Sequential
+from cnnumpy.model import Model
+from cnnumpy.zoo_graphs import mini_googlenet, resnet8, resnet20, resnet32
 from cnnumpy.zoo_images import (
     GLOROT,
     alexnet,
@@ -69,7 +75,11 @@ __all__ = [
     "lenet5_classic",
     "melpy_cifar",
     "melpy_mnist",
+    "mini_googlenet",
     "mnist_mlp",
+    "resnet8",
+    "resnet20",
+    "resnet32",
     "seed000_cifar",
     "seed_cifar",
     "vgg16",
@@ -77,7 +87,7 @@ __all__ = [
     "vgg_cifar",
 ]
 
-MODELS: dict[str, Callable[..., Sequential]] = {
+MODELS: dict[str, Callable[..., Model]] = {
     f.__name__: f
     for f in (
         mnist_mlp,
@@ -89,6 +99,10 @@ MODELS: dict[str, Callable[..., Sequential]] = {
         melpy_mnist,
         melpy_cifar,
         vgg_cifar,
+        resnet8,
+        resnet20,
+        resnet32,
+        mini_googlenet,
         alexnet,
         vgg16,
         vgg19,
@@ -98,7 +112,7 @@ MODELS: dict[str, Callable[..., Sequential]] = {
 }
 
 
-def get(name: str, **kwargs) -> Sequential:
+def get(name: str, **kwargs) -> Model:
     """Build the network called ``name`` (see ``MODELS``)."""
     if name not in MODELS:
         raise ValueError(

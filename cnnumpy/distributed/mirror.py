@@ -48,6 +48,12 @@ def check_replicable(model) -> None:
         raise ValueError("use_processes: the model is not built; pass input_shape=")
     if os.name != "posix":
         raise ReplicaError("process replicas need a POSIX system (Linux, macOS)")
+    if model.n_inputs != 1 or model.multiple_outputs:
+        raise ReplicaError(
+            "use_processes: process replicas split models of one input and one "
+            f"output; this one has {model.n_inputs} inputs and "
+            f"{len(model.output_ids)} outputs (train it in one process)"
+        )
     for i, layer in enumerate(model.layers):
         cls = type(layer)
         if LAYERS.get(cls.__name__) is not cls or not cls.__module__.startswith(

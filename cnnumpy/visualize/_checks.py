@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from cnnumpy import graph
 from cnnumpy.layers.activations import (
     ELU,
     Arctan,
@@ -32,11 +33,16 @@ def check_built(model, where: str) -> tuple[int, ...]:
     """The model's input shape; raises if the model was never built."""
     if getattr(model, "layers", None) is None:
         raise TypeError(
-            f"{where}: expected a cnnumpy Sequential, got {type(model).__name__}"
+            f"{where}: expected a cnnumpy model, got {type(model).__name__}"
         )
     if model.input_shape is None:
         raise ValueError(
             f"{where}: the model is not built; pass input_shape= to Sequential"
+        )
+    if model.n_inputs != 1 or model.multiple_outputs:
+        raise ValueError(
+            f"{where}: expected a model of one input and one output, got "
+            f"{model.n_inputs} inputs and {len(model.output_ids)} outputs"
         )
     return tuple(model.input_shape)
 
@@ -131,20 +137,56 @@ def first_conv_index(model, layer, where: str) -> int:
     return conv_index(model, layer, where)
 
 
-def score_depth(model) -> int:
-    """How many layers produce the class scores: all but a final Softmax layer."""
-    layers = model.layers
-    return (
-        len(layers) - 1 if layers and isinstance(layers[-1], Softmax) else len(layers)
-    )
+def score_value(model) -> int:
+    """The value id of the class scores: the model's (first) output, or what a final
+    Softmax layer reads."""
+    k = model.output_ids[0]
+    j = k - model.n_inputs
+    if j >= 0 and isinstance(model.layers[j], Softmax):
+        return model.sources[j][0]
+    return k
 
 
-def run_layers(model, x: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Inference pass through ``layers[start:stop]`` (no dropout, BN running stats)."""
-    out = x
-    for layer in model.layers[start:stop]:
-        out = layer.forward(out, training=False)
-    return out
+def layer_value(model, index: int) -> int:
+    """The value id of layer ``index``'s output."""
+    return model.n_inputs + index
+
+
+def run_values(model, x: np.ndarray, stop: int) -> dict:
+    """Inference pass (no dropout, BN running statistics) on one input ``x`` up to
+    value ``stop``: every value computed on the way, by id (:mod:`cnnumpy.graph`)."""
+    values = {0: x}
+    n = model.n_inputs
+    for j, (layer, srcs) in enumerate(model.nodes):
+        if n + j > stop:
+            break
+        values[n + j] = layer.forward(
+            graph.arguments(layer, values, srcs), training=False
+        )
+    return values
+
+
+def run_to(model, x: np.ndarray, stop: int | None) -> np.ndarray:
+    """Value ``stop`` (None: the model's output) of an inference pass on ``x``."""
+    stop = model.output_ids[0] if stop is None else stop
+    return run_values(model, x, stop)[stop]
+
+
+def backward_between(model, dout: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """d (value ``start``) / d (value ``stop``) times ``dout``, after a
+    :func:`run_values` that reached ``start``: the layers between them run backward
+    in reverse order, each value's gradient the sum over the layers reading it."""
+    grads = {start: dout}
+    n = model.n_inputs
+    for j in range(start - n, stop - n, -1):
+        layer, srcs = model.layers[j], model.sources[j]
+        grad = grads.pop(n + j, None)
+        if grad is None:  # not on a path to ``start``
+            continue
+        dxs = layer.backward(grad)
+        for s, dx in zip(srcs, dxs if layer.multiple_inputs else [dxs], strict=True):
+            graph.accumulate(grads, s, dx)
+    return grads[stop]
 
 
 def score_gradient(scores: np.ndarray, label: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnumpy.layers.activations import Softmax
+from cnnumpy.summary import is_chain
 from cnnumpy.textbook.activations import softmax
 from cnnumpy.textbook.arguments import int_tuple
 from cnnumpy.validation import check_inputs
@@ -37,7 +38,7 @@ def feature_maps_array(model, x: np.ndarray, layer) -> np.ndarray:
     """
     x = ck.check_image(model, x, "feature_maps")
     index = ck.layer_index(model, layer, "feature_maps")
-    out = ck.run_layers(model, x[None], 0, index + 1)[0]
+    out = ck.run_to(model, x[None], ck.layer_value(model, index))[0]
     if out.ndim == 1:
         return out.reshape(-1, 1, 1)
     if out.ndim != 3:
@@ -96,7 +97,7 @@ def class_probabilities(model, x: np.ndarray, batch_size: int = 256) -> np.ndarr
     chunks = []
     for lo in range(0, len(x), batch_size):
         xb = x[lo : lo + batch_size].astype(model.dtype, copy=False)
-        chunks.append(_probabilities(model, ck.run_layers(model, xb, 0, None)))
+        chunks.append(_probabilities(model, ck.run_to(model, xb, None)))
     return np.concatenate(chunks)
 
 
@@ -149,14 +150,14 @@ def occlusion_map(
         fill_values = np.full(C, float(fill))
     fill_values = fill_values.astype(x.dtype).reshape(C, 1, 1)
     corners = [(i, j) for i in _starts(H, ph, sh) for j in _starts(W, pw, sw)]
-    base = _class_probability(model, ck.run_layers(model, x[None], 0, None), label)[0]
+    base = _class_probability(model, ck.run_to(model, x[None], None), label)[0]
     drops = np.empty(len(corners), dtype=np.float64)
     for lo in range(0, len(corners), batch_size):
         chunk = corners[lo : lo + batch_size]
         copies = np.repeat(x[None], len(chunk), axis=0)
         for n, (i, j) in enumerate(chunk):
             copies[n, :, i : i + ph, j : j + pw] = fill_values
-        outputs = ck.run_layers(model, copies, 0, None)
+        outputs = ck.run_to(model, copies, None)
         drops[lo : lo + len(chunk)] = base - _class_probability(model, outputs, label)
     total = np.zeros((H, W))
     count = np.zeros((H, W))
@@ -169,19 +170,20 @@ def occlusion_map(
 
 def _input_gradient(model, x: np.ndarray, label: int) -> np.ndarray:
     """d score_label / dx for one image, score = the logit (output before softmax)."""
-    depth = ck.score_depth(model)
-    first = model.layers[0]
-    saved_flag = first.need_input_grad
+    score = ck.score_value(model)
+    first = [layer for layer, srcs in model.nodes if 0 in srcs]
+    saved_flags = [layer.need_input_grad for layer in first]
     with ck.grads_kept(model):
         try:
-            first.need_input_grad = True  # Sequential.build turns it off for training
-            scores = ck.run_layers(model, x[None], 0, depth)
+            for layer in first:  # the executor turns it off for training
+                layer.need_input_grad = True
+            scores = ck.run_to(model, x[None], score)
             dout = ck.score_gradient(scores, label)
-            for layer in reversed(model.layers[:depth]):
-                dout = layer.backward(dout)
+            dx = ck.backward_between(model, dout, score, 0)
         finally:
-            first.need_input_grad = saved_flag
-    return dout[0]
+            for layer, flag in zip(first, saved_flags, strict=True):
+                layer.need_input_grad = flag
+    return dx[0]
 
 
 def saliency_map(model, x: np.ndarray, label: int) -> np.ndarray:
@@ -225,13 +227,30 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def grad_cam_target(model, layer=None) -> int:
     """Index of the layer whose output Grad-CAM uses.
 
-    That is the chosen (default: last) Conv2D, or the activation right after it when
-    there is one: Selvaraju et al. take the rectified feature maps (e.g. VGG's conv5_3
-    after its ReLU), which are what the rest of the network reads.
+    In a stack of layers, the chosen (default: last) Conv2D, or the activation right
+    after it when there is one: Selvaraju et al. take the rectified feature maps (e.g.
+    VGG's conv5_3 after its ReLU), which are what the rest of the network reads. In a
+    graph (a residual or Inception network), the chosen layer, by default the last
+    one whose output is feature maps ``(K, h, w)``: the last block's output, after
+    its shortcut is added and rectified, what the classifier reads.
     """
-    index = ck.conv_index(model, layer, "grad_cam")
-    following = model.layers[index + 1] if index + 1 < len(model.layers) else None
-    return index + 1 if isinstance(following, ck.ACTIVATIONS) else index
+    if is_chain(model):
+        index = ck.conv_index(model, layer, "grad_cam")
+        following = model.layers[index + 1] if index + 1 < len(model.layers) else None
+        return index + 1 if isinstance(following, ck.ACTIVATIONS) else index
+    shapes = model.value_shapes()[model.n_inputs :]
+    if layer is None:
+        maps = [j for j, shape in enumerate(shapes) if len(shape) == 3]
+        if not maps:
+            raise ValueError("grad_cam: the model has no layer that outputs maps")
+        return maps[-1]
+    index = ck.layer_index(model, layer, "grad_cam")
+    if len(shapes[index]) != 3:
+        raise ValueError(
+            f"grad_cam: layer {index} ({model.layers[index]!r}) outputs "
+            f"{shapes[index]}, not feature maps (K, h, w)"
+        )
+    return index
 
 
 def grad_cam_map(model, x: np.ndarray, label: int, layer=None) -> np.ndarray:
@@ -239,21 +258,20 @@ def grad_cam_map(model, x: np.ndarray, label: int, layer=None) -> np.ndarray:
 
     ``A`` ``(K, h, w)`` is the output of the target layer (``grad_cam_target``); the
     layers are run one by one and the score (the logit) is backpropagated down to that
-    layer only. The map is resized to the input (bilinear) and divided by its maximum.
+    layer only (in a graph, through every path from it to the score). The map is
+    resized to the input (bilinear) and divided by its maximum.
 
     Returns:
         ``(H, W)`` in [0, 1] (all zeros when no feature map speaks for the class).
     """
     x = ck.check_image(model, x, "grad_cam")
     label = ck.check_label(model, label, "grad_cam")
-    target = grad_cam_target(model, layer)
-    depth = ck.score_depth(model)
+    target = ck.layer_value(model, grad_cam_target(model, layer))
+    score = ck.score_value(model)
     with ck.grads_kept(model):
-        A = ck.run_layers(model, x[None], 0, target + 1)
-        scores = ck.run_layers(model, A, target + 1, depth)
-        dA = ck.score_gradient(scores, label)
-        for lay in reversed(model.layers[target + 1 : depth]):
-            dA = lay.backward(dA)
+        values = ck.run_values(model, x[None], score)
+        A, scores = values[target], values[score]
+        dA = ck.backward_between(model, ck.score_gradient(scores, label), score, target)
     A, dA = A[0].astype(np.float64), dA[0].astype(np.float64)
     weights = dA.mean(axis=(1, 2))  # (K,): global-average-pooled gradients
     cam = np.maximum(np.tensordot(weights, A, axes=1), 0.0)  # (h, w)

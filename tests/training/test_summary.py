@@ -10,6 +10,7 @@ import cnnumpy
 from cnnumpy import zoo
 from cnnumpy.layers import Conv2D
 from cnnumpy.summary import totals
+from cnnumpy.zoo_graphs import cifar_resnet
 
 
 def counts(layers, input_shape):
@@ -46,10 +47,43 @@ def test_seed_003_counting_exercises():
         ("melpy_mnist", 806_394),
         ("melpy_cifar", 544_122),
         ("vgg_cifar", 307_946),
+        ("resnet8", 78_042),
+        ("resnet20", 272_474),
+        ("resnet32", 466_906),
+        ("mini_googlenet", 1_651_114),
     ],
 )
 def test_zoo_parameter_counts(name, params):
     assert zoo.get(name).count_params() == params
+
+
+def _resnet_count(n: int, classes: int = 10) -> int:
+    """He et al.'s CIFAR ResNet counted by hand: 3x3 convolutions without bias, a
+    BatchNorm (2 parameters per channel) after each, a 1x1 projection with its
+    BatchNorm where a stage starts, the dense layer."""
+
+    def conv_bn(c_in, c_out, k):
+        return c_in * c_out * k * k + 2 * c_out
+
+    total = conv_bn(3, 16, 3)
+    c_in = 16
+    for filters in (16, 32, 64):
+        for _block in range(n):
+            total += conv_bn(c_in, filters, 3) + conv_bn(filters, filters, 3)
+            if c_in != filters:
+                total += conv_bn(c_in, filters, 1)
+            c_in = filters
+    return total + 64 * classes + classes
+
+
+@pytest.mark.parametrize("n", [1, 3, 5, 9])
+def test_cifar_resnets_count_6n_plus_2_layers(n):
+    model = cifar_resnet(n)
+    assert model.count_params() == _resnet_count(n)
+    weighted = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    projections = [layer for layer in weighted if layer.kernel_size == (1, 1)]
+    assert len(weighted) - len(projections) + 1 == 6 * n + 2  # + the dense layer
+    assert model.output_shape == (10,)
 
 
 @pytest.mark.slow
