@@ -12,9 +12,9 @@ from PIL import Image
 
 from cnnumpy.callbacks import History
 from cnnumpy.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-from cnnumpy.sequential import Sequential
 from cnnumpy.report import SECTIONS, pick_examples, write_report
 from cnnumpy.rng import seed
+from cnnumpy.sequential import Sequential
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 

@@ -23,8 +23,8 @@ from PIL import Image
 from cnnumpy import optimizers
 from cnnumpy.callbacks import History
 from cnnumpy.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Softmax, Tanh
-from cnnumpy.sequential import Sequential
 from cnnumpy.rng import seed
+from cnnumpy.sequential import Sequential
 from cnnumpy.visualize import (
     confusion_matrix,
     feature_maps,
