@@ -1,7 +1,8 @@
 """PyTorch twins of cnnumpy networks, for the benchmarks.
 
-``torch_twin(model)`` builds an ``nn.Sequential`` with one torch module per cnnumpy
-layer, in the same order, and loads the cnnumpy weights through
+``torch_twin(model)`` builds one torch module per cnnumpy layer, in the same order
+(an ``nn.Sequential`` for a stack of layers; for a graph model, a :class:`GraphTwin`
+that runs them on the same connections), and loads the cnnumpy weights through
 ``cnnumpy.saving.to_torch_state_dict`` (the interop convention), so that both networks
 start from exactly the same parameters.
 """
@@ -44,6 +45,10 @@ def _module(layer, in_shape: tuple[int, ...]) -> nn.Module:
         cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d}[len(in_shape)]
         return cls(in_shape[0], eps=layer.eps, momentum=layer.momentum)
     simple = {
+        "Add": lambda: _Merge(lambda xs: sum(xs[1:], xs[0])),
+        "Multiply": lambda: _Merge(_product),
+        "Concatenate": lambda: _Merge(lambda xs: torch.cat(xs, dim=layer.axis)),
+        "GlobalAvgPool2D": lambda: _Merge(lambda xs: xs[0].mean(dim=(2, 3))),
         "ReLU": lambda: nn.ReLU(),
         "Tanh": lambda: nn.Tanh(),
         "Sigmoid": lambda: nn.Sigmoid(),
@@ -57,24 +62,80 @@ def _module(layer, in_shape: tuple[int, ...]) -> nn.Module:
     return simple[kind]()
 
 
-def torch_twin(model) -> nn.Sequential:
-    """An ``nn.Sequential`` computing ``model`` with ``model``'s current weights."""
-    modules, shape = [], model.input_shape
-    for layer in model.layers:
-        modules.append(_module(layer, shape))
-        shape = layer.output_shape(shape)
-    net = nn.Sequential(*modules)
+class _Merge(nn.Module):
+    """A module computing ``fn([x_1, ..., x_k])`` (merges, global pooling)."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(list(xs))
+
+
+def _product(xs):
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
+class GraphTwin(nn.Module):
+    """A graph model's twin: ``layers[j]`` reads the values ``sources[j]`` (the ids
+    of :mod:`cnnumpy.graph`: the inputs first, then each layer's output)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        shapes = model.layer_input_shapes()
+        self.layers = nn.ModuleList(
+            _module(layer, shape)
+            for layer, shape in zip(model.layers, shapes, strict=True)
+        )
+        self.sources = [list(srcs) for srcs in model.sources]
+        self.outputs = list(model.output_ids)
+        self.n_inputs = model.n_inputs
+
+    def forward(self, *xs):
+        values = dict(enumerate(xs))
+        for j, (module, srcs) in enumerate(zip(self.layers, self.sources, strict=True)):
+            values[self.n_inputs + j] = module(*(values[s] for s in srcs))
+        outs = [values[k] for k in self.outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+
+def modules_of(net) -> list[nn.Module]:
+    """The twin's modules, one per cnnumpy layer, in order."""
+    return list(net.layers) if isinstance(net, GraphTwin) else list(net)
+
+
+def torch_twin(model) -> nn.Module:
+    """A torch module computing ``model`` with ``model``'s current weights."""
+    if _is_chain(model):
+        modules, shape = [], model.input_shape
+        for layer in model.layers:
+            modules.append(_module(layer, shape))
+            shape = layer.output_shape(shape)
+        net, prefix = nn.Sequential(*modules), ""
+    else:
+        net, prefix = GraphTwin(model), "layers."
     state = {
-        k: torch.from_numpy(np.array(v)) for k, v in to_torch_state_dict(model).items()
+        k: torch.from_numpy(np.array(v))
+        for k, v in to_torch_state_dict(model, prefix).items()
     }
     net.load_state_dict(state)
     return net.to(torch.float32 if model.dtype == np.float32 else torch.float64)
 
 
+def _is_chain(model) -> bool:
+    n = len(model.layers)
+    chain = all(srcs == [j] for j, srcs in enumerate(model.sources))
+    return model.n_inputs == 1 and chain and list(model.output_ids) == [n]
+
+
 def set_dropout(model, net: nn.Sequential, rate: float | None) -> list[float]:
     """Set every dropout rate of both networks (None: restore from the saved list)."""
     saved = []
-    for layer, module in zip(model.layers, net, strict=False):
+    for layer, module in zip(model.layers, modules_of(net), strict=True):
         if type(layer).__name__ == "Dropout":
             saved.append(layer.rate)
             layer.rate = module.p = float(rate)
@@ -102,11 +163,11 @@ def compare_one_step(model, net: nn.Sequential, x: np.ndarray, y: np.ndarray) ->
         )
         t_loss.backward()
     finally:
-        for layer, module in zip(model.layers, net, strict=False):
+        for layer, module in zip(model.layers, modules_of(net), strict=True):
             if type(layer).__name__ == "Dropout":
                 layer.rate = module.p = saved.pop(0)
     worst = 0.0
-    for layer, module in zip(model.layers, net, strict=False):
+    for layer, module in zip(model.layers, modules_of(net), strict=True):
         for key, grad in layer.grads.items():
             torch_name = _TORCH_NAME[key]
             g_torch = getattr(module, torch_name).grad.numpy()
