@@ -168,7 +168,8 @@ def _maps_section(model, x, y, probs, names, n_examples, patch, stride) -> str:
     stride = stride or max(1, patch // 4)
     parts = [
         f"<p>Occlusion: patch {patch}, stride {stride}, filled with 0 (Zeiler &amp; "
-        "Fergus); saliency: |d logit / d pixel|; Grad-CAM on the last Conv2D.</p>"
+        "Fergus); saliency: |d logit / d pixel|; Grad-CAM on the last Conv2D "
+        "(in a graph: the last feature maps).</p>"
     ]
     ids = np.asarray(y).argmax(axis=1) if np.asarray(y).ndim == 2 else np.asarray(y)
     full = np.hstack([1 - probs, probs]) if probs.shape[1] == 1 else probs
