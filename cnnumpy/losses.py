@@ -12,6 +12,7 @@ raw outputs into predictions, and ``to_probabilities(output, loss)`` applies it
 
 from __future__ import annotations
 
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -91,14 +92,20 @@ class CrossEntropy(Loss):
         ignore_index: a class id marking padding, e.g. ``CrossEntropy(ignore_index=0)``
             when id 0 pads sequences to one length: the mean is over the other
             positions and the gradient is zero at the padded ones (PyTorch's
-            ``ignore_index``). None (the default): every position counts. It is
-            saved with the model (``get_config``).
+            ``ignore_index``). None (the default): every position counts.
+        label_smoothing: eps in [0, 1]: the targets become
+            ``(1 - eps) * t + eps / K`` (Szegedy et al. 2016), as PyTorch's
+            ``CrossEntropyLoss(label_smoothing=eps)``; 0 (the default) leaves them.
+
+    Both are saved with the model (``get_config``).
     """
 
     name = "cross_entropy"
     output_activation = "softmax"
 
-    def __init__(self, ignore_index: int | None = None) -> None:
+    def __init__(
+        self, ignore_index: int | None = None, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         if ignore_index is not None and (
             isinstance(ignore_index, bool)
@@ -108,20 +115,37 @@ class CrossEntropy(Loss):
                 f"CrossEntropy: ignore_index must be an int or None, "
                 f"got {ignore_index!r}"
             )
+        number = isinstance(label_smoothing, Real) and not isinstance(
+            label_smoothing, bool
+        )
+        if not (number and 0.0 <= label_smoothing <= 1.0):
+            raise ValueError(
+                f"CrossEntropy: label_smoothing must be a number in [0, 1], "
+                f"got {label_smoothing!r}"
+            )
         self.ignore_index = None if ignore_index is None else int(ignore_index)
+        self.label_smoothing = float(label_smoothing)
 
     def _compute(self, y_pred, y_true):
-        return F.cross_entropy(y_pred, y_true, ignore_index=self.ignore_index)
+        return F.cross_entropy(
+            y_pred,
+            y_true,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+        )
 
     def get_config(self) -> dict[str, Any]:
-        if self.ignore_index is None:
-            return {}  # as before ignore_index existed: older files read the same
-        return {"ignore_index": self.ignore_index}
+        # only the options set: a plain CrossEntropy's config is {}, as older files
+        config: dict[str, Any] = {}
+        if self.ignore_index is not None:
+            config["ignore_index"] = self.ignore_index
+        if self.label_smoothing:
+            config["label_smoothing"] = self.label_smoothing
+        return config
 
     def __repr__(self) -> str:
-        if self.ignore_index is None:
-            return "CrossEntropy()"
-        return f"CrossEntropy(ignore_index={self.ignore_index})"
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"CrossEntropy({args})"
 
 
 class BinaryCrossEntropy(Loss):

@@ -5,6 +5,10 @@ A schedule is a callable ``schedule(epoch) -> lr``, with epochs counted from 0; 
 epoch. Any function of the epoch works the same way; the classes here add
 ``get_config`` so that a run can be saved and described.
 
+:class:`OneCycle` and :class:`WarmupCosine` (from :mod:`cnnumpy.step_schedules`) count
+optimiser steps instead of epochs: the ``StepScheduler`` callback sets the rate before
+every batch.
+
 :class:`ReduceOnPlateau` is different: it watches a metric instead of the epoch number
 (``step(metric, current_lr) -> new_lr``), the way AlexNet divided its learning rate by
 10 whenever the validation error stopped improving (seed 003).
@@ -17,9 +21,10 @@ given ``lr_layer`` steps with ``lr_layer * lr(t) / optimizer.initial_lr``.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
+from cnnumpy.schedule_base import Schedule, check, is_number
+from cnnumpy.step_schedules import OneCycle, WarmupCosine
 from cnnumpy.textbook.arguments import is_int
 
 __all__ = [
@@ -28,53 +33,13 @@ __all__ = [
     "Exponential",
     "InverseTime",
     "InverseTimeDecay",
+    "OneCycle",
     "ReduceOnPlateau",
     "Schedule",
     "StepDecay",
+    "WarmupCosine",
     "get",
 ]
-
-
-def _check(owner: str, name: str, value: Any, ok: bool, expected: str) -> None:
-    if not ok:
-        raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-class Schedule:
-    """Base class: validates the epoch, then calls ``lr_at(epoch)``."""
-
-    def __call__(self, epoch: int) -> float:
-        if not is_int(epoch) or epoch < 0:
-            raise ValueError(f"{self!r}: epoch must be an int >= 0, got {epoch!r}")
-        return float(self.lr_at(int(epoch)))
-
-    def lr_at(self, epoch: int) -> float:
-        raise NotImplementedError
-
-    def get_config(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-serialisable)."""
-        return dict(self._config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
-        return f"{type(self).__name__}({args})"
-
-    def _set_config(self, **config: Any) -> None:
-        """Validate the numbers all schedules share; keep the constructor kwargs."""
-        name = type(self).__name__
-        for key, value in config.items():
-            _check(name, key, value, _is_number(value), "a number")
-        for key in ("lr", "c", "min_lr"):
-            if key in config:
-                _check(name, key, config[key], config[key] >= 0, ">= 0")
-        # plain Python numbers, so that get_config() is JSON-serialisable
-        self._config = {
-            k: int(v) if is_int(v) else float(v) for k, v in config.items()
-        }
 
 
 class Constant(Schedule):
@@ -96,11 +61,11 @@ class StepDecay(Schedule):
 
     def __init__(self, lr: float, step_size: int, gamma: float = 0.1) -> None:
         ok = is_int(step_size)
-        _check(
+        check(
             "StepDecay", "step_size", step_size, ok and step_size >= 1, "an int >= 1"
         )
         self._set_config(lr=lr, step_size=step_size, gamma=gamma)
-        _check("StepDecay", "gamma", gamma, gamma > 0, "> 0")
+        check("StepDecay", "gamma", gamma, gamma > 0, "> 0")
 
     def lr_at(self, epoch: int) -> float:
         c = self._config
@@ -126,7 +91,7 @@ class InverseTimeDecay(Schedule):
 
     def __init__(self, lr: float, decay: float) -> None:
         self._set_config(lr=lr, decay=decay)
-        _check("InverseTimeDecay", "decay", decay, decay >= 0, ">= 0")
+        check("InverseTimeDecay", "decay", decay, decay >= 0, ">= 0")
 
     def lr_at(self, epoch: int) -> float:
         return self._config["lr"] / (1 + self._config["decay"] * epoch)
@@ -137,7 +102,7 @@ class Exponential(Schedule):
 
     def __init__(self, lr: float, gamma: float) -> None:
         self._set_config(lr=lr, gamma=gamma)
-        _check("Exponential", "gamma", gamma, gamma > 0, "> 0")
+        check("Exponential", "gamma", gamma, gamma > 0, "> 0")
 
     def lr_at(self, epoch: int) -> float:
         return self._config["lr"] * self._config["gamma"] ** epoch
@@ -154,7 +119,7 @@ class Cosine(Schedule):
 
     def __init__(self, lr: float, total_epochs: int, min_lr: float = 0.0) -> None:
         ok = is_int(total_epochs)
-        _check(
+        check(
             "Cosine",
             "total_epochs",
             total_epochs,
@@ -207,18 +172,18 @@ class ReduceOnPlateau:
         eps: float = 1e-8,
     ) -> None:
         owner = "ReduceOnPlateau"
-        _check(
-            owner, "factor", factor, _is_number(factor) and 0 < factor < 1, "in (0, 1)"
+        check(
+            owner, "factor", factor, is_number(factor) and 0 < factor < 1, "in (0, 1)"
         )
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             ok = is_int(value) and value >= 0
-            _check(owner, name, value, ok, "an int >= 0")
-        _check(owner, "mode", mode, mode in ("min", "max"), "'min' or 'max'")
+            check(owner, name, value, ok, "an int >= 0")
+        check(owner, "mode", mode, mode in ("min", "max"), "'min' or 'max'")
         ok = threshold_mode in ("rel", "abs")
-        _check(owner, "threshold_mode", threshold_mode, ok, "'rel' or 'abs'")
+        check(owner, "threshold_mode", threshold_mode, ok, "'rel' or 'abs'")
         for name, value in (("min_delta", min_delta), ("min_lr", min_lr), ("eps", eps)):
-            _check(
-                owner, name, value, _is_number(value) and value >= 0, "a number >= 0"
+            check(
+                owner, name, value, is_number(value) and value >= 0, "a number >= 0"
             )
         self.factor, self.patience, self.mode = float(factor), int(patience), mode
         self.min_delta, self.cooldown = float(min_delta), int(cooldown)
@@ -294,6 +259,9 @@ SCHEDULES: dict[str, type] = {
     "exponential": Exponential,
     "cosine": Cosine,
     "reduce_on_plateau": ReduceOnPlateau,
+    "onecycle": OneCycle,
+    "one_cycle": OneCycle,
+    "warmup_cosine": WarmupCosine,
 }
 
 

@@ -7,12 +7,15 @@ the current epoch.
 
 - :mod:`~cnnumpy.callbacks.base`: ``Callback``, ``LambdaCallback``, ``History``.
 - :mod:`~cnnumpy.callbacks.monitoring`: ``EarlyStopping``, ``ReduceLROnPlateau``,
-  ``LearningRateScheduler``, ``TerminateOnNaN``.
+  ``LearningRateScheduler`` (per epoch), ``StepScheduler`` (per optimiser step),
+  ``TerminateOnNaN``.
+- :mod:`~cnnumpy.callbacks.averaging`: ``EMA``, a moving average of the weights.
 - :mod:`~cnnumpy.callbacks.files`: ``CSVLogger``, ``ModelCheckpoint``.
 - :mod:`~cnnumpy.callbacks.instrumentation`: ``BatchLossHistory``, ``GradientStats``;
   :mod:`~cnnumpy.callbacks.timing`: ``LayerTimer`` (seed 000's measurements).
 """
 
+from cnnumpy.callbacks.averaging import EMA
 from cnnumpy.callbacks.base import Callback, History, LambdaCallback
 from cnnumpy.callbacks.files import CSVLogger, ModelCheckpoint
 from cnnumpy.callbacks.instrumentation import BatchLossHistory, GradientStats
@@ -20,6 +23,7 @@ from cnnumpy.callbacks.monitoring import (
     EarlyStopping,
     LearningRateScheduler,
     ReduceLROnPlateau,
+    StepScheduler,
     TerminateOnNaN,
 )
 from cnnumpy.callbacks.timing import LayerTimer
@@ -28,6 +32,7 @@ __all__ = [
     "BatchLossHistory",
     "CSVLogger",
     "Callback",
+    "EMA",
     "EarlyStopping",
     "GradientStats",
     "History",
@@ -36,5 +41,6 @@ __all__ = [
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ReduceLROnPlateau",
+    "StepScheduler",
     "TerminateOnNaN",
 ]

@@ -1,5 +1,6 @@
-"""Callbacks that watch a logged value: stop early, change the learning rate, stop on
-NaN; and the checks of their ``monitor`` that every such callback shares."""
+"""Callbacks that watch a logged value or a counter: stop early, change the learning
+rate (per epoch, per step, on a plateau), stop on NaN; and the checks of their
+``monitor`` that every such callback shares."""
 
 from __future__ import annotations
 
@@ -160,6 +161,29 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.optimizer.lr = float(self.schedule(epoch))
+
+
+class StepScheduler(Callback):
+    """Set the optimiser's learning rate before every batch, per optimiser step.
+
+    The rate is ``schedule(t)`` with ``t = model.optimizer.iterations``, the number of
+    updates the optimiser has made (0 before the first batch): a per-step schedule
+    such as :class:`~cnnumpy.schedules.OneCycle` or
+    :class:`~cnnumpy.schedules.WarmupCosine`. The counter is the optimiser's, which
+    ``fit(resume_from=...)`` saves and restores, so a resumed run goes on at the step
+    it had reached; a second ``fit`` with the same optimiser goes on counting too.
+    """
+
+    def __init__(self, schedule) -> None:
+        if not callable(schedule):
+            raise TypeError(
+                f"StepScheduler: schedule must be callable step -> lr, got {schedule!r}"
+            )
+        self.schedule = schedule
+
+    def on_batch_begin(self, batch, logs=None):
+        optimizer = self.model.optimizer
+        optimizer.lr = float(self.schedule(optimizer.iterations))
 
 
 class ReduceLROnPlateau(Callback):

@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnumpy import callbacks, optimizers, schedules, zoo
+from cnnumpy import optimizers, zoo
 from cnnumpy.cli import runs
+from cnnumpy.cli import train_recipes as recipes
 from cnnumpy.cli.locate import is_missing
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.cli.tools import one_hot_targets
@@ -43,13 +44,7 @@ from cnnumpy.cli.train_folder import (
     train_in_folder,
 )
 from cnnumpy.cli.train_results import finish_run
-from cnnumpy.data import (
-    Dataset,
-    DatasetError,
-    cifar_augment,
-    random_crop,
-    train_val_split,
-)
+from cnnumpy.data import Dataset, DatasetError, train_val_split
 from cnnumpy.distributed import replicas
 from cnnumpy.rng import seed as seed_everything
 
@@ -85,36 +80,20 @@ def _split(args, train: Dataset):
         raise UsageError(f"--val-split {args.val_split}: {exc}") from None
 
 
-def _build(args, train: Dataset, epochs: int):
+def _build(args, train: Dataset, n_train: int):
+    """The compiled model and the callbacks of its recipes (``train_recipes``)."""
     seed_everything(args.seed)
     model = zoo.get(
         args.model, input_shape=tuple(train.x.shape[1:]), num_classes=train.num_classes
     )
     model.astype(np.dtype(args.dtype))
-    options = {"lr": args.lr}
-    if args.weight_decay is not None:
-        options["weight_decay"] = args.weight_decay
-    if args.optimizer == "sgd":
-        options["momentum"] = args.momentum
     model.compile(
-        optimizers.get(args.optimizer, **options),
-        loss=args.loss,  # cnnumpy's own loss: --processes replicas rebuild it
+        optimizers.get(args.optimizer, **recipes.optimizer_options(args)),
+        loss=recipes.loss(args),
         metrics=["accuracy"],
     )
-    hooks = []
-    if args.schedule == "cosine":
-        hooks.append(callbacks.LearningRateScheduler(schedules.Cosine(args.lr, epochs)))
-    elif args.schedule == "step":
-        step = schedules.StepDecay(args.lr, step_size=max(1, epochs // 3), gamma=0.1)
-        hooks.append(callbacks.LearningRateScheduler(step))
+    hooks = [*recipes.schedule_hooks(args, n_train), *recipes.ema_hooks(args)]
     return model, hooks
-
-
-def _augmenter(channels: int):
-    """Random crops (padding 4 with flips for colour images, 2 for digits)."""
-    if channels == 3:
-        return cifar_augment
-    return lambda xb, rng: random_crop(xb, padding=2, rng=rng)
 
 
 def run(args) -> int:
@@ -139,6 +118,7 @@ def run(args) -> int:
             f"{', '.join(runs.DATASETS)}); --text FILE is for char models"
         )
     args.optimizer = args.optimizer or "sgd"
+    recipes.check_recipes(args)
     most = replicas.most_processes(args.batch_size)
     if args.processes > most:  # the replicas beyond would never get a slice
         raise UsageError(
@@ -175,7 +155,7 @@ def _train(args, out: Path, checkpoint_dir: Path) -> int:
     config = make_config(args, train, test, parts, mean, std)
     if args.resume:
         check_resume(out / runs.CONFIG, config)
-    model, hooks = _build(args, train, args.epochs)
+    model, hooks = _build(args, train, len(parts[0]))
     model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
     _print_header(config, model, args)
     x_tr, y_tr, val, x_test = _standardise(parts, test, mean, std, args.dtype)
@@ -189,7 +169,9 @@ def _train(args, out: Path, checkpoint_dir: Path) -> int:
     ]
     _fit(args, model, (x_tr, y_tr), val, hooks, checkpoint_dir)
     timings["train"] = time.perf_counter() - start
-    return finish_run(out, model, config, x_test, test, timings, not args.no_report)
+    return finish_run(
+        out, model, config, x_test, test, timings, not args.no_report, args.tta_flip
+    )
 
 
 def _standardise(parts, test: Dataset, mean, std, dtype):
@@ -229,7 +211,7 @@ def _fit(args, model, train_data, val, hooks: list, checkpoint_dir: Path) -> Non
             callbacks=hooks,
             verbose=2 if args.quiet else 1,
             seed=args.seed,
-            augment=_augmenter(x_tr.shape[1]) if args.augment else None,
+            augment=recipes.augmenter(args, x_tr.shape[1]),
             resume_from=checkpoint_dir,
         )
 
@@ -251,6 +233,9 @@ def _print_header(config: dict, model, args) -> None:
         f"batches of {args.batch_size}{', augmented' if args.augment else ''}; "
         f"seed {args.seed}"
     )
+    tricks = recipes.describe(args)
+    if tricks:
+        print(f"recipes: {tricks}")
 
 
 def _fmt(values) -> str:

@@ -47,15 +47,27 @@ SAME_ON_RESUME = (
     "momentum",
     "weight_decay",
     "schedule",
+    "warmup",
     "augment",
+    "cutout",
+    "label_smoothing",
+    "decay_biases",
+    "ema",
     "limit",
     "val_split",
     "seed",
     "dtype",
 )
 # What a config.json written before a setting existed meant by its absence: runs
-# saved before --loss trained with cross-entropy.
-SAVED_DEFAULTS = {"loss": "cross_entropy"}
+# saved before --loss trained with cross-entropy, before the recipes without them.
+SAVED_DEFAULTS = {
+    "loss": "cross_entropy",
+    "warmup": None,
+    "cutout": None,
+    "label_smoothing": 0.0,
+    "decay_biases": True,
+    "ema": None,
+}
 
 
 # -- before the run --------------------------------------------------------------------
@@ -132,7 +144,13 @@ def make_config(args, train, test, parts, mean, std) -> dict:
         "momentum": args.momentum,
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
+        "warmup": args.warmup,
         "augment": args.augment,
+        "cutout": args.cutout,
+        "label_smoothing": args.label_smoothing,
+        "decay_biases": not args.no_decay_biases,
+        "ema": args.ema,
+        "tta_flip": args.tta_flip,
         "limit": args.limit,
         "val_split": args.val_split,
         "seed": args.seed,

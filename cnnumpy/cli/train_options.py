@@ -24,6 +24,7 @@ LOSSES = ("cross_entropy", "mse", "binary_cross_entropy")
 def add_train_options(p) -> None:
     """Add the recipe, data-use, compute and run-folder options to ``p``."""
     _recipe_options(p)
+    _trick_options(p)
     _data_use_options(p)
     _compute_options(p)
     _run_options(p)
@@ -66,9 +67,48 @@ def _recipe_options(p) -> None:
     )
     p.add_argument(
         "--schedule",
-        choices=("none", "cosine", "step"),
+        choices=("none", "cosine", "step", "onecycle"),
         default="none",
-        help="learning rate per epoch: cosine annealing, or /10 every epochs/3",
+        help="learning rate per epoch: cosine annealing, or /10 every epochs/3; "
+        "onecycle: per step, from lr/25 up to --lr over the first 30%% of the steps "
+        "(or --warmup epochs), then down to lr/25e4 (Smith & Topin 2018)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=natural_float,
+        metavar="EPOCHS",
+        help="with --schedule cosine: per step, a linear rise from 0 to --lr over "
+        "EPOCHS epochs, then cosine decay to 0; with onecycle: the epochs of its rise",
+    )
+
+
+def _trick_options(p) -> None:
+    """The recipes of docs/recipes.md that are not the learning rate."""
+    p.add_argument(
+        "--label-smoothing",
+        type=fraction,
+        metavar="EPS",
+        default=0.0,
+        help="cross_entropy's targets become (1 - EPS) one-hot + EPS / K "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--no-decay-biases",
+        action="store_true",
+        help="no weight decay on biases nor on BatchNorm's gamma and beta",
+    )
+    p.add_argument(
+        "--ema",
+        type=fraction,
+        metavar="DECAY",
+        help="keep a moving average of the weights (shadow <- DECAY shadow + (1 - "
+        "DECAY) w after each batch, e.g. 0.999) and save and test the averaged model",
+    )
+    p.add_argument(
+        "--tta-flip",
+        action="store_true",
+        help="at the end, also test on the mean of the probabilities of each test "
+        "image and its mirror image (metrics.json: tta_flip_test_*)",
     )
 
 
@@ -78,6 +118,13 @@ def _data_use_options(p) -> None:
         "--augment",
         action="store_true",
         help="random crops (and flips for colour images)",
+    )
+    p.add_argument(
+        "--cutout",
+        type=positive_int,
+        metavar="N",
+        help="zero one random N x N square of every training image (DeVries & "
+        "Taylor 2017; 16 for CIFAR-10, 8 for 28x28 digits), after --augment's",
     )
     p.add_argument(
         "--limit",

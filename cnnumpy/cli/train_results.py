@@ -12,13 +12,25 @@ import numpy as np
 
 from cnnumpy import metrics, visualize
 from cnnumpy.cli import runs
+from cnnumpy.cli.train_recipes import flipped_test
 from cnnumpy.divergence import TrainingDiverged
 
 
 def finish_run(
-    out: Path, model, config: dict, x_test, test, timings: dict, report: bool = True
+    out: Path,
+    model,
+    config: dict,
+    x_test,
+    test,
+    timings: dict,
+    report: bool = True,
+    tta_flip: bool = False,
 ) -> int:
     """Evaluate on the test set, then write the model, metrics, figures and report.
+
+    With ``tta_flip`` the test is also run on the mean of the probabilities of each
+    image and its mirror image (``cnnumpy.tta``): ``tta_flip_test_loss`` and
+    ``tta_flip_test_accuracy`` in ``metrics.json``.
 
     Raises:
         TrainingDiverged: the test loss or accuracy is NaN or infinite (weights too
@@ -27,6 +39,8 @@ def finish_run(
     start = time.perf_counter()
     result = model.evaluate(x_test, test.y)
     _check_finite(result, len(model.history.epoch))
+    if tta_flip:
+        result.update(flipped_test(model, x_test, test.y))
     probs = model.predict(x_test)
     timings["evaluate"] = time.perf_counter() - start
     model.save(out / runs.MODEL, include_optimizer=False)
@@ -69,6 +83,7 @@ def _write_metrics(out: Path, config, test, result, probs, history, timings) -> 
             "test_source": test.source,
             "test_loss": result["loss"],
             "test_accuracy": result["accuracy"],
+            **{k: v for k, v in result.items() if k.startswith("tta_flip_")},
             "test_examples": len(test),
             "epochs_completed": len(history.epoch),
             "last_epoch": last,
@@ -118,6 +133,12 @@ def _print_outcome(out: Path, config, test, result, timings, written, report) ->
         f"test accuracy: {result['accuracy']:.2%} (loss {result['loss']:.4f}) on "
         f"{len(test):,} {test.name} test images; trained {timings['train']:.0f} s"
     )
+    if "tta_flip_test_accuracy" in result:
+        print(
+            f"with flip TTA: {result['tta_flip_test_accuracy']:.2%} (loss "
+            f"{result['tta_flip_test_loss']:.4f}), the mean of each image's and its "
+            "mirror image's probabilities"
+        )
     print(f"run folder: {out} ({', '.join(written)})")
     if report:
         print(f"report: {out / runs.REPORT}")

@@ -82,6 +82,12 @@ def _check_args(args) -> None:
         "--data-dir": args.data_dir is not None and args.text != "tiny-shakespeare",
         "--augment": args.augment,
         "--schedule": args.schedule != "none",
+        "--warmup": args.warmup is not None,
+        "--cutout": args.cutout is not None,
+        "--label-smoothing": args.label_smoothing > 0,
+        "--no-decay-biases": args.no_decay_biases,
+        "--ema": args.ema is not None,
+        "--tta-flip": args.tta_flip,
         "--processes": args.processes != 1,
         "--sample-if-missing": args.sample_if_missing,
     }

@@ -30,6 +30,8 @@ from cnnumpy.data.text import (
 )
 from cnnumpy.data.transforms import (
     cifar_augment,
+    compose,
+    cutout,
     normalize,
     one_hot,
     random_crop,
@@ -49,6 +51,8 @@ __all__ = [
     "cache_dir",
     "char_windows",
     "cifar_augment",
+    "compose",
+    "cutout",
     "download",
     "load_cifar10",
     "load_fashion_mnist",

@@ -167,3 +167,73 @@ def cifar_augment(x: np.ndarray, rng: np.random.Generator | int | None = None):
     """
     rng = as_rng(rng)
     return random_flip(random_crop(x, padding=4, rng=rng), rng=rng)
+
+
+def cutout(
+    x: np.ndarray, size: int, rng: np.random.Generator | int | None = None
+) -> np.ndarray:
+    """Zero one random ``size`` x ``size`` square of every image, all channels
+    (Cutout, DeVries & Taylor 2017, "Improved regularization of convolutional neural
+    networks with cutout").
+
+    As in the paper, the square's centre ``(cy, cx)`` is uniform over the whole image,
+    ``cy`` in ``[0, H)`` and ``cx`` in ``[0, W)``, and the square is clipped at the
+    borders, so near an edge less than ``size * size`` pixels are cut:
+
+        rows [cy - size // 2, cy - size // 2 + size) ∩ [0, H), likewise the columns.
+
+    (The paper's code cuts ``[c - size // 2, c + size // 2)``: the same for an even
+    ``size``, one row and column fewer for an odd one.) Applied to standardised
+    images, as ``fit(augment=...)`` sees them, 0 is the channel's mean.
+
+    Args:
+        x: a batch of images.
+        size: the side of the square, in pixels (>= 1); 16 for CIFAR-10 in the paper.
+        rng: a Generator, an int seed, or None.
+
+    Returns:
+        A new array; ``x`` is not modified.
+
+    Shape:
+        x: ``(N, C, H, W)``; the result has the same shape and dtype.
+    """
+    x = _check_images(x, "cutout")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"cutout: expected size >= 1 (int), got {size!r}")
+    rng = as_rng(rng)
+    N, _, H, W = x.shape
+    top = rng.integers(0, H, size=N) - size // 2  # centre minus half the side
+    left = rng.integers(0, W, size=N) - size // 2
+    rows = np.arange(H)[None, :]  # (1, H), compared with (N, 1) bounds
+    cols = np.arange(W)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < top[:, None] + size)  # (N, H)
+    in_cols = (cols >= left[:, None]) & (cols < left[:, None] + size)  # (N, W)
+    square = in_rows[:, :, None] & in_cols[:, None, :]  # (N, H, W)
+    return np.where(square[:, None], x.dtype.type(0), x)
+
+
+def compose(*transforms):
+    """One ``augment(x_batch, rng)`` that applies ``transforms`` in order.
+
+    Every transform has the signature ``f(x_batch, rng) -> x_batch`` that
+    ``fit(augment=...)`` calls, and they all draw from the one generator, e.g.::
+
+        augment = compose(cifar_augment, lambda x, rng: cutout(x, 16, rng))
+        model.fit(x, y, augment=augment, seed=0)
+    """
+    if not transforms:
+        raise ValueError("compose: expected at least one transform, got none")
+    for step in transforms:
+        if not callable(step):
+            raise TypeError(
+                f"compose: expected callables f(x_batch, rng), got "
+                f"{type(step).__name__} {step!r}"
+            )
+
+    def augment(x: np.ndarray, rng: np.random.Generator | int | None = None):
+        rng = as_rng(rng)
+        for step in transforms:
+            x = step(x, rng)
+        return x
+
+    return augment

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Real
 from typing import Any
 
 import numpy as np
 
+from cnnumpy import initializers
 from cnnumpy.engine import ops
 from cnnumpy.layers.base import Layer
 
@@ -37,6 +39,13 @@ class BatchNorm(Layer):
     Args:
         momentum: weight of the new batch in the running statistics, in ``[0, 1]``.
         eps: added to the variance, > 0.
+        name: optional name of the layer.
+        gamma_initializer: the initial gamma: ``"ones"`` (the identity scale), or
+            ``"zeros"`` for the last BatchNorm of a residual branch, which then
+            starts as the identity map (Goyal et al. 2017, section 5.1; He et al.
+            2019, "Bag of tricks", "zero gamma"); any name of
+            :mod:`cnnumpy.initializers` or a callable ``f(shape, rng, dtype)``.
+        beta_initializer: the initial beta, ``"zeros"`` by default; likewise.
 
     Shape:
         ``(N, C)``, ``(N, C, L)`` or ``(N, C, H, W)`` -> same shape. ``gamma``,
@@ -46,7 +55,12 @@ class BatchNorm(Layer):
     adds_neurons = False  # same neurons as the layer before (model summary)
 
     def __init__(
-        self, momentum: float = 0.1, eps: float = 1e-5, name: str | None = None
+        self,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+        name: str | None = None,
+        gamma_initializer: str | Callable[..., np.ndarray] = "ones",
+        beta_initializer: str | Callable[..., np.ndarray] = "zeros",
     ) -> None:
         super().__init__(name=name)
         for what, value in (("momentum", momentum), ("eps", eps)):
@@ -56,8 +70,15 @@ class BatchNorm(Layer):
             raise ValueError(f"BatchNorm: momentum must be in [0, 1], got {momentum!r}")
         if not eps > 0.0:
             raise ValueError(f"BatchNorm: eps must be > 0, got {eps!r}")
+        for argument, spec in (
+            ("gamma_initializer", gamma_initializer),
+            ("beta_initializer", beta_initializer),
+        ):  # now, so that a typo fails at construction, not at the first batch
+            initializers.check(spec, "BatchNorm", argument)
         self.momentum = float(momentum)
         self.eps = float(eps)
+        self.gamma_initializer = gamma_initializer
+        self.beta_initializer = beta_initializer
         self._cache = None
         self._out_shape: tuple[int, ...] | None = None
 
@@ -77,14 +98,22 @@ class BatchNorm(Layer):
         params = self.param_shapes(input_shape)  # validates before allocating
         state = self.state_shapes(input_shape)
         self.params = {
-            "gamma": np.ones(params["gamma"], dtype=self.dtype),
-            "beta": np.zeros(params["beta"], dtype=self.dtype),
+            name: self._initial_param(name, shape) for name, shape in params.items()
         }
         self.state = {
             "running_mean": np.zeros(state["running_mean"], dtype=self.dtype),
             "running_var": np.ones(state["running_var"], dtype=self.dtype),
         }
         super().build(input_shape)
+
+    def _initial_param(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """gamma or beta from its initializer; a callable sees ``input_shape=(C,)``."""
+        spec = getattr(self, f"{name}_initializer")
+        if isinstance(spec, str) and spec in ("ones", "zeros"):
+            # constants draw nothing: no generator is spawned for this layer, so the
+            # other layers' weights stay those of the same seed as before
+            return initializers.get(spec)(shape, None, self.dtype)
+        return self._initial_value(spec, f"{name}_initializer", shape, shape)
 
     def _expected_input(self) -> str:
         return "(N, C), (N, C, L) or (N, C, H, W)"
@@ -153,4 +182,10 @@ class BatchNorm(Layer):
         return dx
 
     def get_config(self) -> dict[str, Any]:
-        return {"momentum": self.momentum, "eps": self.eps, "name": self.name}
+        config = {"momentum": self.momentum, "eps": self.eps, "name": self.name}
+        # the initializers only when not the defaults: older files read the same
+        for name, default in (("gamma", "ones"), ("beta", "zeros")):
+            spec = initializers.config_name(getattr(self, f"{name}_initializer"))
+            if spec != default:
+                config[f"{name}_initializer"] = spec
+        return config

@@ -8,7 +8,8 @@ number E and gives the first dE/dY of the backward pass.
 - ``cross_entropy``: softmax fused with the negative log-likelihood (seeds 000 and 004),
   L = -(1/N) sum_n sum_k t_nk log softmax(z_n)_k, dL/dZ = (softmax(Z) - T) / N; on
   sequences (N, T, K) every step is one more row, and padding steps (``ignore_index``)
-  count for nothing.
+  count for nothing; ``label_smoothing`` eps mixes every target row with the uniform
+  distribution, T <- (1 - eps) T + eps / K (Szegedy et al. 2016).
 - ``binary_cross_entropy``: sigmoid fused with the binary log-likelihood, on logits,
   L = mean(max(z, 0) - z t + log(1 + exp(-|z|))), dL/dZ = (sigmoid(Z) - T) / n.
 
@@ -144,8 +145,30 @@ def _as_rows(z: np.ndarray, targets) -> tuple[np.ndarray, np.ndarray]:
     return z.reshape(N * T, K), t.reshape(N * T, *t.shape[2:])
 
 
+def smooth_targets(t: np.ndarray, eps: float, kept: np.ndarray | None) -> np.ndarray:
+    """Label smoothing (Szegedy et al. 2016, "Rethinking the Inception
+    architecture", section 7): each target row mixed with the uniform distribution,
+
+        t_smooth = (1 - eps) * t + eps / K,
+
+    the rows of ``kept`` only (None: every row), so that padding rows stay zero.
+    This is PyTorch's ``cross_entropy(label_smoothing=eps)`` target.
+
+    Shape:
+        t: ``(M, K)``; kept: ``(M,)`` bool or None; the result: ``(M, K)``.
+    """
+    K = t.shape[1]
+    uniform = np.full_like(t, eps / K)
+    if kept is not None:
+        uniform[~kept] = 0
+    return (1 - eps) * t + uniform
+
+
 def cross_entropy(
-    logits: np.ndarray, targets: np.ndarray, ignore_index: int | None = None
+    logits: np.ndarray,
+    targets: np.ndarray,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
 ) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy on logits, averaged over the batch.
 
@@ -155,14 +178,17 @@ def cross_entropy(
     every target row sums to 1. M is the number of rows N, less the rows whose id is
     ``ignore_index`` (padding): their target row is all zeros, so they add nothing
     to L and their gradient is 0. A sequence (N, T, K) is the N*T rows of one batch
-    (each step is one more prediction). Equal to PyTorch's
-    ``CrossEntropyLoss(ignore_index=...)`` for ids and for probabilities, except that
-    a batch of padding only gives L = 0 and a zero gradient (PyTorch: NaN).
+    (each step is one more prediction). With ``label_smoothing`` eps the targets are
+    first :func:`smooth_targets`, T <- (1 - eps) T + eps / K (padding rows excepted).
+    Equal to PyTorch's ``CrossEntropyLoss(ignore_index=..., label_smoothing=...)``
+    for ids and for probabilities, except that a batch of padding only gives L = 0
+    and a zero gradient (PyTorch: NaN).
 
     Args:
         logits: raw scores Z, one row per example (no softmax before the loss).
         targets: integer class ids, or one-hot / probability rows.
         ignore_index: a class id that marks padding (with class ids only), or None.
+        label_smoothing: eps in [0, 1]; 0 (the default) leaves the targets as given.
 
     Returns:
         ``(L, dL/dZ)``.
@@ -171,12 +197,19 @@ def cross_entropy(
         logits: ``(N, K)``, targets: ``(N,)`` or ``(N, K)``; or logits
         ``(N, T, K)``, targets ``(N, T)`` or ``(N, T, K)``. dL/dZ: like logits.
     """
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(
+            f"cross_entropy: expected label_smoothing in [0, 1], got {label_smoothing}"
+        )
     z = _predictions(logits, "cross_entropy", "logits")
     rows, targets = _as_rows(z, targets)
     N, K = rows.shape
     t = _class_targets(targets, N, K, z.dtype, ignore_index)
+    kept = None if ignore_index is None else t.sum(axis=1) > 0
+    M = N if kept is None else int(np.count_nonzero(kept))
+    if label_smoothing:
+        t = smooth_targets(t, label_smoothing, kept)
     row_mass = t.sum(axis=1, keepdims=True)  # 1 for one-hot and probability rows
-    M = N if ignore_index is None else int(np.count_nonzero(row_mass))
     log_p = log_softmax(rows, axis=1)
     loss = -np.sum(t * log_p) / max(M, 1)
     p = np.exp(log_p)
