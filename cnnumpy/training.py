@@ -126,9 +126,7 @@ def _epochs(run: Run, backup: Backup | None, first_epoch: int) -> None:
             cb.on_epoch_begin(epoch, {})
         logs = train_epoch(run, epoch)
         if run.validation_data is not None and not model.stop_now:
-            size = max(run.batch_size, 256)
-            val = model.evaluate(*run.validation_data, batch_size=size)
-            logs.update({f"val_{k}": v for k, v in val.items()})
+            logs.update(_validate(run, epoch))
         logs["lr"] = float(model.optimizer.lr)
         if not model.stop_now:  # (stop_now: TerminateOnNaN's quiet stop, as before)
             check_epoch(model, epoch, logs)
@@ -140,6 +138,20 @@ def _epochs(run: Run, backup: Backup | None, first_epoch: int) -> None:
             backup.save(epoch)
         if model.stop_training:
             break
+
+
+def _validate(run: Run, epoch: int) -> dict:
+    """The ``val_*`` logs of an epoch, between the callbacks' ``on_validation_begin``
+    and ``on_validation_end`` (an EMA swaps its average in there)."""
+    for cb in run.callbacks:
+        cb.on_validation_begin(epoch)
+    try:
+        size = max(run.batch_size, 256)
+        val = run.model.evaluate(*run.validation_data, batch_size=size)
+    finally:
+        for cb in reversed(run.callbacks):
+            cb.on_validation_end(epoch)
+    return {f"val_{k}": v for k, v in val.items()}
 
 
 def log_keys(model, validation: bool) -> list[str]:

@@ -61,10 +61,11 @@ class EMA(Callback):
     shadow starts as a copy of the weights when ``fit`` begins; a batch whose loss is
     not finite is not averaged.
 
-    ``fit`` evaluates its validation data with the model's own weights (no hook runs
-    between the last batch and that evaluation). To use the average, swap it in:
-    ``with ema.apply_to(model): model.evaluate(x, y)``, or ``keep_average=True`` to
-    leave it in the model when training ends. ``fit(resume_from=...)`` saves and
+    ``fit``'s validation after each epoch uses the average (swapped in by
+    ``on_validation_begin``, out by ``on_validation_end``; ``validate_average=False``
+    validates the model's own weights). Elsewhere, swap it in: ``with
+    ema.apply_to(model): model.evaluate(x, y)``, or ``keep_average=True`` to leave it
+    in the model when training ends. ``fit(resume_from=...)`` saves and
     restores the shadow and ``t`` with the run. The shadow lives on across ``fit``
     calls (the average goes on); :meth:`reset` starts again.
 
@@ -73,6 +74,7 @@ class EMA(Callback):
         warmup: use ``min(decay, (1 + t) / (10 + t))``.
         keep_average: at the end of training, copy the averaged weights into the
             model (its last weights are then lost).
+        validate_average: evaluate ``fit``'s validation data with the average.
 
     Attributes:
         shadow: the averaged arrays, one dict per layer (like ``get_weights()``), or
@@ -81,22 +83,33 @@ class EMA(Callback):
     """
 
     def __init__(
-        self, decay: float = 0.999, warmup: bool = False, keep_average: bool = False
+        self,
+        decay: float = 0.999,
+        warmup: bool = False,
+        keep_average: bool = False,
+        validate_average: bool = True,
     ) -> None:
         number = isinstance(decay, Real) and not isinstance(decay, bool)
         if not (number and 0.0 <= decay < 1.0):
             raise ValueError(f"EMA: decay must be a number in [0, 1), got {decay!r}")
-        for name, flag in (("warmup", warmup), ("keep_average", keep_average)):
+        flags = {
+            "warmup": warmup,
+            "keep_average": keep_average,
+            "validate_average": validate_average,
+        }
+        for name, flag in flags.items():
             if not isinstance(flag, bool):
                 raise TypeError(f"EMA: {name} must be True or False, got {flag!r}")
         self.decay, self.warmup, self.keep_average = float(decay), warmup, keep_average
+        self.validate_average = validate_average
         self.shadow: Weights | None = None
         self.updates = 0
 
     def __repr__(self) -> str:
         return (
             f"EMA(decay={self.decay}, warmup={self.warmup}, "
-            f"keep_average={self.keep_average})"
+            f"keep_average={self.keep_average}, "
+            f"validate_average={self.validate_average})"
         )
 
     def current_decay(self) -> float:
@@ -127,6 +140,14 @@ class EMA(Callback):
             for key, w in averaged_arrays(layer).items():
                 ema_update(shadow[key], w, decay)
         self.updates += 1
+
+    def on_validation_begin(self, epoch):
+        if self.validate_average:
+            self.swap(self.model)
+
+    def on_validation_end(self, epoch):
+        if self.validate_average:
+            self.swap(self.model)
 
     def on_train_end(self, logs=None):
         if self.keep_average:

@@ -43,6 +43,12 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None: ...
 
+    def on_validation_begin(self, epoch: int) -> None:
+        """Called before ``fit`` evaluates its validation data after an epoch."""
+
+    def on_validation_end(self, epoch: int) -> None:
+        """Called after that evaluation (even if it raised), in reverse order."""
+
     def on_batch_begin(self, batch: int, logs: dict | None = None) -> None: ...
 
     def on_batch_end(self, batch: int, logs: dict | None = None) -> None: ...

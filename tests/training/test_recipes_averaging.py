@@ -103,6 +103,26 @@ def test_apply_to_swaps_the_average_in_for_the_block_only():
     assert inside == twin.evaluate(x, y)
 
 
+@pytest.mark.parametrize("validate_average", [True, False])
+def test_fit_validates_with_the_average_and_then_trains_on(validate_average):
+    model = bn_mlp()
+    ema = callbacks.EMA(decay=0.8, validate_average=validate_average)
+    x, y = data()
+    history = model.fit(
+        x, y, epochs=2, batch_size=4, callbacks=[ema], verbose=0, seed=0,
+        validation_data=(x, y),
+    )  # fmt: skip
+    last = history.history["val_loss"][-1]
+    with ema.apply_to(model):
+        averaged = model.evaluate(x, y)["loss"]
+    own = model.evaluate(x, y)["loss"]
+    assert averaged != own
+    assert last == (averaged if validate_average else own)
+    plain = bn_mlp()
+    plain.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=0)  # no EMA, no swap
+    assert_same(model.get_weights(), plain.get_weights(), rtol=0, atol=0)
+
+
 def test_keep_average_leaves_the_averaged_weights_in_the_model():
     model = bn_mlp()
     ema = callbacks.EMA(decay=0.9, keep_average=True)
