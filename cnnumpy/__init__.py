@@ -11,6 +11,7 @@ from cnnumpy import (
     optimizers,
     saving,
     schedules,
+    tta,
     visualize,
     zoo,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "receptive_field",
     "schedules",
     "seed",
+    "tta",
     "visualize",
     "zoo",
 ]
