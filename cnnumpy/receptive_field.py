@@ -102,41 +102,79 @@ def receptive_field(model, layer: int | str | Layer | None = None):
     if layer is None:
         return _fields(model, len(model.layers))
     index = _index_of(model, layer)
-    fields = _fields(model, index + 1)
-    if len(fields) <= index:
+    fields = {field.index: field for field in _fields(model, index + 1)}
+    if index not in fields:
+        first = next(j for j in range(index + 1) if j not in fields)
         shown = repr(model.layers[index])
         raise ValueError(
             f"receptive_field: layer {index} {shown} comes after the spatial part "
-            f"(from layer {len(fields)} {model.layers[len(fields)]!r} on, every unit "
+            f"(from layer {first} {model.layers[first]!r} on, every unit "
             "sees the whole input)"
         )
     return fields[index]
 
 
 def _fields(model, stop: int) -> list[Field]:
-    """Fields of ``model.layers[:stop]``, ended early by a layer after which a unit
-    sees the whole input; ValueError for a layer that does not say how it moves
-    positions."""
-    shape = tuple(model.input_shape)
-    axes = len(shape) - 1
-    size, jump, start = [1] * axes, [1] * axes, [0.0] * axes
-    fields = []
-    for index, layer in enumerate(model.layers[:stop]):
-        geometry = _window(layer, shape)
-        if geometry is None and not _keeps_places(layer, shape):
-            if type(layer) in _WHOLE_INPUT:
-                break
-            raise ValueError(
-                f"receptive_field: layer {index} {layer!r}: expected a convolution, "
-                "a pooling or a layer acting value by value (or across channels)"
-            )
-        for axis, (k_eff, s, before) in enumerate(geometry or ()):
-            start[axis] += ((k_eff - 1) / 2 - before) * jump[axis]
-            size[axis] += (k_eff - 1) * jump[axis]
-            jump[axis] *= s
-        fields.append(Field(index, repr(layer), tuple(size), tuple(jump), tuple(start)))
-        shape = layer.output_shape(shape)
-    return fields
+    """Fields of ``model.layers[:stop]`` that have spatial units: a layer after which
+    a unit sees the whole input, and every layer reading from it, has none; a
+    ValueError for a layer that does not say how it moves positions. In a graph a
+    merge (Add, Concatenate, Multiply) sees what each of its inputs sees: the union
+    of their fields."""
+    shapes = model.value_shapes()
+    axes = len(shapes[0]) - 1
+    fields = {
+        k: ((1,) * axes, (1,) * axes, (0.0,) * axes) for k in range(model.n_inputs)
+    }
+    found = []
+    for index, (layer, srcs) in enumerate(model.nodes[:stop]):
+        if not all(s in fields for s in srcs):
+            continue  # reads units that see the whole input
+        if layer.multiple_inputs:
+            field = _union([fields[s] for s in srcs], index, layer)
+        else:
+            field = _moved(layer, shapes[srcs[0]], fields[srcs[0]], index)
+            if field is None:
+                continue
+        fields[model.n_inputs + index] = field
+        found.append(Field(index, repr(layer), *field))
+    return found
+
+
+def _moved(layer, shape, field, index: int):
+    """``(size, jump, start)`` of ``layer``'s units from its input's ``field``; None
+    after a layer whose units see the whole input."""
+    geometry = _window(layer, shape)
+    if geometry is None and not _keeps_places(layer, shape):
+        if type(layer) in _WHOLE_INPUT:
+            return None
+        raise ValueError(
+            f"receptive_field: layer {index} {layer!r}: expected a convolution, "
+            "a pooling or a layer acting value by value (or across channels)"
+        )
+    size, jump, start = (list(f) for f in field)
+    for axis, (k_eff, s, before) in enumerate(geometry or ()):
+        start[axis] += ((k_eff - 1) / 2 - before) * jump[axis]
+        size[axis] += (k_eff - 1) * jump[axis]
+        jump[axis] *= s
+    return tuple(size), tuple(jump), tuple(start)
+
+
+def _union(fields: list, index: int, layer):
+    """The field of a merge: along each axis, the span from the leftmost to the
+    rightmost input pixel any of its inputs sees (their jumps must agree)."""
+    jumps = {f[1] for f in fields}
+    if len(jumps) != 1:
+        raise ValueError(
+            f"receptive_field: layer {index} {layer!r} merges units of different "
+            f"jumps {sorted(jumps)}"
+        )
+    size, start = [], []
+    for axis in range(len(fields[0][0])):
+        lefts = [f[2][axis] - (f[0][axis] - 1) / 2 for f in fields]
+        rights = [f[2][axis] + (f[0][axis] - 1) / 2 for f in fields]
+        size.append(int(round(max(rights) - min(lefts))) + 1)
+        start.append((max(rights) + min(lefts)) / 2)
+    return tuple(size), jumps.pop(), tuple(start)
 
 
 def _window(layer, shape: tuple[int, ...]):

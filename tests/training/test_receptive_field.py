@@ -7,6 +7,7 @@ import pytest
 import cnnumpy
 from cnnumpy import zoo
 from cnnumpy.layers import (
+    Add,
     AvgPool2D,
     Conv1D,
     Conv2D,
@@ -204,3 +205,22 @@ def test_softmax_over_the_channels_keeps_the_field():
 def test_exported_from_the_package():
     assert cnnumpy.receptive_field is receptive_field
     assert "receptive_field" in cnnumpy.__all__
+
+
+def test_graph_merges_see_the_union_of_their_branches():
+    """An Add of a 3x3 branch (field 3) and a 5x5 one (field 5) sees 5x5; ResNet-20's
+    last block sees 81 pixels: 1 + 2 (the stem) + 2 * 6 at jump 1, + 2 * 6 at jump 2,
+    + 2 * 6 at jump 4 (each stage's first convolution halves the map)."""
+    x = cnnumpy.Input((1, 12, 12))
+    a = Conv2D(2, 3, padding=1)(x)
+    b = Conv2D(2, 5, padding=2)(x)
+    out = Dense(2)(Flatten()(Add()([a, b])))
+    model = cnnumpy.Model(x, out)
+    merge = receptive_field(model, 2)
+    assert merge.layer == "Add()" and merge.size == (5, 5) and merge.jump == (1, 1)
+    assert merge.start == (0.0, 0.0)
+    assert [f.index for f in receptive_field(model)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="layer 4 Dense.* comes after the spatial"):
+        receptive_field(model, 4)
+    last = receptive_field(zoo.resnet20())[-1]
+    assert last.size == (81, 81) and last.jump == (4, 4)
