@@ -19,6 +19,7 @@ import numpy as np
 
 from cnnumpy.textbook import losses as F
 from cnnumpy.textbook.activations import sigmoid, softmax
+from cnnumpy.validation import part
 
 
 class Loss:
@@ -168,6 +169,65 @@ _ACTIVATIONS = {
     "sigmoid": sigmoid,
 }
 
+
+class PerOutput(Loss):
+    """One loss per output, weighted and summed: ``L = sum_k w_k L_k(y_k, t_k)``.
+
+    Args:
+        losses: one loss (name, class, config dict or object) per output.
+        weights: one number ``w_k`` per output; None: all 1.
+
+    ``forward`` takes the list of outputs and the targets (a list or
+    :class:`~cnnumpy.validation.Arrays`); ``backward`` returns the list of
+    ``w_k dL_k/dy_k``; ``to_probabilities`` maps each output by its own loss.
+    """
+
+    name = "per_output"
+
+    def __init__(self, losses, weights=None) -> None:
+        super().__init__()
+        if not isinstance(losses, (list, tuple)) or not losses:
+            raise TypeError(f"PerOutput: expected a list of losses, got {losses!r}")
+        self.losses = [get(loss) for loss in losses]
+        if weights is None:
+            weights = [1.0] * len(self.losses)
+        ok = isinstance(weights, (list, tuple)) and len(weights) == len(self.losses)
+        ok = ok and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
+            for w in weights
+        )
+        if not ok:
+            raise ValueError(
+                f"PerOutput: loss_weights must be {len(self.losses)} numbers >= 0 "
+                f"(one per output), got {weights!r}"
+            )
+        self.weights = [float(w) for w in weights]
+
+    def forward(self, y_pred, y_true) -> float:
+        total, grads = 0.0, []
+        for k, (loss, w) in enumerate(zip(self.losses, self.weights, strict=True)):
+            total += w * float(loss(y_pred[k], part(y_true, k)))
+            grad = loss.backward()
+            grads.append(grad if w == 1.0 else grad * grad.dtype.type(w))
+        self._grad = grads
+        return total
+
+    def to_probabilities(self, output) -> list[np.ndarray]:
+        return [
+            loss.to_probabilities(o)
+            for loss, o in zip(self.losses, output, strict=True)
+        ]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "losses": [serialize(loss) for loss in self.losses],
+            "weights": list(self.weights),
+        }
+
+    def __repr__(self) -> str:
+        return f"PerOutput({self.losses!r}, weights={self.weights})"
+
+
 LOSSES: dict[str, type[Loss]] = {
     "mse": MSE,
     "mean_squared_error": MSE,
@@ -177,6 +237,7 @@ LOSSES: dict[str, type[Loss]] = {
     "binary_cross_entropy": BinaryCrossEntropy,
     "binary_crossentropy": BinaryCrossEntropy,
     "bce": BinaryCrossEntropy,
+    "per_output": PerOutput,
 }
 
 
@@ -192,8 +253,10 @@ def get(loss: str | Loss | type[Loss] | dict) -> Loss:
     if isinstance(loss, type) and issubclass(loss, Loss):
         return loss()
     if isinstance(loss, dict) and "name" in loss:
-        cls = type(get(loss["name"]))
-        return cls(**loss.get("config", {}))
+        name = loss["name"]
+        if not isinstance(name, str) or name.lower() not in LOSSES:
+            raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+        return LOSSES[name.lower()](**loss.get("config", {}))
     if isinstance(loss, str):
         key = loss.lower()
         if key not in LOSSES:

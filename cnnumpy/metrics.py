@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy.validation import part
+
 
 def _class_ids(y_true: np.ndarray) -> np.ndarray:
     y_true = np.asarray(y_true)
@@ -121,3 +123,14 @@ def get(name: str):
     raise ValueError(
         f"unknown metric {name!r}; expected 'accuracy' or 'top<k>' (e.g. 'top5')"
     )
+
+
+def per_output(name: str, k: int):
+    """The metric ``name`` of output ``k``: ``fn(y[k], scores[k])``."""
+    fn = get(name)
+
+    def metric(y_true, y_pred) -> float:
+        return fn(part(y_true, k), y_pred[k])
+
+    metric.__name__ = f"{name}_{k}"
+    return metric

@@ -19,7 +19,6 @@ from cnnumpy import engine, graph, training
 from cnnumpy import losses as losses_module
 from cnnumpy import metrics as metrics_module
 from cnnumpy import optimizers as optimizers_module
-from cnnumpy import outputs as outputs_module
 from cnnumpy.callbacks import History
 from cnnumpy.distributed import replicas
 from cnnumpy.engine.executor import Executor
@@ -84,6 +83,7 @@ class Model:
         self.optimizer = None
         self.loss = None
         self.metrics: dict = {}
+        self.metric_names: list[str] = []
         self.stop_training = False
         self.stop_now = False
         self.history: History | None = None
@@ -314,26 +314,43 @@ class Model:
                     "compile: loss_weights is for models of several outputs"
                 )
             self.loss = losses_module.get(loss)
-            self.metrics = {name: metrics_module.get(name) for name in (metrics or ())}
+            self.metrics = self.metric_functions(metrics)
             return
         n = len(self.output_ids)
         each = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
-        self.loss = outputs_module.PerOutput(each, loss_weights)
+        self.loss = losses_module.PerOutput(each, loss_weights)
         if len(self.loss.losses) != n:
             raise ValueError(
                 f"compile: expected {n} losses (one per output), got {len(each)}"
             )
-        self.metrics = {
-            f"{self.output_name(k)}_{name}": outputs_module.per_output(name, k)
-            for k in range(n)
-            for name in (metrics or ())
+        self.metrics = self.metric_functions(metrics)
+
+    def metric_functions(self, names) -> dict:
+        """``{log name: metric}`` for the metric ``names`` (``"accuracy"``...): one
+        each, or for a model of several outputs one per output and name, logged as
+        ``<output>_<metric>`` (:meth:`output_names`). ``compile`` and ``load_model``
+        make ``model.metrics`` with it; ``model.metric_names`` keeps ``names``."""
+        self.metric_names = list(names or ())
+        if not self.multiple_outputs:
+            return {name: metrics_module.get(name) for name in self.metric_names}
+        return {
+            f"{output}_{name}": metrics_module.per_output(name, k)
+            for k, output in enumerate(self.output_names())
+            for name in self.metric_names
         }
 
-    def output_name(self, k: int) -> str:
-        """The name of output ``k`` in logs: its layer's name, else ``output_<k>``."""
-        value = self.output_ids[k] - self.n_inputs
-        layer = self.layers[value] if value >= 0 else None
-        return layer.name if layer is not None and layer.name else f"output_{k}"
+    def output_names(self) -> list[str]:
+        """The names of the outputs in logs: each output layer's name, or
+        ``output_<k>`` where it has none or shares it with another output."""
+        n = self.n_inputs
+        names = [
+            self.layers[k - n].name if k >= n and self.layers[k - n].name else None
+            for k in self.output_ids
+        ]
+        return [
+            name if name is not None and names.count(name) == 1 else f"output_{k}"
+            for k, name in enumerate(names)
+        ]
 
     def require_compiled(self, where: str) -> None:
         """ValueError naming ``where`` unless ``compile`` was called."""

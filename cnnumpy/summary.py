@@ -270,9 +270,8 @@ def summary_text(model, batch_size: int = TRAINING_BATCH) -> str:
     rule = "-" * len(fmt(header))
     shapes = [model.input_shape] if model.n_inputs == 1 else model.input_shapes
     inputs = " ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)
-    kind = "Sequential" if not graph else "Model"
     title = (
-        f"Model: {model.name or kind}   input {inputs}   "
+        f"Model: {model.name or type(model).__name__}   input {inputs}   "
         f"dtype {np.dtype(model.dtype).name}"
     )
     table = [title, rule, fmt(header), rule, *map(fmt, body), rule]

@@ -51,7 +51,6 @@ RANKS = {
     "cnnumpy.schedules": 3,
     "cnnumpy.schedule_base": 3,
     "cnnumpy.step_schedules": 3,
-    "cnnumpy.outputs": 3,  # losses and metrics of several outputs
     "cnnumpy.lab": 3,  # the technique lab: the book's steps and the engine, timed
     # what the model hands its work to: they use the model's public API and never
     # import the model (the executor runs its layers; the loop, the files and the

@@ -51,8 +51,8 @@ def check_replicable(model) -> None:
     if model.n_inputs != 1 or model.multiple_outputs:
         raise ReplicaError(
             "use_processes: process replicas split models of one input and one "
-            f"output; this one has {model.n_inputs} inputs and "
-            f"{len(model.output_ids)} outputs (train it in one process)"
+            f"output; this one has {model.n_inputs} input(s) and "
+            f"{len(model.output_ids)} output(s) (train it in one process)"
         )
     for i, layer in enumerate(model.layers):
         cls = type(layer)

@@ -172,6 +172,8 @@ class Executor:
 def _input_list(model, x) -> list:
     """The batch as one array per model input, cast to the model's dtype (ids
     stay integers)."""
+    if isinstance(x, (list, tuple)):
+        x = Arrays(x)
     x = cast_inputs(model, x)
     return list(x.arrays) if isinstance(x, Arrays) else [x]
 

@@ -88,11 +88,16 @@ class _Merge(Layer):
 
 
 class _Broadcasting(_Merge):
-    """Add and Multiply: the inputs' shapes broadcast to the output's (NumPy's rule),
-    which must keep the largest input's rank: a gate ``(C, 1, 1)`` times maps
+    """Add and Multiply: inputs of one rank whose shapes broadcast to the output's
+    (NumPy's rule, size-1 axes stretched): a gate ``(C, 1, 1)`` times maps
     ``(C, H, W)``."""
 
     def _combine(self, shapes: list[tuple[int, ...]]) -> tuple[int, ...]:
+        if len({len(s) for s in shapes}) != 1:
+            raise self._error(
+                f"the inputs must have one rank (use size-1 axes to broadcast, such "
+                f"as (C, 1, 1) with (C, H, W)), got shapes {shapes}"
+            )
         try:
             out = np.broadcast_shapes(*shapes)
         except ValueError:

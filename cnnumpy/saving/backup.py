@@ -33,30 +33,43 @@ from cnnumpy.rng import generator_from_state, generator_state
 from cnnumpy.saving.header import ModelFileError
 from cnnumpy.saving.reading import restore_checkpoint
 from cnnumpy.saving.writing import save_model
+from cnnumpy.validation import Arrays
 
 __all__ = ["Backup", "fingerprint", "run_signature"]
 
 SAMPLED = 16  # examples hashed by ``fingerprint``, evenly spaced over the data
 
 
-def fingerprint(x: np.ndarray, y: np.ndarray, dtype) -> dict:
+def fingerprint(x, y, dtype) -> dict:
     """Sizes, shapes and a hash of the data, to tell other data from the same, cheaply.
 
     The hash covers every target and ``SAMPLED`` evenly spaced examples as the model
     sees them (cast to its ``dtype``), so the same images in uint8 or float64 match.
+    Several inputs or targets (:class:`~cnnumpy.validation.Arrays`) are hashed array
+    by array, and their shapes listed.
     """
-    n = len(x)
+    xs = x.arrays if isinstance(x, Arrays) else [x]
+    ys = y.arrays if isinstance(y, Arrays) else [y]
+    n = len(xs[0])
     rows = np.unique(np.linspace(0, n - 1, min(n, SAMPLED)).astype(np.int64))
-    targets = np.asarray(y)
-    exact = np.issubdtype(targets.dtype, np.integer) or targets.dtype == np.bool_
-    digest = hashlib.sha256(np.ascontiguousarray(x[rows], dtype=dtype).tobytes())
-    digest.update(
-        np.ascontiguousarray(targets, np.int64 if exact else np.float64).tobytes()
-    )
+    digest = hashlib.sha256()
+    for a in xs:
+        digest.update(np.ascontiguousarray(a[rows], dtype=dtype).tobytes())
+    targets = [np.asarray(t) for t in ys]
+    for t in targets:
+        exact = np.issubdtype(t.dtype, np.integer) or t.dtype == np.bool_
+        digest.update(
+            np.ascontiguousarray(t, np.int64 if exact else np.float64).tobytes()
+        )
+
+    def shapes(arrays):
+        listed = [list(a.shape[1:]) for a in arrays]
+        return listed[0] if len(listed) == 1 else listed
+
     return {
         "examples": n,
-        "x": list(x.shape[1:]),
-        "y": list(targets.shape[1:]),
+        "x": shapes(xs),
+        "y": shapes(targets),
         "digest": digest.hexdigest()[:32],
     }
 
@@ -114,9 +127,7 @@ class Backup:
 
     FILENAME = "checkpoint.safetensors"
 
-    def __init__(
-        self, folder, model, callbacks, rng, run: dict | None = None
-    ) -> None:
+    def __init__(self, folder, model, callbacks, rng, run: dict | None = None) -> None:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             kind = file_kind(folder.stat().st_mode)  # stat never opens a FIFO

@@ -16,7 +16,6 @@ from __future__ import annotations
 import warnings
 
 from cnnumpy import initializers, losses
-from cnnumpy import metrics as metrics_module
 from cnnumpy.layers import layer_from_config
 from cnnumpy.model import Model
 from cnnumpy.rng import isolated
@@ -103,7 +102,7 @@ def _compile_from_meta(model, meta: dict, where: str) -> None:
         return
     try:
         model.loss = losses.get(compiled["loss"])
-        model.metrics = {m: metrics_module.get(m) for m in compiled.get("metrics", [])}
+        model.metrics = model.metric_functions(compiled.get("metrics", []))
     except (KeyError, ValueError, TypeError) as exc:
         # e.g. a user's own Loss class: the weights are still good
         warnings.warn(

@@ -43,7 +43,8 @@ def model_payload(
     if model.loss is not None:
         meta["compile"] = {
             "loss": _loss_entry(model.loss),
-            "metrics": list(model.metrics),
+            # the names compile took (a model of several outputs logs one per output)
+            "metrics": list(getattr(model, "metric_names", None) or model.metrics),
         }
     if include_optimizer and model.optimizer is not None:
         meta["optimizer"] = _optimizer_entry(model.optimizer, tensors)

@@ -21,9 +21,10 @@ that fed several layers, the chain rule for a sum of paths).
 
       y = x_1 * x_2 * ... * x_k            dL/dx_i = dL/dy * prod_{j != i} x_j
 
-Sum and product broadcast like NumPy (a ``(N, C, 1, 1)`` gate times ``(N, C, H, W)``
-maps): an input that was broadcast along an axis gets the gradient summed over that
-axis (:func:`unbroadcast`), since each of its values fed every position there.
+Sum and product broadcast like NumPy along size-1 axes (a ``(N, C, 1, 1)`` gate times
+``(N, C, H, W)`` maps): an input that was broadcast along an axis gets the gradient
+summed over that axis (:func:`unbroadcast`), since each of its values fed every
+position there.
 """
 
 from __future__ import annotations
