@@ -109,7 +109,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "mnist": Recipe(
-        dataset="mnist", model="mnist_cnn", epochs=15, lr=0.2, warmup=0.25,
+        dataset="mnist", model="mnist_cnn", epochs=12, lr=0.2, warmup=0.25,
         label_smoothing=0.1, crop=2,
     ),
     "fashion-mnist": Recipe(

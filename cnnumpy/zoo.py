@@ -20,6 +20,7 @@ it for tanh); ReLU networks use He's.
 | resnet20      | He et al. 2016, n = 3      | 3x32x32    | 272,474     |
 | resnet32      | He et al. 2016, n = 5      | 3x32x32    | 466,906     |
 | mini_googlenet| seed 000 (Zhang et al.)    | 3x32x32    | 1,651,114   |
+| mnist_cnn     | the MNIST target's net     | 1x28x28    | 188,906     |
 | alexnet       | seed 003 (one tower)       | 3x227x227  | 62,378,344  |
 | vgg16         | seed 003                   | 3x224x224  | 138,357,544 |
 | vgg19         | seed 003 ("16 ou 19")      | 3x224x224  | 143,667,240 |
@@ -58,6 +59,7 @@ from cnnumpy.zoo_images import (
     vgg19,
     vgg_cifar,
 )
+from cnnumpy.zoo_targets import mnist_cnn
 from cnnumpy.zoo_text import CHAR_VOCAB, CHAR_WINDOW, TEXT_MODELS, char_lstm, char_rnn
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "melpy_cifar",
     "melpy_mnist",
     "mini_googlenet",
+    "mnist_cnn",
     "mnist_mlp",
     "resnet8",
     "resnet20",
@@ -99,6 +102,7 @@ MODELS: dict[str, Callable[..., Model]] = {
         melpy_mnist,
         melpy_cifar,
         vgg_cifar,
+        mnist_cnn,
         resnet8,
         resnet20,
         resnet32,

@@ -73,6 +73,7 @@ RANKS = {
     "cnnumpy.zoo": 6,
     "cnnumpy.zoo_images": 6,
     "cnnumpy.zoo_graphs": 6,
+    "cnnumpy.zoo_targets": 6,
     "cnnumpy.zoo_text": 6,
     "cnnumpy.generation": 6,
     "cnnumpy.visualize": 6,

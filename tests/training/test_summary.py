@@ -51,6 +51,7 @@ def test_seed_003_counting_exercises():
         ("resnet20", 272_474),
         ("resnet32", 466_906),
         ("mini_googlenet", 1_651_114),
+        ("mnist_cnn", 188_906),
     ],
 )
 def test_zoo_parameter_counts(name, params):
