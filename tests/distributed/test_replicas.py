@@ -40,7 +40,7 @@ def _data(n, seed=0):
     return rng.standard_normal((n, 2, 8, 8)), rng.integers(0, 5, n)
 
 
-def _max_weight_diff(a, b):
+def max_weight_diff(a, b):
     wa, wb = a.get_weights(), b.get_weights()
     return max(
         float(np.abs(wa[i][k] - wb[i][k]).max()) for i in range(len(wa)) for k in wa[i]
@@ -70,7 +70,7 @@ def test_training_matches_one_process(pair, n):
         assert split.train_on_batch(x, y) == pytest.approx(
             one.train_on_batch(x, y), rel=1e-12
         )
-    assert _max_weight_diff(one, split) < 1e-12
+    assert max_weight_diff(one, split) < 1e-12
 
 
 def test_fit_predict_evaluate_match_one_process(pair):
@@ -80,7 +80,7 @@ def test_fit_predict_evaluate_match_one_process(pair):
     h2 = split.fit(x, y, epochs=2, batch_size=32, seed=5, verbose=0)
     np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-12)
     assert h1.history["accuracy"] == h2.history["accuracy"]
-    assert _max_weight_diff(one, split) < 1e-12
+    assert max_weight_diff(one, split) < 1e-12
     np.testing.assert_allclose(one.predict(x, 64), split.predict(x, 64), atol=1e-14)
     e1, e2 = one.evaluate(x, y), split.evaluate(x, y)
     assert e1 == pytest.approx(e2, rel=1e-12)
@@ -101,7 +101,7 @@ def test_float32_model_splits_too(three_cores):
             split.train_on_batch(x, y)
         out = split.predict(x)
     assert out.dtype == np.float32
-    assert _max_weight_diff(one, split) < 1e-5
+    assert max_weight_diff(one, split) < 1e-5
     np.testing.assert_allclose(out, one.predict(x), atol=1e-5)
 
 
@@ -121,7 +121,7 @@ def test_batchnorm_and_dropout_train_split_like_one_process(processes, n, three_
         for _ in range(3):
             a, b = one.train_on_batch(x, y), split.train_on_batch(x, y)
             assert abs(a - b) < 1e-12
-        assert _max_weight_diff(one, split) < 1e-12  # running statistics included
+        assert max_weight_diff(one, split) < 1e-12  # running statistics included
         # the dropout generators moved by the same draws
         drop_one, drop_split = one.layers[4], split.layers[4]
         assert drop_one.rng.random() == drop_split.rng.random()
@@ -143,7 +143,7 @@ def test_settings_changed_after_use_processes_and_other_bit_generators():
             model.layers[3].eps = 1e-2
         for _ in range(2):
             assert abs(one.train_on_batch(x, y) - split.train_on_batch(x, y)) < 1e-12
-        assert _max_weight_diff(one, split) < 1e-12
+        assert max_weight_diff(one, split) < 1e-12
     quiet = _small_cnn(extra=lambda: (L.Dropout(0.0),))
     with quiet.use_processes(2):
         quiet.train_on_batch(x, y)
@@ -269,7 +269,7 @@ def test_an_error_here_keeps_the_replicas_in_step(pair, monkeypatch):
     for _ in range(2):
         one.train_on_batch(x, y)
         split.train_on_batch(x, y)
-    assert _max_weight_diff(one, split) < 1e-12
+    assert max_weight_diff(one, split) < 1e-12
 
 
 def test_a_recompiled_loss_reaches_the_replicas():
@@ -282,7 +282,7 @@ def test_a_recompiled_loss_reaches_the_replicas():
         assert split.train_on_batch(x, y) == pytest.approx(
             one.train_on_batch(x, y), rel=1e-12
         )
-    assert _max_weight_diff(one, split) < 1e-12
+    assert max_weight_diff(one, split) < 1e-12
 
 
 def test_a_custom_loss_is_refused(pair):
@@ -344,6 +344,6 @@ def test_a_model_built_with_a_callable_initialiser_splits_too():
             assert split.train_on_batch(x, y) == pytest.approx(
                 one.train_on_batch(x, y), rel=1e-12
             )
-        assert _max_weight_diff(one, split) < 1e-12
+        assert max_weight_diff(one, split) < 1e-12
     finally:
         group.close()

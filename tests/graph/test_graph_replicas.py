@@ -11,6 +11,7 @@ import graph_blocks
 import numpy as np
 import pytest
 import test_graph_io
+from test_replicas import max_weight_diff
 
 import cnnumpy
 from cnnumpy import layers as L
@@ -32,11 +33,6 @@ def _data(n, seed=0):
     return rng.standard_normal((n, 2, 12, 12)), rng.integers(0, 3, n)
 
 
-def _max_weight_diff(a, b):
-    wa, wb = a.get_weights(), b.get_weights()
-    return max(
-        float(np.abs(wa[i][k] - wb[i][k]).max()) for i in range(len(wa)) for k in wa[i]
-    )
 
 
 def _dropout(model):
@@ -58,7 +54,7 @@ def test_a_residual_network_trains_split_like_one_process(processes, n, three_co
         for _ in range(3):
             a, b = one.train_on_batch(x, y), split.train_on_batch(x, y)
             assert abs(a - b) < 1e-12
-        assert _max_weight_diff(one, split) < 1e-12  # running statistics included
+        assert max_weight_diff(one, split) < 1e-12  # running statistics included
         assert _dropout(one).rng.random() == _dropout(split).rng.random()
         np.testing.assert_allclose(one.predict(x), split.predict(x), atol=1e-12)
         assert one.evaluate(x, y) == pytest.approx(split.evaluate(x, y), rel=1e-12)
@@ -73,7 +69,7 @@ def test_fit_split_like_one_process():
     with split.use_processes(2):
         h2 = split.fit(x, y, epochs=2, batch_size=24, seed=5, verbose=0)
     np.testing.assert_allclose(h1.history["loss"], h2.history["loss"], rtol=1e-12)
-    assert _max_weight_diff(one, split) < 1e-12
+    assert max_weight_diff(one, split) < 1e-12
 
 
 @pytest.mark.parametrize(
