@@ -67,6 +67,7 @@ RANKS = {
     # the model
     "cnnumpy.model": 5,
     "cnnumpy.sequential": 5,
+    "cnnumpy.trainer": 5,
     # what builds models: from a file, in a replica process, by name
     "cnnumpy.saving.loading": 6,
     "cnnumpy.distributed.worker": 6,
