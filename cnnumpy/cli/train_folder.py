@@ -45,6 +45,7 @@ SAME_ON_RESUME = (
     "optimizer",
     "lr",
     "momentum",
+    "nesterov",
     "weight_decay",
     "schedule",
     "warmup",
@@ -62,6 +63,7 @@ SAME_ON_RESUME = (
 # saved before --loss trained with cross-entropy, before the recipes without them.
 SAVED_DEFAULTS = {
     "loss": "cross_entropy",
+    "nesterov": False,
     "warmup": None,
     "cutout": None,
     "label_smoothing": 0.0,
@@ -142,6 +144,7 @@ def make_config(args, train, test, parts, mean, std) -> dict:
         "optimizer": args.optimizer,
         "lr": args.lr,
         "momentum": args.momentum,
+        "nesterov": args.nesterov,
         "weight_decay": args.weight_decay,
         "schedule": args.schedule,
         "warmup": args.warmup,

@@ -63,6 +63,11 @@ def _recipe_options(p) -> None:
         "--momentum", type=fraction, default=0.9, help="SGD only; default: %(default)s"
     )
     p.add_argument(
+        "--nesterov",
+        action="store_true",
+        help="SGD only: Nesterov's momentum (the gradient at the look-ahead point)",
+    )
+    p.add_argument(
         "--weight-decay", type=natural_float, help="L2 (AdamW: decoupled) weight decay"
     )
     p.add_argument(

@@ -58,6 +58,10 @@ def optimizer_options(args) -> dict:
         options["weight_decay"] = args.weight_decay
     if args.optimizer == "sgd":
         options["momentum"] = args.momentum
+    if args.nesterov:
+        if args.optimizer != "sgd" or not args.momentum:
+            raise ValueError("--nesterov needs --optimizer sgd with a --momentum > 0")
+        options["nesterov"] = True
     if args.no_decay_biases:
         options["decay_biases"] = False  # biases, BatchNorm's gamma and beta
     return options
@@ -119,6 +123,8 @@ def flipped_test(model, x_test, y_test) -> dict[str, float]:
 def describe(args) -> str:
     """The recipes in use, for the run's header line (empty if none)."""
     parts = []
+    if args.nesterov:
+        parts.append("Nesterov momentum")
     if args.warmup is not None:
         parts.append(f"warm-up {args.warmup:g} epochs")
     if args.cutout:
@@ -128,7 +134,7 @@ def describe(args) -> str:
     if args.no_decay_biases:
         parts.append("no decay on biases and BatchNorm")
     if args.ema is not None:
-        parts.append(f"EMA {args.ema:g} (validation uses the raw weights)")
+        parts.append(f"EMA {args.ema:g} (validation uses the average)")
     if args.tta_flip:
         parts.append("flip TTA at test")
     return "; ".join(parts)

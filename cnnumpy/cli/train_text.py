@@ -86,6 +86,7 @@ def _check_args(args) -> None:
         "--cutout": args.cutout is not None,
         "--label-smoothing": args.label_smoothing > 0,
         "--no-decay-biases": args.no_decay_biases,
+        "--nesterov": args.nesterov,
         "--ema": args.ema is not None,
         "--tta-flip": args.tta_flip,
         "--processes": args.processes != 1,

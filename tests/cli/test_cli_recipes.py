@@ -171,3 +171,18 @@ def test_char_models_refuse_the_image_recipes(tmp_path, capsys):
     code = main([str(a) for a in [*argv, "--ema", "0.9", "--cutout", "4"]])
     err = capsys.readouterr().err
     assert code == 2 and "--cutout, --ema is not for char models" in err
+
+
+def test_nesterov_trains_and_is_saved_with_the_optimizer(
+    data_dir, tmp_path, capsys, plain
+):
+    out = tmp_path / "run"
+    code, stdout, _ = train(data_dir, out, capsys, "--nesterov")
+    assert code == 0 and "Nesterov momentum" in stdout
+    assert config(out)["nesterov"] is True
+    assert "SGD(lr=0.1, momentum=0.9, nesterov=True" in stdout
+    assert history(out, "loss") != plain
+    code, _, err = train(
+        data_dir, tmp_path / "adam", capsys, "--nesterov", "--optimizer", "adam"
+    )
+    assert code == 2 and "--nesterov needs --optimizer sgd" in err
