@@ -113,12 +113,12 @@ RECIPES: dict[str, Recipe] = {
         label_smoothing=0.1, crop=2,
     ),
     "fashion-mnist": Recipe(
-        dataset="fashion-mnist", model="resnet8", epochs=20, lr=0.2, warmup=0.25,
-        label_smoothing=0.1, crop=2, flip=True, cutout=8, ema=0.999, tta=True,
-        zero_gamma=True,
+        dataset="fashion-mnist", model="mnist_cnn", model_kwargs={"width": 48},
+        epochs=32, lr=0.2, warmup=0.25, label_smoothing=0.1, crop=2, flip=True,
+        ema=0.999, tta=True,
     ),
     "cifar10": Recipe(
-        dataset="cifar10", model="resnet20", epochs=18, lr=0.2, warmup=0.25,
+        dataset="cifar10", model="resnet20", epochs=21, lr=0.2, warmup=0.25,
         label_smoothing=0.1, crop=4, flip=True, cutout=8, ema=0.999, tta=True,
         zero_gamma=True,
     ),
