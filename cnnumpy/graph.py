@@ -34,8 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# the Tensor each layer produced when it was called (see the module: once per layer)
-_CALLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# the layers called on Tensors (see the module: once per layer); weak, so that a
+# model's layers are freed with it
+_CALLED: weakref.WeakSet = weakref.WeakSet()
 
 
 class Tensor:
@@ -100,7 +101,10 @@ def connect(layer, x) -> Tensor:
     many = getattr(layer, "multiple_inputs", False)
     tensors = list(x) if isinstance(x, (list, tuple)) else [x]
     if not all(isinstance(t, Tensor) for t in tensors):
-        raise TypeError(f"{layer!r}: cannot mix symbolic Tensors and arrays in a call")
+        kinds = [type(t).__name__ for t in tensors]
+        raise TypeError(
+            f"{layer!r}: cannot mix symbolic Tensors and arrays in a call, got {kinds}"
+        )
     if many and (not isinstance(x, (list, tuple)) or len(tensors) < 2):
         raise TypeError(f"{layer!r}: expected a list of two or more Tensors, got {x!r}")
     if not many and len(tensors) != 1:
@@ -114,8 +118,13 @@ def connect(layer, x) -> Tensor:
     if not layer.built:
         layer.build(shape)
     out = Tensor(layer.output_shape(shape), layer=layer, inputs=tensors)
-    _CALLED[layer] = out
+    _CALLED.add(layer)
     return out
+
+
+def is_called(layer) -> bool:
+    """Whether ``layer`` was called on Tensors (it belongs to a graph)."""
+    return layer in _CALLED
 
 
 def _as_list(tensors, what: str) -> list[Tensor]:
@@ -128,14 +137,16 @@ def _as_list(tensors, what: str) -> list[Tensor]:
     return items
 
 
-def trace(inputs, outputs) -> tuple[list, list[list[int]], list[int]]:
+def trace(inputs, outputs, order=None) -> tuple[list, list[list[int]], list[int]]:
     """``(layers, sources, outputs)`` of the graph from ``inputs`` to ``outputs``
     (see the module): the layers in the order of a depth-first walk from the
-    outputs, each after its inputs.
+    outputs, each after its inputs, or in ``order`` (a list of the same layers, each
+    after the layers it reads: a saved model's order).
 
     Raises:
         ValueError: an input is not an ``Input``, or is given twice, or no output
-            depends on it; an output depends on an Input not among ``inputs``.
+            depends on it; an output depends on an Input not among ``inputs``;
+            ``order`` is not an order of the graph's layers.
     """
     inputs = _as_list(inputs, "inputs")
     outputs = _as_list(outputs, "outputs")
@@ -146,15 +157,31 @@ def trace(inputs, outputs) -> tuple[list, list[list[int]], list[int]]:
         if id(t) in ids:
             raise ValueError(f"Model: inputs[{k}] is given twice")
         ids[id(t)] = k
-    layers, sources = [], []
+    walked = _walk(outputs, set(ids))
+    if order is not None:
+        walked = _in_order(walked, order)
+    for t in walked:
+        ids[id(t)] = len(ids)
+    layers = [t.layer for t in walked]
+    sources = [[ids[id(s)] for s in t.inputs] for t in walked]
+    output_ids = [ids[id(t)] for t in outputs]
+    used = {s for srcs in sources for s in srcs} | set(output_ids)
+    for k in range(len(inputs)):
+        if k not in used:
+            raise ValueError(f"Model: no output depends on inputs[{k}]")
+    return layers, sources, output_ids
 
-    def visit(root: Tensor) -> int:
-        """Give ``root`` and every Tensor it depends on a value id, each after its
-        inputs (a depth-first walk, with a stack: no recursion limit)."""
+
+def _walk(outputs: list[Tensor], known: set[int]) -> list[Tensor]:
+    """The layers' Tensors that ``outputs`` depend on, each after the Tensors it
+    reads: a depth-first walk, first inputs first, with a stack (no recursion
+    limit). ``known``: the ids of the model's Inputs, where the walk stops."""
+    done, walked = set(known), []
+    for root in outputs:
         stack = [root]
         while stack:
             t = stack[-1]
-            if id(t) in ids:
+            if id(t) in done:
                 stack.pop()
                 continue
             if t.layer is None:
@@ -162,22 +189,43 @@ def trace(inputs, outputs) -> tuple[list, list[list[int]], list[int]]:
                     f"Model: an output depends on {t!r} ({t.name or 'unnamed'}), "
                     "which is not among the model's inputs"
                 )
-            pending = [s for s in t.inputs if id(s) not in ids]
+            pending = [s for s in t.inputs if id(s) not in done]
             if pending:
                 stack.extend(reversed(pending))  # the first input first
                 continue
             stack.pop()
-            ids[id(t)] = len(inputs) + len(layers)
-            layers.append(t.layer)
-            sources.append([ids[id(s)] for s in t.inputs])
-        return ids[id(root)]
+            done.add(id(t))
+            walked.append(t)
+    return walked
 
-    output_ids = [visit(t) for t in outputs]
-    used = {s for srcs in sources for s in srcs} | set(output_ids)
-    for k in range(len(inputs)):
-        if k not in used:
-            raise ValueError(f"Model: no output depends on inputs[{k}]")
-    return layers, sources, output_ids
+
+def _in_order(walked: list[Tensor], order) -> list[Tensor]:
+    """``walked`` rearranged in the order of the layers ``order``, checked: the same
+    layers, each after the layers it reads."""
+    by_layer = {id(t.layer): t for t in walked}
+    order = list(order)
+    dead = [j for j, layer in enumerate(order) if id(layer) not in by_layer]
+    if dead:
+        raise ValueError(
+            f"Model: in the layer order, layer {dead[0]} ({order[dead[0]]!r}) leads "
+            "to no output"
+        )
+    if len({id(layer) for layer in order}) != len(walked):
+        raise ValueError(
+            f"Model: the layer order must list the graph's {len(walked)} layers once "
+            f"each, got {len(order)} entries"
+        )
+    seen: set[int] = set()
+    for j, layer in enumerate(order):
+        t = by_layer[id(layer)]
+        late = [s.layer for s in t.inputs if s.layer is not None and id(s) not in seen]
+        if late:
+            raise ValueError(
+                f"Model: in the layer order, layer {j} ({layer!r}) comes before "
+                f"{late[0]!r}, which it reads"
+            )
+        seen.add(id(t))
+    return [by_layer[id(layer)] for layer in order]
 
 
 # -- what the passes and the checks share ----------------------------------------------
@@ -236,7 +284,11 @@ def run_forward(layers, sources, outputs, inputs: list, training: bool) -> list:
 
 def run_backward(layers, sources, outputs, douts: list, n_inputs: int) -> list:
     """The graph's backward pass: ``douts`` (one per output) go back through the
-    layers in reverse order, each layer's input gradients added to its sources'
+    layers in reverse order. A value ``v`` read by several layers gets the sum of
+    what each sends back, the chain rule over every path from ``v`` to the loss::
+
+        dL/dv = sum over the layers j reading v of  dL/dy_j * dy_j/dv
+
     (:func:`accumulate`). Returns dL/dx of each model input (None if not needed)."""
     grads: dict[int, np.ndarray] = {}
     for k, dout in zip(outputs, douts, strict=True):
@@ -250,63 +302,3 @@ def run_backward(layers, sources, outputs, douts: list, n_inputs: int) -> list:
         for s, dx in zip(srcs, dxs, strict=True):
             accumulate(grads, s, dx)
     return [grads.get(k) for k in range(n_inputs)]
-
-
-# -- a graph's config, checked before anything is built --------------------------------
-def _is_size_list(value) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) > 0
-        and all(type(d) is int and d >= 1 for d in value)
-    )
-
-
-def check_config(config) -> tuple[list[dict], list[list[int]], list[int]]:
-    """``(inputs, sources, outputs)`` of a graph model's config (``Model.get_config``),
-    checked: every input a positive shape, every layer reading only inputs or layers
-    before it, every output an existing value. A ValueError says what is wrong."""
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise ValueError("Model.from_config: expected a dict with 'layers'")
-    inputs, sources, outputs = (config.get(k) for k in ("inputs", "sources", "outputs"))
-    if not isinstance(inputs, list) or not inputs:
-        raise ValueError("Model.from_config: 'inputs' must be a non-empty list")
-    for k, entry in enumerate(inputs):
-        if not isinstance(entry, dict) or not _is_size_list(entry.get("shape")):
-            raise ValueError(
-                f"Model.from_config: inputs[{k}] must have a 'shape' of sizes >= 1, "
-                f"got {entry!r}"
-            )
-    n_in, n_layers = len(inputs), len(config["layers"])
-    if not isinstance(sources, list) or len(sources) != n_layers:
-        raise ValueError(
-            f"Model.from_config: 'sources' must list where each of the {n_layers} "
-            "layers reads from"
-        )
-    for j, srcs in enumerate(sources):
-        ok = isinstance(srcs, list) and len(srcs) > 0
-        if not ok or not all(type(s) is int and 0 <= s < n_in + j for s in srcs):
-            raise ValueError(
-                f"Model.from_config: layer {j} must read from inputs or earlier "
-                f"layers (values 0 to {n_in + j - 1}), got {srcs!r}"
-            )
-    total = n_in + n_layers
-    if not isinstance(outputs, list) or not outputs:
-        raise ValueError("Model.from_config: 'outputs' must be a non-empty list")
-    if not all(type(k) is int and 0 <= k < total for k in outputs):
-        raise ValueError(
-            f"Model.from_config: outputs must be values 0 to {total - 1}, "
-            f"got {outputs!r}"
-        )
-    return inputs, [list(s) for s in sources], list(outputs)
-
-
-def check_arities(layers, sources) -> None:
-    """A merge layer reads two values or more, any other layer exactly one."""
-    for j, (layer, srcs) in enumerate(zip(layers, sources, strict=True)):
-        many = getattr(layer, "multiple_inputs", False)
-        if (many and len(srcs) < 2) or (not many and len(srcs) != 1):
-            expected = "two or more values" if many else "one value"
-            raise ValueError(
-                f"Model.from_config: layer {j} ({layer!r}) reads {expected}, "
-                f"got {srcs!r}"
-            )

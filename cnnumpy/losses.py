@@ -189,6 +189,8 @@ class PerOutput(Loss):
         if not isinstance(losses, (list, tuple)) or not losses:
             raise TypeError(f"PerOutput: expected a list of losses, got {losses!r}")
         self.losses = [get(loss) for loss in losses]
+        if any(isinstance(loss, PerOutput) for loss in self.losses):
+            raise TypeError("PerOutput: a loss per output cannot itself be a PerOutput")
         if weights is None:
             weights = [1.0] * len(self.losses)
         ok = isinstance(weights, (list, tuple)) and len(weights) == len(self.losses)
@@ -261,6 +263,11 @@ def get(loss: str | Loss | type[Loss] | dict) -> Loss:
         key = loss.lower()
         if key not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+        if key == "per_output":
+            raise ValueError(
+                "'per_output' needs its losses: compile a model of several outputs "
+                "with loss=[one per output] (or PerOutput([...]))"
+            )
         return LOSSES[key]()
     raise TypeError(
         f"expected a loss name, a Loss class or instance, got {type(loss).__name__}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnumpy import graph
+from cnnumpy import graph, graph_config
 from cnnumpy.callbacks import History
 from cnnumpy.engine.executor import Executor
 from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
@@ -39,6 +39,8 @@ class Model(Trainer):
         outputs: the output Tensor, or a list of them (the model then returns a list
             of arrays and takes a list of targets, one per output).
         name: an optional name shown by ``summary``.
+        layer_order: the order of ``layers``, each after the layers it reads (a
+            saved model's order); default: a depth-first walk from the outputs.
 
     Attributes:
         layers: every layer, in the order the forward pass runs them (each after the
@@ -55,8 +57,10 @@ class Model(Trainer):
             do: they take inputs already preprocessed.
     """
 
-    def __init__(self, inputs, outputs, name: str | None = None) -> None:
-        layers, sources, output_ids = graph.trace(inputs, outputs)
+    def __init__(
+        self, inputs, outputs, name: str | None = None, layer_order=None
+    ) -> None:
+        layers, sources, output_ids = graph.trace(inputs, outputs, layer_order)
         ins = inputs if isinstance(inputs, (list, tuple)) else [inputs]
         self._setup(name)
         self.layers = layers
@@ -213,9 +217,9 @@ class Model(Trainer):
         """A new model of the architecture :meth:`get_config` described, with new
         weights. Layers are made only from the registered classes
         (``cnnumpy.layers.LAYERS``); a bad config is a ValueError naming the layer."""
-        inputs, sources, outputs = graph.check_config(config)
+        inputs, sources, outputs = graph_config.check_config(config)
         layers = [layer_from_config(e, i) for i, e in enumerate(config["layers"])]
-        graph.check_arities(layers, sources)
+        graph_config.check_arities(layers, sources)
         dtype = np.dtype(config.get("dtype", "float32"))
         tensors = [
             graph.Input(e["shape"], name=e.get("name"), dtype=e.get("dtype", "float"))
@@ -225,14 +229,8 @@ class Model(Trainer):
         for layer, srcs in zip(layers, sources, strict=True):
             layer.astype(dtype)  # built in the model's dtype
             values.append(layer(graph.arguments(layer, values, srcs)))
-        model = cls(tensors, [values[k] for k in outputs], name=config.get("name"))
-        if any(a is not b for a, b in zip(model.layers, layers, strict=False)) or len(
-            model.layers
-        ) != len(layers):
-            raise ValueError(
-                "Model.from_config: the layers are not listed in the order the "
-                "model runs them (or some lead to no output)"
-            )
+        outs = [values[k] for k in outputs]
+        model = cls(tensors, outs, name=config.get("name"), layer_order=layers)
         return model.astype(dtype)
 
     def save(self, path, include_optimizer: bool = True) -> None:
@@ -259,9 +257,9 @@ class Model(Trainer):
         if isinstance(x, (list, tuple)):
             x = Arrays(x)
         if not isinstance(x, Arrays) or len(x.arrays) != self.n_inputs:
+            got = f"{len(x.arrays)} arrays" if isinstance(x, Arrays) else type(x)
             raise TypeError(
-                f"Model: expected a list of {self.n_inputs} input arrays, got "
-                f"{type(x).__name__}"
+                f"Model: expected a list of {self.n_inputs} input arrays, got {got}"
             )
         return list(cast_inputs(self, x).arrays)
 
@@ -280,6 +278,11 @@ class Model(Trainer):
         inputs; None where not needed). A value that fed several layers gets the sum
         of their gradients (:func:`cnnumpy.graph.run_backward`)."""
         douts = list(dout) if self.multiple_outputs else [dout]
+        if len(douts) != len(self.output_ids):
+            raise ValueError(
+                f"Model.backward: expected {len(self.output_ids)} output gradients "
+                f"(one per output), got {len(douts)}"
+            )
         dxs = graph.run_backward(
             self.layers, self.sources, self.output_ids, douts, self.n_inputs
         )

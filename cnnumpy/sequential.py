@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnumpy import graph
 from cnnumpy.layers.base import Layer, layer_from_config, layer_to_config
 from cnnumpy.model import Model
 from cnnumpy.validation import cast_inputs
@@ -57,6 +58,11 @@ class Sequential(Model):
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential.add: expected a cnnumpy Layer, got {type(layer).__name__}"
+            )
+        if graph.is_called(layer):
+            raise ValueError(
+                f"Sequential.add: {layer!r} is already used in a graph (it keeps one "
+                "call's cache for its backward pass); add a new layer"
             )
         if layer.multiple_inputs:
             raise TypeError(

@@ -47,23 +47,39 @@ class Trainer:
         ``<output>_<metric>`` (``<output>`` the output layer's name, else
         ``output_<k>``).
         """
-        self.optimizer = optimizers_module.get(optimizer)
+        optimizer = optimizers_module.get(optimizer)
         if not self.multiple_outputs:
             if loss_weights is not None:
                 raise ValueError(
                     "compile: loss_weights is for models of several outputs"
                 )
-            self.loss = losses_module.get(loss)
-            self.metrics = self.metric_functions(metrics)
-            return
-        n = len(self.output_ids)
-        each = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
-        self.loss = losses_module.PerOutput(each, loss_weights)
-        if len(self.loss.losses) != n:
-            raise ValueError(
-                f"compile: expected {n} losses (one per output), got {len(each)}"
-            )
+            loss = losses_module.get(loss)
+        elif not isinstance(loss, losses_module.PerOutput):
+            n = len(self.output_ids)
+            each = list(loss) if isinstance(loss, (list, tuple)) else [loss] * n
+            if len(each) != n:
+                raise ValueError(
+                    f"compile: expected {n} losses (one per output), got {len(each)}"
+                )
+            loss = losses_module.PerOutput(each, loss_weights)
+        elif loss_weights is not None:
+            raise ValueError("compile: give a PerOutput its weights, not loss_weights")
+        self.check_loss(loss, "compile")
+        self.optimizer, self.loss = optimizer, loss
         self.metrics = self.metric_functions(metrics)
+
+    def check_loss(self, loss, where: str) -> None:
+        """A ValueError unless ``loss`` fits the outputs: a PerOutput of one loss per
+        output for a model of several, any other loss for a model of one."""
+        several = isinstance(loss, losses_module.PerOutput)
+        n = len(self.output_ids)
+        if several != self.multiple_outputs or (several and len(loss.losses) != n):
+            got = f"{len(loss.losses)} losses" if several else repr(loss)
+            raise ValueError(
+                f"{where}: the model has {n} output(s); expected "
+                + ("one loss per output" if n > 1 else "one loss")
+                + f", got {got}"
+            )
 
     def metric_functions(self, names) -> dict:
         """``{log name: metric}`` for the metric ``names`` (``"accuracy"``...): one

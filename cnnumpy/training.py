@@ -143,13 +143,15 @@ def _epochs(run: Run, backup: Backup | None, first_epoch: int) -> None:
 def _validate(run: Run, epoch: int) -> dict:
     """The ``val_*`` logs of an epoch, between the callbacks' ``on_validation_begin``
     and ``on_validation_end`` (an EMA swaps its average in there)."""
-    for cb in run.callbacks:
-        cb.on_validation_begin(epoch)
+    begun = []  # the callbacks whose on_validation_begin ran: they get their end
     try:
+        for cb in run.callbacks:
+            cb.on_validation_begin(epoch)
+            begun.append(cb)
         size = max(run.batch_size, 256)
         val = run.model.evaluate(*run.validation_data, batch_size=size)
     finally:
-        for cb in reversed(run.callbacks):
+        for cb in reversed(begun):
             cb.on_validation_end(epoch)
     return {f"val_{k}": v for k, v in val.items()}
 

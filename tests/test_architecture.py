@@ -42,6 +42,7 @@ RANKS = {
     "cnnumpy.sync": 2,  # how a step split over processes adds up (engine kernels)
     # what layers and training steps are made of
     "cnnumpy.graph": 3,  # symbolic tensors and graph passes (layer calls use it)
+    "cnnumpy.graph_config": 3,
     "cnnumpy.layers": 3,
     "cnnumpy.losses": 3,
     "cnnumpy.metrics": 3,

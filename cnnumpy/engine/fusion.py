@@ -1,7 +1,7 @@
 """Fused inference: what ``predict`` and ``evaluate`` run instead of layer by layer.
 
 In inference a layer needs no cache for a backward pass, so a convolution and the
-layers that run right after it (in ``execution_order``) can merge into one pass over
+layers that run right after it (in ``execution_steps``) can merge into one pass over
 each chunk of images while the chunk is in the core's cache:
 
 - **BatchNorm folded into the convolution.** With the running statistics, BatchNorm
@@ -14,7 +14,7 @@ each chunk of images while the chunk is in the core's cache:
   whose windows tile the map) taken on each chunk of the convolution's output: the
   full-size output is never written to memory and read back.
 - **ReLU or LeakyReLU** run on each chunk (after the pool, when there is one:
-  ``execution_order`` already runs a max-pool before a monotone activation).
+  ``execution_steps`` already runs a max-pool before a monotone activation).
 - **An activation then an average pool over tiles** (LeNet's tanh and 2x2 average
   pooling): the activation runs on the chunk, then the mean over the tiles; the
   full-size activations are never written. Tanh alone does not merge: its cost is
@@ -27,7 +27,8 @@ The merged convolution runs the engine kernel the ``conv2d`` table chooses, with
 pool and the activation as its epilogue; with the engine off (or the book forced),
 nothing merges and every layer runs its own forward, the book's code. Everything
 else runs layer by layer, in the executor's order (:func:`~cnnumpy.engine.executor.
-execution_order`). The
+execution_steps`); in a graph, a layer merges only into the one before it when it
+alone reads that one's output. The
 outputs are those of ``model.forward(x)`` up to float rounding (the folded kernels
 round differently: about 1e-6 relative in float32, and the float32 tanh above
 differs by up to 2e-7; tests compare the two); the
@@ -171,12 +172,15 @@ def forward(layers, steps, inputs: list, outputs: list[int]) -> list:
     per model input, already of the layers' dtype) through ``layers`` run in
     ``steps``, fused as above (layer by layer when the engine is off)."""
     values = dict(enumerate(inputs))
+    # what each step lets go: values no later step reads (inference keeps no cache)
+    freed = graph.last_uses([step.sources for step in steps], outputs)
     if not dispatch.enabled() or dispatch.forced("conv2d") == dispatch.BOOK:
-        for step in steps:
+        for step, done in zip(steps, freed, strict=True):
             layer = layers[step.index]
             values[step.dest] = layer.forward(
                 graph.arguments(layer, values, step.sources), training=False
             )
+            _let_go(values, done)
         return [values[k] for k in outputs]
     position = {step.index: p for p, step in enumerate(steps)}
     for group in plan(layers, steps, outputs):
@@ -184,7 +188,15 @@ def forward(layers, steps, inputs: list, outputs: list[int]) -> list:
         first, last = steps[position[group[0]]], steps[position[members[-1]]]
         out = graph.arguments(layers[group[0]], values, first.sources)
         values[last.dest] = _run_group(layers, group, out, members)
+        for j in members:
+            _let_go(values, freed[position[j]])
     return [values[k] for k in outputs]
+
+
+def _let_go(values: dict, done: list[int]) -> None:
+    """Drop the values no later step reads (a fused group never stored some)."""
+    for value in done:
+        values.pop(value, None)
 
 
 def _run_group(layers, group, out, members: list[int]):

@@ -5,6 +5,10 @@ abstraite : Layer"): ``forward`` maps X to Y and keeps what the backward pass ne
 ``backward`` receives dL/dY and returns dL/dX, after storing the gradient of every
 parameter in ``self.grads`` under the same key as in ``self.params``. Optimisers only
 ever read ``params`` and ``grads``.
+
+In a graph model one array may feed several layers (a residual block's input feeds
+its branch and its shortcut), and Add hands the same ``dout`` to each of its inputs:
+``forward`` never writes into ``x``, nor ``backward`` into ``dout``.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ class _Merge(Layer):
             )
         return [tuple(int(d) for d in s) for s in input_shape]
 
+    def param_shapes(self, input_shape) -> dict:
+        return {}  # no parameters: a model file may hold none for this layer
+
     def build(self, input_shape) -> None:
         shapes = self._check_shapes(input_shape)
         self._combine(shapes)  # raises if they do not fit together

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from cnnumpy import graph
+from cnnumpy import graph, graph_config
 from cnnumpy.saving.header import ModelFileError
 
 __all__ = [
@@ -63,8 +63,8 @@ def planned_tensors(layers: list, spec: dict, where: str) -> dict[str, tuple]:
     planned = {}
     try:
         if spec.get("class") == "Model":
-            _, sources, _ = graph.check_config(spec)
-            graph.check_arities(layers, sources)
+            _, sources, _ = graph_config.check_config(spec)
+            graph_config.check_arities(layers, sources)
             input_shapes = [tuple(e["shape"]) for e in spec["inputs"]]
         else:
             shape = spec["input_shape"]

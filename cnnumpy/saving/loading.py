@@ -101,7 +101,9 @@ def _compile_from_meta(model, meta: dict, where: str) -> None:
     if not isinstance(compiled, dict):
         return
     try:
-        model.loss = losses.get(compiled["loss"])
+        loss = losses.get(compiled["loss"])
+        model.check_loss(loss, where)  # a loss saved for other outputs: warned below
+        model.loss = loss
         model.metrics = model.metric_functions(compiled.get("metrics", []))
     except (KeyError, ValueError, TypeError) as exc:
         # e.g. a user's own Loss class: the weights are still good

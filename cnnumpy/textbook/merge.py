@@ -15,7 +15,7 @@ that fed several layers, the chain rule for a sum of paths).
 - **Concatenation** along the channels (Szegedy et al. 2015's Inception block stacks
   its branches' maps)::
 
-      y = [x_1; x_2; ...; x_k]             dL/dx_i = the rows of dL/dy x_i gave
+      y = [x_1; x_2; ...; x_k]             dL/dx_i = the channels of dL/dy x_i gave
 
 - **Product**, element by element (gates, squeeze-and-excitation)::
 
@@ -46,7 +46,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def add_forward(xs: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[int, ...]]]:
-    """``y = x_1 + ... + x_k``; the cache is the inputs' shapes."""
+    """``y = x_1 + ... + x_k``; the cache is the inputs' shapes.
+
+    Shape:
+        ``xs``: arrays of one rank that broadcast together, e.g. ``(N, C, H, W)``
+        each; ``y``: their broadcast shape.
+    """
     out = xs[0] + xs[1]
     for x in xs[2:]:
         out = out + x
@@ -62,7 +67,11 @@ def concat_forward(
     xs: list[np.ndarray], axis: int = 1
 ) -> tuple[np.ndarray, tuple[list[int], int]]:
     """``y = [x_1; ...; x_k]`` along ``axis`` (1: the channels of ``(N, C, H, W)``);
-    the cache is each input's size along it."""
+    the cache is each input's size along it.
+
+    Shape:
+        ``xs``: ``(N, C_i, H, W)``; ``y``: ``(N, C_1 + ... + C_k, H, W)``.
+    """
     sizes = [x.shape[axis] for x in xs]
     return np.concatenate(xs, axis=axis), (sizes, axis)
 
@@ -76,7 +85,12 @@ def concat_backward(dout: np.ndarray, cache: tuple[list[int], int]) -> list[np.n
 
 def multiply_forward(xs: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     """``y = x_1 * ... * x_k``; the cache is the inputs (each gradient needs the
-    others)."""
+    others).
+
+    Shape:
+        ``xs``: arrays of one rank that broadcast together (a gate ``(N, C, 1, 1)``
+        and maps ``(N, C, H, W)``); ``y``: their broadcast shape.
+    """
     out = xs[0] * xs[1]
     for x in xs[2:]:
         out = out * x

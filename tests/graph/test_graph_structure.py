@@ -202,7 +202,7 @@ CORRUPT = {
     "no-inputs": (_set("inputs", []), r"'inputs' must be a non-empty list"),
     "dead-layer": (  # layer 9 becomes a dead end
         _set("outputs", [9]),
-        r"not listed in the order the model runs them \(or some lead to no output",
+        r"layer 9 \(.*\) leads to no output",
     ),
     "shapes": (  # fc reads conv1's maps
         _set("sources", [1], 9),
