@@ -257,7 +257,8 @@ class Model(Trainer):
         if isinstance(x, (list, tuple)):
             x = Arrays(x)
         if not isinstance(x, Arrays) or len(x.arrays) != self.n_inputs:
-            got = f"{len(x.arrays)} arrays" if isinstance(x, Arrays) else type(x)
+            kind = type(x).__name__
+            got = f"{len(x.arrays)} arrays" if isinstance(x, Arrays) else kind
             raise TypeError(
                 f"Model: expected a list of {self.n_inputs} input arrays, got {got}"
             )
