@@ -1,5 +1,5 @@
 """The ``cnnumpy`` command: train, evaluate, predict, generate, visualize, summary,
-datasets, bench.
+datasets, bench, serve.
 
     cnnumpy train --model lenet5 --dataset mnist --epochs 5 --out runs/lenet5
     cnnumpy evaluate runs/lenet5
@@ -9,6 +9,7 @@ datasets, bench.
     cnnumpy train --model char_lstm --text stdlib --out runs/lstm
     cnnumpy generate runs/lstm --prime "def " --length 200 --temperature 0.8
     cnnumpy datasets
+    cnnumpy serve runs
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a mistake of the user (bad
 argument, unknown model or data set, missing file, unreadable image, a run folder
@@ -21,7 +22,8 @@ Here: ``main``. The modules: ``parser`` (the arguments of every subcommand, with
 ``option_types``); one per subcommand, ``train`` (with ``train_folder`` and
 ``train_results``; ``train_text`` for char models; ``train_options``, the options of
 ``train``), ``evaluate``, ``generate``,
-``predict``, ``visualize``, ``bench``, ``info`` (``summary`` and ``datasets``); and
+``predict``, ``visualize``, ``bench``, ``info`` (``summary`` and ``datasets``),
+``serve`` (the playground, ``cnnumpy.serve``); and
 what they share: ``runs`` (data sets by name, preprocessing, run folders),
 ``tools`` (what evaluate, predict and visualize share), ``run_config`` (a run's
 ``config.json`` checked), ``image_files`` and ``locate`` (where a data set is found).

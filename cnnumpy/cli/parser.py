@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_parser(sub)
     _datasets_parser(sub)
     _bench_parser(sub)
+    _serve_parser(sub)
     return parser
 
 
@@ -205,6 +206,40 @@ def _summary_parser(sub) -> None:
 def _datasets_parser(sub) -> None:
     p = sub.add_parser("datasets", help="which data sets are available locally, where")
     p.set_defaults(func=_lazy("cnnumpy.cli.info", "datasets"))
+
+
+def port_number(text: str) -> int:
+    """``--port``: a TCP port, 1 to 65535."""
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"expected a port from 1 to 65535, got {text!r}"
+        )
+    return port
+
+
+def _serve_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="the playground: draw a digit, see the maps, train live, in the browser",
+    )
+    p.add_argument(
+        "runs_dir",
+        nargs="?",
+        default="runs",
+        metavar="RUNS_DIR",
+        help="the folder of run folders (default: %(default)s; made if missing)",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; "
+        "0.0.0.0 opens it to the network, with a warning)",
+    )
+    p.add_argument(
+        "--port", type=port_number, default=8000, help="default: %(default)s"
+    )
+    p.set_defaults(func=_lazy("cnnumpy.cli.serve", "serve"))
 
 
 def _bench_parser(sub) -> None:

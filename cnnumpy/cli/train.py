@@ -13,6 +13,11 @@ One training at a time holds a run folder (``cnnumpy.folderlock.FolderLock``, ta
 before anything in it is read or deleted, ``--overwrite`` included); a second one is
 refused. ``--overwrite`` removes the previous run's files first
 (``cnnumpy.cli.train_folder``).
+A program that runs the command itself (the playground's training worker,
+``cnnumpy.serve.training_worker``) passes its own callbacks to :func:`run`: they see
+every batch and epoch after the command's, and one that raises ``KeyboardInterrupt``
+between two batches ends the run as Ctrl-C does (the last complete epoch
+checkpointed).
 Exit codes are those of ``cnnumpy.cli.main`` (0; 2 for a mistake of the user, which
 includes a folder held by another training), plus 3 when the training diverged (a NaN
 or infinite loss or weight, or a test loss or accuracy that is not finite): the run
@@ -26,11 +31,13 @@ import contextlib
 import dataclasses
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cnnumpy import optimizers, zoo
+from cnnumpy.callbacks import Callback
 from cnnumpy.cli import runs
 from cnnumpy.cli import train_recipes as recipes
 from cnnumpy.cli.locate import is_missing
@@ -96,14 +103,27 @@ def _build(args, train: Dataset, n_train: int):
     return model, hooks
 
 
-def run(args) -> int:
+def run(args, callbacks: Sequence[Callback] = ()) -> int:
     """The ``train`` subcommand; returns the exit code.
 
     If a replica process fails (``--processes``), the run goes on in one process from
     its last completed epoch, as ``--resume`` would continue it (README: the model
     then runs alone), after a one-line warning.
+
+    Args:
+        args: the parsed command line (``cnnumpy.cli.parser.build_parser``).
+        callbacks: more callbacks for ``fit``, for a program that runs the command
+            (the command line gives none). They come after the command's own:
+            ``config.json`` is written when their ``on_train_begin`` runs, and
+            ``history.csv`` holds the epoch when their ``on_epoch_end`` runs.
+            Image models only: char models train in a loop of their own.
     """
     if args.text is not None or args.model in zoo.TEXT_MODELS:
+        if callbacks:
+            raise ValueError(
+                f"run: callbacks are for image models; {args.model} trains in a "
+                "loop of its own (cnnumpy.cli.train_text), without callbacks"
+            )
         if args.loss != "cross_entropy":
             raise UsageError(
                 f"--loss {args.loss}: char models train with cross_entropy (each step "
@@ -128,7 +148,7 @@ def run(args) -> int:
             "--batch-size"
         )
     try:
-        return _run(args)
+        return _run(args, callbacks)
     except replicas.ReplicaError as exc:
         print(
             f"cnnumpy: warning: {exc.reason}; training goes on in one process from "
@@ -136,17 +156,17 @@ def run(args) -> int:
             file=sys.stderr,
         )
         args.processes, args.resume, args.overwrite = 1, True, False
-        return _run(args)
+        return _run(args, callbacks)
 
 
-def _run(args) -> int:
+def _run(args, callbacks: Sequence[Callback]) -> int:
     """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged."""
     out = Path(args.out)
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    return train_in_folder(args, lambda folder: _train(args, out, folder))
+    return train_in_folder(args, lambda folder: _train(args, out, folder, callbacks))
 
 
-def _train(args, out: Path, checkpoint_dir: Path) -> int:
+def _train(args, out: Path, checkpoint_dir: Path, callbacks) -> int:
     start = time.perf_counter()
     train, test = _load(args)
     train, test = runs.limit(train, args.limit), runs.limit(test, args.limit)
@@ -166,6 +186,7 @@ def _train(args, out: Path, checkpoint_dir: Path) -> int:
         WriteConfig(out / runs.CONFIG, config),
         *hooks,
         HistoryCSV(out / runs.HISTORY),
+        *callbacks,  # the caller's, after the files they may read are written
     ]
     _fit(args, model, (x_tr, y_tr), val, hooks, checkpoint_dir)
     timings["train"] = time.perf_counter() - start
