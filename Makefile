@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test test-fast venv lint demo clean
+.PHONY: test test-fast venv browser lint demo clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,27 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed
+
+# The browser of the playground's end-to-end tests (tests/serve/test_e2e.py): Debian's
+# chromium and chromium-driver, from apt-get (as root, or through sudo), only when the
+# driver is missing. .ci/run calls it; the tests skip without it, unless
+# CNNUMPY_REQUIRE_BROWSER=1.
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser:
+	@if [ ! -x $(CHROMEDRIVER) ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "make browser: $(CHROMEDRIVER) is missing and there is no apt-get here;" \
+	      "install Chromium and its chromedriver by hand" >&2; exit 1; \
+	  fi; \
+	  echo "make browser: apt-get install chromium chromium-driver"; \
+	  $(SUDO) apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver >/dev/null && \
+	  test -x $(CHROMEDRIVER) || { echo "make browser: apt-get install chromium" \
+	    "chromium-driver failed or gave no $(CHROMEDRIVER)" >&2; exit 1; }; \
+	fi
 
 test: venv
 	$(PY) -m pytest -q
