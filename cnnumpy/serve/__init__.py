@@ -18,6 +18,8 @@ to a small JSON API:
   ``training_form``, the form checked into ``cnnumpy train``'s arguments (and the
   models ``/api/zoo`` offers); ``training_worker``, the worker process's side;
 - ``step``: the numbers of one training step, layer by layer;
+- ``body``: a request's body read within limits of size and time;
+- ``guard``: requests other sites make through the user's browser, refused;
 - ``errors``: every error as ``{"error": message}`` with its HTTP status.
 
 Starlette and uvicorn are needed here only: ``pip install cnnumpy[serve]``.

@@ -14,8 +14,9 @@
 A handler checks the query, reads the body within its limit, then computes in a
 worker thread (``run_in_threadpool``), so that the event loop keeps answering other
 requests (the training's event stream among them) while NumPy works. Errors are JSON
-(``cnnumpy.serve.errors``). ``serve`` runs the app with uvicorn and shuts it down
-cleanly: event streams closed, a running training stopped.
+(``cnnumpy.serve.errors``). Requests that other sites make through the user's
+browser are refused (``cnnumpy.serve.guard``). ``serve`` runs the app with uvicorn
+and shuts it down cleanly: event streams closed, a running training stopped.
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from cnnumpy.cli.serve import is_loopback
 from cnnumpy.serve import predict, step, training, training_form
+from cnnumpy.serve.body import read_body
 from cnnumpy.serve.errors import (
     ApiError,
     InternalErrors,
     api_error_handler,
     http_error_handler,
 )
-from cnnumpy.serve.images import decode_upload, read_body
+from cnnumpy.serve.guard import SameOrigin
+from cnnumpy.serve.images import decode_upload
 from cnnumpy.serve.store import RunStore, run_summaries
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -155,8 +159,13 @@ async def history(request: Request) -> JSONResponse:
 
 
 # -- the application -------------------------------------------------------------------
-def make_app(runs_dir, *, static_dir: Path = STATIC_DIR) -> Starlette:
+def make_app(
+    runs_dir, *, static_dir: Path = STATIC_DIR, loopback_only: bool = False
+) -> Starlette:
     """The playground for the run folders under ``runs_dir``.
+
+    ``loopback_only``: the server listens on a loopback address only, so that a
+    request naming another host is refused (``cnnumpy.serve.guard``).
 
     ``app.state.store`` is the ``RunStore`` every handler opens runs with,
     ``app.state.runs_dir`` the folder (training writes new runs into it). At the
@@ -176,7 +185,10 @@ def make_app(runs_dir, *, static_dir: Path = STATIC_DIR) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(InternalErrors)],
+        middleware=[
+            Middleware(InternalErrors),
+            Middleware(SameOrigin, loopback_only=loopback_only),
+        ],
         exception_handlers={
             ApiError: api_error_handler,
             HTTPException: http_error_handler,
@@ -216,7 +228,7 @@ def serve(runs_dir, host: str = "127.0.0.1", port: int = 8000) -> None:
             training.closing_event(self.config.app).set()
             super().handle_exit(sig, frame)
 
-    app = make_app(runs_dir)
+    app = make_app(runs_dir, loopback_only=is_loopback(host))
     config = uvicorn.Config(
         app,
         host=host,

@@ -9,7 +9,9 @@ Every error is ``{"error": "<one line>"}`` with an HTTP status:
   status, in the same JSON form;
 - any other exception is a bug or a broken file on the server's side: 500
   ``{"error": "internal error: <type>: <message>"}``, its traceback on stderr, and
-  the server goes on serving the next request.
+  the server goes on serving the next request;
+- a client that goes away before its request is read (a tab closed during an
+  upload) gets no answer, and leaves no traceback on the server's stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 import traceback
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -75,7 +77,8 @@ class InternalErrors:
     a test client sees a crash. Here the traceback goes to stderr and the exception
     stops. Once an answer has started (a stream of server-sent events) no other can
     be sent: the exception then goes on to the server, which closes that connection
-    only.
+    only. A client gone before its body was read is no error of the server: nobody
+    is left to answer, and a traceback per closed tab would flood the log.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -95,6 +98,8 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, send_and_note)
+        except ClientDisconnect:
+            return
         except Exception as exc:
             if started:
                 raise

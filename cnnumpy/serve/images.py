@@ -3,14 +3,16 @@
 The page sends the raw bytes of a PNG or JPEG as the request body. Every step guards
 against a body that would otherwise hurt the server or be read wrong:
 
-- ``read_body`` stops reading past ``MAX_UPLOAD_BYTES`` (413), whatever the
-  ``Content-Length`` header claims (a client may send none, or lie);
+- the body is read within ``MAX_UPLOAD_BYTES`` (413) and a time limit
+  (``cnnumpy.serve.body.read_body``);
 - only PNG and JPEG are decoded, recognised by their first bytes (400 naming what
   came instead);
 - the size the header declares is checked before any pixel is decoded, so that a
   decompression bomb (a small PNG declaring 30000 x 30000 pixels) is refused at once
   (400 over ``MAX_PIXELS``);
-- a truncated or corrupt file is a 400 naming the decoder's complaint.
+- a truncated or corrupt file is a 400 naming the decoder's complaint;
+- a photo is turned upright as its EXIF orientation tag says, as the browser shows
+  it (``upright``).
 
 Then the pixels become what the model reads, grey or RGB, ``(C, H, W)`` in [0, 255]:
 
@@ -34,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cnnumpy.cli.image_files import background
+from cnnumpy.serve.body import MAX_UPLOAD_BYTES, too_large
 from cnnumpy.serve.errors import ApiError
 
-MAX_UPLOAD_BYTES = 5 * 2**20
 MAX_PIXELS = 16_000_000
 # MNIST: the digit's box is 20 x 20 in a 28 x 28 field
 DIGIT_FIELD = (28, 28)
@@ -56,6 +58,7 @@ _OTHER_FORMATS = (
     (b"\x1f\x8b", "gzip data"),
     (b"<svg", "an SVG image (text)"),
 )
+EXIF_ORIENTATION = 0x0112  # the tag's number (EXIF 2.3, table 4)
 _16_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _TRANSPARENT_MODES = ("RGBA", "LA", "La", "RGBa", "PA")
 
@@ -73,33 +76,6 @@ class Upload:
     pixels: np.ndarray
     inverted: bool
     fitted: bool
-
-
-# -- the request body ------------------------------------------------------------------
-async def read_body(request, limit: int = MAX_UPLOAD_BYTES) -> bytes:
-    """The request body, read chunk by chunk; ApiError(413) past ``limit`` bytes.
-
-    A ``Content-Length`` over the limit is refused before any byte is read; the count
-    of bytes actually received is what decides, since the header may be missing
-    (chunked transfer) or lie.
-    """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, _too_large(limit, f"{int(declared):,} bytes"))
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise ApiError(413, _too_large(limit, f"more than {limit:,} bytes"))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int, received: str) -> str:
-    return (
-        f"the upload is too large: at most {limit:,} bytes "
-        f"({limit / 2**20:g} MB), got {received}"
-    )
 
 
 def describe_bytes(body: bytes) -> str:
@@ -176,7 +152,7 @@ def open_image(body: bytes):
     if len(body) == 0:
         raise ApiError(400, "empty request body: expected the bytes of a PNG or JPEG")
     if len(body) > MAX_UPLOAD_BYTES:
-        raise ApiError(413, _too_large(MAX_UPLOAD_BYTES, f"{len(body):,} bytes"))
+        raise ApiError(413, too_large(MAX_UPLOAD_BYTES, f"{len(body):,} bytes"))
     kind = next((k for magic, k in _MAGIC.items() if body.startswith(magic)), None)
     if kind is None:
         raise ApiError(400, f"expected a PNG or JPEG image, got {describe_bytes(body)}")
@@ -197,7 +173,21 @@ def open_image(body: bytes):
             raise ApiError(
                 400, f"cannot decode the {kind} image: {_decoder_complaint(exc)}"
             ) from None
-    return image
+    return upright(image)
+
+
+def upright(image):
+    """``image`` turned as its EXIF orientation says: a phone stores a photo as the
+    sensor saw it and the tag tells how to hold it, which the browser follows. A
+    broken tag leaves the image as it is."""
+    from PIL import ImageOps
+
+    try:
+        if image.getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return image  # upright already (or no tag): no copy
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - PIL raises many types for a broken EXIF block
+        return image
 
 
 def _decoder_complaint(exc: Exception) -> str:

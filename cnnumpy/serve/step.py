@@ -36,8 +36,9 @@ from cnnumpy.cli.tools import one_hot_targets
 from cnnumpy.engine.kernels.parallel import blas_one_thread
 from cnnumpy.layers.conv import Conv2D
 from cnnumpy.layers.dense import Dense
+from cnnumpy.serve.body import read_body
 from cnnumpy.serve.errors import ApiError
-from cnnumpy.serve.images import read_body, read_upload
+from cnnumpy.serve.images import read_upload
 from cnnumpy.serve.predict import as_map, layer_name
 from cnnumpy.textbook.conv import conv2d_backward, conv2d_forward
 from cnnumpy.textbook.dense import dense_backward, dense_forward

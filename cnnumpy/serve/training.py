@@ -49,8 +49,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from cnnumpy.serve.body import read_body
 from cnnumpy.serve.errors import ApiError
-from cnnumpy.serve.images import read_body
+from cnnumpy.serve.images import describe_bytes
 from cnnumpy.serve.training_form import command_line
 from cnnumpy.serve.training_worker import work
 
@@ -98,7 +99,8 @@ class Trainer:
                     f"a training is running ({self.run}); stop it "
                     "first or wait for its end",
                 )
-            if (self.runs_dir / name).exists():
+            folder = self.runs_dir / name
+            if folder.exists() or folder.is_symlink():  # a dangling link: taken too
                 raise ApiError(
                     409,
                     f"a run named {name!r} exists in {self.runs_dir}"
@@ -240,7 +242,8 @@ def trainer_of(request: Request) -> Trainer:
     state = request.app.state
     trainer = getattr(state, "trainer", None)
     if trainer is None:  # no await since the look: no other request in between
-        trainer = state.trainer = Trainer(Path(state.runs_dir))
+        # absolute: the message of a stopped job names a command to run anywhere
+        trainer = state.trainer = Trainer(Path(state.runs_dir).absolute())
     return trainer
 
 
@@ -267,9 +270,11 @@ async def start_training(request: Request) -> JSONResponse:
     body = await read_body(request, MAX_FORM_BYTES)  # 413 past it
     try:
         form = json.loads(body)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError) as exc:
+        received = describe_bytes(body) if body else "an empty body"
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
         raise ApiError(
-            400, "the body: expected a JSON object, got something that is not JSON"
+            400, f"the body: expected a JSON object, got {received} (not JSON: {why})"
         ) from None
     trainer = trainer_of(request)
     name, argv = command_line(form, trainer.runs_dir)

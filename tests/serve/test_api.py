@@ -377,6 +377,13 @@ def test_history_of_an_unknown_or_crafted_name_is_404(client, path):
     assert_still_serving(client)
 
 
+def test_history_of_dot_dot_is_refused_by_name(client, runs_dir):
+    """``%2e%2e`` reaches the handler as ``..`` (the client does not fold it away):
+    the name's check refuses it, though ``RUNS_DIR/..`` holds a run (outside)."""
+    assert (runs_dir / ".." / "outside" / runs.CONFIG).is_file()
+    assert_error(client.get("/api/runs/%2e%2e/history"), 404, "no run named '..'")
+
+
 def test_a_run_outside_runs_dir_is_never_opened(runs_dir):
     store = RunStore(runs_dir)
     assert store.names() == [RUN]
@@ -408,7 +415,15 @@ def test_the_page_and_its_files_are_served(client):
 def test_wrong_method_and_page_are_json_errors(client):
     assert_error(client.get(f"/api/predict?run={RUN}"), 405, "Method Not Allowed")
     assert_error(client.get("/api/nothing"), 404, "Not Found")
-    assert client.get("/static/../app.py").status_code == 404
+    # "%2e%2e" is sent as it is ("/static/../app.py" the client itself folds into
+    # "/app.py"): the static files must not climb out of their folder to app.py
+    assert (Path(images.__file__).parent / "app.py").is_file()
+    for path in (
+        "/static/%2e%2e/app.py",
+        "/static/%2e%2e%2fapp.py",
+        "/static/.%2e/app.py",
+    ):
+        assert_error(client.get(path), 404, "Not Found")
     assert_still_serving(client)
 
 
@@ -589,6 +604,22 @@ def test_a_colour_model_gets_rgb_not_inverted():
     np.testing.assert_allclose(upload.pixels[:, 16, 16], [0, 0, 255], atol=1)
     np.testing.assert_allclose(upload.pixels[:, 1, 1], [200, 0, 0], atol=1)
     assert upload.fitted is False
+
+
+def test_a_phone_photo_is_turned_upright_as_its_exif_says():
+    """Stored left red, right blue, with the EXIF orientation 6 ("turn 90 degrees
+    clockwise to view", as a phone held upright writes it): the browser shows red
+    on top, blue below, and so must the model see it."""
+    stored = np.zeros((20, 40, 3), dtype=np.uint8)
+    stored[:, :20] = (255, 0, 0)
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[images.EXIF_ORIENTATION] = 6
+    buf = io.BytesIO()
+    Image.fromarray(stored).save(buf, "JPEG", quality=95, exif=exif)
+    pixels = images.read_upload(buf.getvalue(), (3, 32, 32))
+    np.testing.assert_allclose(pixels[:, 4, 16], [255, 0, 0], atol=30)
+    np.testing.assert_allclose(pixels[:, 27, 16], [0, 0, 255], atol=30)
 
 
 def test_sixteen_bit_grey_is_scaled_to_eight_bits():

@@ -401,7 +401,61 @@ def test_compare_and_inside_one_step_render_without_errors(page, browser):
         lambda d: d.find_elements(By.CSS_SELECTOR, "#step-detail .formula"),
         "the formula view",
     )
+    # the page's own sums (forward, db, dW, dx) agree with the server's numbers
+    sums = page.find_elements(By.CSS_SELECTOR, "#step-detail p.sum")
+    checks = [e.text for e in sums if e.text.startswith(("✓", "✗"))]
+    assert len(checks) >= 4 and all(c.startswith("✓") for c in checks), checks
     page.find_element(By.ID, "step-gradients").click()  # the backward pass
     assert page.find_elements(By.CSS_SELECTOR, "#step-overview canvas")
+    assert message(page) == ""
+    assert severe(browser.read_console()) == []
+
+
+def test_the_formula_view_adds_up_as_the_notes_do(page, browser):
+    """The page's own sums of the formula view (forward, dW, dx), run in the browser
+    on layers with strides and uneven padding, against the sums done by loops
+    (``formula_check.js``); its ✓ does not tick a wrong small gradient."""
+    check = (Path(__file__).parent / "formula_check.js").read_text()
+    wrong = page.execute_async_script(check)
+    assert wrong == [], wrong[:10]
+    assert severe(browser.read_console()) == []
+
+
+# Holds back the answers to /api/step for the loss of class 3 by 1.5 s, so that a
+# later request's answer arrives first.
+DELAY_CLASS_3 = """
+const fetchNow = window.fetch;
+window.fetch = (url, options) => {
+  const answer = fetchNow(url, options);
+  const held = String(url).startsWith("/api/step?") && String(url).includes("label=3");
+  if (!held) return answer;
+  return answer.then((r) => new Promise((ok) => setTimeout(() => ok(r), 1500)));
+};
+"""
+
+
+def test_a_late_answer_does_not_replace_a_newer_step(page, browser):
+    """Class 3 picked, then class 5 before the answer for 3 is back: the overview
+    shows class 5, and still does once the answer for 3 has come."""
+    Select(page.find_element(By.ID, "run-select")).select_by_value(RUN)
+    draw_seven(page)
+    page.find_element(By.ID, "tab-step").click()  # it follows the drawing
+    Select(page.find_element(By.ID, "step-run-select")).select_by_value(RUN)
+    wait_for(
+        page,
+        lambda d: d.find_elements(By.CSS_SELECTOR, "#step-overview canvas.clickable"),
+        "the overview of Inside one step",
+    )
+    page.execute_script(DELAY_CLASS_3)
+    labels = Select(page.find_element(By.ID, "step-label"))
+    labels.select_by_value("3")
+    labels.select_by_value("5")
+
+    def summary(driver) -> str:
+        return driver.find_element(By.ID, "step-summary").text
+
+    wait_for(page, lambda d: "the loss of class 5" in summary(d), "the step of class 5")
+    time.sleep(3)  # the held answer for class 3 is back by now
+    assert "the loss of class 5" in summary(page), summary(page)
     assert message(page) == ""
     assert severe(browser.read_console()) == []

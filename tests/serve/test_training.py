@@ -5,8 +5,8 @@ server's end, with a stream open and a job running.
 Every job trains LeNet-5 on a few hundred digits of the offline MNIST sample. The
 event stream never ends by itself (the page keeps it open), and Starlette's
 TestClient reads a whole answer before returning: those tests run the app in a real
-uvicorn server on a thread instead, and the server's end is tested on ``cnnumpy
-serve`` itself, in a process of its own.
+uvicorn server on a thread instead (``tests.serve.live``), and the server's end is
+tested on ``cnnumpy serve`` itself, in a process of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from cnnumpy.cli import main as cli_main  # noqa: E402
 from cnnumpy.cli import train  # noqa: E402
 from cnnumpy.cli.parser import build_parser  # noqa: E402
 from cnnumpy.serve import make_app, training, training_form  # noqa: E402
+from tests.serve.live import live_server  # noqa: E402
 
 SHORT = {
     "model": "lenet5",
@@ -93,7 +93,8 @@ def test_a_job_writes_an_ordinary_run_folder(client, runs_dir):
     assert status["state"] == "finished", status
     assert status["run"] == "first" and "test accuracy" in status["message"]
     folder = runs_dir / "first"
-    for name in ("config.json", "model.safetensors", "history.csv", "metrics.json"):
+    written = ("config.json", "model.safetensors", "history.csv", "metrics.json")
+    for name in (*written, "report.html"):  # the report, as cnnumpy train writes it
         assert (folder / name).is_file(), name
     assert [row["epoch"] for row in history_rows(folder)] == ["1", "2"]
     assert [row["epoch"] for row in status["epochs"]] == [1, 2]
@@ -162,27 +163,6 @@ def test_a_failing_job_says_why(client, runs_dir):
 
 
 # -- the event stream ------------------------------------------------------------------
-@contextlib.contextmanager
-def live_server(app):
-    """The app served by uvicorn on a free port of 127.0.0.1, on a thread."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]})
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 def events(lines):
     """``(kind, payload)`` of each server-sent event; comments are skipped."""
     kind, data = None, []
@@ -295,6 +275,15 @@ def test_a_bad_field_is_400_naming_it(client, runs_dir, change, named, shown):
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
+def test_a_dangling_link_in_runs_dir_takes_its_name(client, runs_dir, tmp_path):
+    """``cnnumpy train --out RUNS_DIR/link`` would write through the link."""
+    runs_dir.mkdir()
+    (runs_dir / "link").symlink_to(tmp_path / "elsewhere")
+    answer = client.post("/api/train", json={"name": "link", **SHORT})
+    assert answer.status_code == 409 and "link" in answer.json()["error"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_an_unknown_field_is_400_naming_it(client):
     answer = client.post("/api/train", json={"name": "x", **SHORT, "colour": "blue"})
     assert answer.status_code == 400
@@ -328,12 +317,23 @@ def test_every_field_reaches_the_command(runs_dir):
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"{not json", b"[1, 2]", b'"lenet5"', b"9" * 5000]
+    ("body", "received"),
+    [
+        (b"", "got an empty body"),
+        (b"{not json", "got 9 bytes of text starting '{not json' (not JSON: "),
+        (b"[1, 2]", "got [1, 2]"),
+        (b'"lenet5"', 'got "lenet5"'),
+        (b"9" * 5000, "got 5,000 bytes of text starting '999"),
+        (b"[" * 5000, "(not JSON: RecursionError)"),
+    ],
 )
-def test_a_body_that_is_not_a_json_object_is_400(client, body):
+def test_a_body_that_is_not_a_json_object_is_400(client, body, received):
     answer = client.post("/api/train", content=body)
     assert answer.status_code == 400
-    assert answer.json()["error"].startswith("the body")
+    message = answer.json()["error"]
+    assert (
+        message.startswith("the body: expected a JSON object, ") and received in message
+    )
 
 
 def test_a_huge_form_is_413(client):

@@ -7,20 +7,28 @@ import { reportError } from "./message.js";
 import { COLOURS, LineChart } from "./plot.js";
 import { onRunsChanged } from "./runs.js";
 
-const histories = new Map(); // run name -> the answer of /history (runs do not change)
+// run name -> the promise of its /history answer (a run changes only when trained
+// again: the list is emptied when the runs are listed again)
+const histories = new Map();
 let lossChart;
 let accuracyChart;
 let known = null; // the run names of the last list (null before the first)
+let updates = 0; // counts the updates: only the latest one draws
 
 function checkedNames() {
   const boxes = document.querySelectorAll("#compare-runs input[type=checkbox]:checked");
   return [...boxes].map((box) => box.value);
 }
 
-async function history(name) {
+// One request per run, however many updates ask for it at once; a failed one is
+// forgotten, so that the next update asks again.
+function history(name) {
   if (!histories.has(name)) {
-    const path = `/api/runs/${encodeURIComponent(name)}/history`;
-    histories.set(name, await getJson(path));
+    const asked = getJson(`/api/runs/${encodeURIComponent(name)}/history`);
+    asked.catch(() => {
+      if (histories.get(name) === asked) histories.delete(name);
+    });
+    histories.set(name, asked);
   }
   return histories.get(name);
 }
@@ -84,13 +92,17 @@ function showTable(answers, runs) {
   });
 }
 
+// Ticks come faster than the answers: an update whose answers arrive after a later
+// update's must not draw the older choice of runs over the newer one.
 async function update(runs) {
+  const asked = ++updates;
   try {
     const answers = await Promise.all(checkedNames().map(history));
+    if (asked !== updates) return;
     showCurves(answers);
     showTable(answers, runs);
   } catch (error) {
-    reportError("Compare", error);
+    if (asked === updates) reportError("Compare", error);
   }
 }
 

@@ -141,7 +141,12 @@ class ForwardView {
     const { layer, i, j } = this;
     const { f, c } = this.view;
     const perChannel = [];
-    for (let k = 0; k < layer.C; k++) perChannel.push(forwardTerms(layer, f, k, i, j).sum);
+    let size = 0;
+    for (let k = 0; k < layer.C; k++) {
+      const terms = forwardTerms(layer, f, k, i, j);
+      perChannel.push(terms.sum);
+      size += terms.size;
+    }
     const total = perChannel.reduce((a, b) => a + b, 0);
     const bias = biasOf(layer, f);
     const computed = bias + total;
@@ -154,7 +159,7 @@ class ForwardView {
       lines.push(`Σ over the ${layer.C} input channels: ${shown}${layer.C > 16 ? " + …" : ""} = ${fmt(total)}`);
     }
     lines.push(`y[${f},${i},${j}] = b[${f}] + ${fmt(total)} = ${fmt(bias)} + ${fmt(total)} = ${fmt(computed)}`);
-    lines.push(agreement(computed, network));
+    lines.push(agreement(computed, network, size + Math.abs(bias)));
     this.sums.replaceChildren(...lines.map((text) => element("p", "sum", text)));
   }
 }

@@ -20,8 +20,12 @@ const MAX_TABLE_CELLS = 64; // larger sums are shown as maps only
 function biasPart(layer, f) {
   const part = element("section", "formula");
   let sum = 0;
+  let size = 0;
   for (let i = 0; i < layer.outH; i++) {
-    for (let j = 0; j < layer.outW; j++) sum += at(layer.dy, f, i, j);
+    for (let j = 0; j < layer.outW; j++) {
+      sum += at(layer.dy, f, i, j);
+      size += Math.abs(at(layer.dy, f, i, j));
+    }
   }
   const dyMap = mapFrom(layer.outH, layer.outW, (i, j) => at(layer.dy, f, i, j));
   part.append(
@@ -33,7 +37,7 @@ function biasPart(layer, f) {
     element("p", "equation", "db[f] = Σ_i Σ_j dy[f,i,j]"),
     element("p", "sum", `db[${f}] = ${fmt(sum)}`),
   );
-  if (layer.db) part.append(element("p", "sum", agreement(sum, at(layer.db, f))));
+  if (layer.db) part.append(element("p", "sum", agreement(sum, at(layer.db, f), size)));
   if (dyMap.min === 0 && dyMap.max === 0) {
     part.append(element("p", "note",
       `dy[${f}] is zero everywhere: the loss does not depend on this filter for this image ` +
@@ -53,10 +57,14 @@ export function weightTerms(layer, f, c, u, v) {
   const input = (i, j) => paddedValue(layer.x, c, i * sh + u, j * sw + v, layer.pads, layer.mode);
   const grad = (i, j) => at(layer.dy, f, i, j);
   let sum = 0;
+  let size = 0; // the sum of |products|, for the tolerance of a check (agreement)
   for (let i = 0; i < layer.outH; i++) {
-    for (let j = 0; j < layer.outW; j++) sum += input(i, j) * grad(i, j);
+    for (let j = 0; j < layer.outW; j++) {
+      sum += input(i, j) * grad(i, j);
+      size += Math.abs(input(i, j) * grad(i, j));
+    }
   }
-  return { input, grad, product: (i, j) => input(i, j) * grad(i, j), sum };
+  return { input, grad, product: (i, j) => input(i, j) * grad(i, j), sum, size };
 }
 
 function weightPart(layer, f, c) {
@@ -107,7 +115,7 @@ function weightPart(layer, f, c) {
     }
     sums.replaceChildren(
       element("p", "sum", `dW[${f},${c},${u},${v}] = Σ_i Σ_j of the ${outH * outW} products = ${fmt(terms.sum)}`),
-      element("p", "sum", agreement(terms.sum, at(layer.dW, f, c, u, v))),
+      element("p", "sum", agreement(terms.sum, at(layer.dW, f, c, u, v), terms.size)),
     );
   }
   show(...largest(dWMap));
@@ -137,10 +145,14 @@ export function inputTerms(layer, f, c, h, w) {
   const turned = (u, v) => at(layer.weight, f, c, layer.KH - 1 - u, layer.KW - 1 - v);
   const window = (u, v) => spread.value(h + u, w + v);
   let sum = 0;
+  let size = 0;
   for (let u = 0; u < layer.KH; u++) {
-    for (let v = 0; v < layer.KW; v++) sum += turned(u, v) * window(u, v);
+    for (let v = 0; v < layer.KW; v++) {
+      sum += turned(u, v) * window(u, v);
+      size += Math.abs(turned(u, v) * window(u, v));
+    }
   }
-  return { turned, window, product: (u, v) => turned(u, v) * window(u, v), sum, spread };
+  return { turned, window, product: (u, v) => turned(u, v) * window(u, v), sum, size, spread };
 }
 
 function inputPart(layer, view) {
@@ -186,13 +198,18 @@ function inputPart(layer, view) {
     );
     // dx sums over every filter: the one above, then all of them
     const perFilter = [];
-    for (let k = 0; k < layer.F; k++) perFilter.push(inputTerms(layer, k, c, h, w).sum);
+    let size = 0;
+    for (let k = 0; k < layer.F; k++) {
+      const each = inputTerms(layer, k, c, h, w);
+      perFilter.push(each.sum);
+      size += each.size;
+    }
     const total = perFilter.reduce((a, b) => a + b, 0);
     const shown = perFilter.slice(0, 16).map((s, k) => `${fmt(s)} (f=${k})`).join(" + ");
     const lines = [
       `Σ_u Σ_v of the products (filter ${f}) = ${fmt(terms.sum)}`,
       `dx[${c},${h},${w}] = Σ over the ${layer.F} filters: ${shown}${layer.F > 16 ? " + …" : ""} = ${fmt(total)}`,
-      agreement(total, at(layer.dx, c, h, w)),
+      agreement(total, at(layer.dx, c, h, w), size),
     ];
     sums.replaceChildren(...lines.map((text) => element("p", "sum", text)));
   }

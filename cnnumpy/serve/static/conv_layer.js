@@ -50,8 +50,12 @@ export function forwardTerms(layer, f, c, i, j) {
   const patch = (u, v) => paddedValue(layer.x, c, i * sh + u, j * sw + v, layer.pads, layer.mode);
   const kernel = (u, v) => at(layer.weight, f, c, u, v);
   let sum = 0;
+  let size = 0; // the sum of |products|, for the tolerance of a check (agreement)
   for (let u = 0; u < layer.KH; u++) {
-    for (let v = 0; v < layer.KW; v++) sum += kernel(u, v) * patch(u, v);
+    for (let v = 0; v < layer.KW; v++) {
+      sum += kernel(u, v) * patch(u, v);
+      size += Math.abs(kernel(u, v) * patch(u, v));
+    }
   }
   // a cell of the window that falls on the padding, not on the image
   const [[top], [left]] = layer.pads;
@@ -60,5 +64,5 @@ export function forwardTerms(layer, f, c, i, j) {
     const q = j * sw + v - left;
     return r < 0 || q < 0 || r >= layer.inH || q >= layer.inW;
   };
-  return { patch, kernel, product: (u, v) => kernel(u, v) * patch(u, v), sum, isPadding };
+  return { patch, kernel, product: (u, v) => kernel(u, v) * patch(u, v), sum, size, isPadding };
 }

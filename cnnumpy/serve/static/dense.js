@@ -48,7 +48,11 @@ function forwardPart(layer, j) {
   const { x, W, D } = layer;
   const product = (i) => W(i, j) * x[i];
   let sum = 0;
-  for (let i = 0; i < D; i++) sum += product(i);
+  let size = 0; // the sum of |products|, for the tolerance of the check
+  for (let i = 0; i < D; i++) {
+    sum += product(i);
+    size += Math.abs(product(i));
+  }
   const bias = layer.bias ? layer.bias[j] : 0;
   const part = element("section", "formula");
   const maps = element("div", "map-column");
@@ -64,7 +68,7 @@ function forwardPart(layer, j) {
     termsTable(D, "i", [{ name: "x[i]", at: (i) => x[i] }, { name: `W[i,${j}]`, at: (i) => W(i, j) }], product),
     element("p", "sum", `y[${j}] = b[${j}] + Σ_i = ${fmt(bias)} + ${fmt(sum)} = ${fmt(bias + sum)}`),
   );
-  if (layer.y) part.append(element("p", "sum", agreement(bias + sum, layer.y[j])));
+  if (layer.y) part.append(element("p", "sum", agreement(bias + sum, layer.y[j], size + Math.abs(bias))));
   return part;
 }
 
@@ -97,11 +101,15 @@ function backwardPart(layer, j) {
     dxView.setBoxes([{ top: 0, left: i, kind: "cell" }]);
     const product = (k) => W(i, k) * dy[k];
     let sum = 0;
-    for (let k = 0; k < U; k++) sum += product(k);
+    let size = 0;
+    for (let k = 0; k < U; k++) {
+      sum += product(k);
+      size += Math.abs(product(k));
+    }
     details.replaceChildren(
       termsTable(U, "j", [{ name: `W[${i},j]`, at: (k) => W(i, k) }, { name: "dy[j]", at: (k) => dy[k] }], product),
       element("p", "sum", `dx[${i}] = Σ_j W[${i},j] · dy[j] = ${fmt(sum)}`),
-      element("p", "sum", agreement(sum, layer.dx[i])),
+      element("p", "sum", agreement(sum, layer.dx[i], size)),
     );
   }
   show(0);

@@ -3,7 +3,8 @@
 // and Grad-CAM maps, and below the feature maps of every layer and the filters.
 
 import { postImage, withQuery } from "./api.js";
-import { colourBar, fmt, mapCanvas, rgbCanvas } from "./maps.js";
+import { sendable } from "./files.js";
+import { colourBar, fmt, mapCanvas, photoCanvas, showFilters } from "./maps.js";
 import { reportError } from "./message.js";
 import { fillRunSelect, findRun, onRunsChanged } from "./runs.js";
 
@@ -16,7 +17,7 @@ const state = {
   drawing: false,
   last: null, // the previous point of the stroke
   inked: false, // anything drawn since the last Clear?
-  upload: null, // a dropped or opened file, sent as it is until the pen draws on it
+  upload: null, // a dropped or opened file (files.js), sent until the pen draws on it
   changed: false, // drawn since the last request
   timer: null,
   busy: false, // a request is on its way: do not start a second one...
@@ -72,6 +73,7 @@ function onPointerDown(event) {
   if (event.isPrimary === false) return; // a second finger does not draw
   event.preventDefault();
   state.canvas.setPointerCapture(event.pointerId);
+  state.version += 1; // a file still being read is not shown over the stroke
   state.drawing = true;
   state.inked = true;
   state.upload = null; // drawing over a picture: from now on the canvas is the image
@@ -111,24 +113,28 @@ function clearAll() {
 }
 
 // Show a dropped or opened picture on the canvas (scaled to fit, black around it)
-// and send the file itself: the server fits it to the model's input.
+// and send it (sendable). A stroke, a Clear or another file meanwhile wins.
 async function useFile(file) {
   if (!file) return;
+  const version = ++state.version;
   state.upload = file;
   state.inked = true;
-  state.version += 1;
   blank();
+  let picture = null;
   try {
-    const picture = await createImageBitmap(file);
-    const scale = Math.min(
-      state.canvas.width / picture.width,
-      state.canvas.height / picture.height,
-    );
+    picture = await createImageBitmap(file);
+  } catch {
+    // the browser cannot read it; the server will say what is wrong with it
+  }
+  if (version !== state.version) return;
+  if (picture) {
+    const scale = Math.min(state.canvas.width / picture.width, state.canvas.height / picture.height);
     const w = picture.width * scale;
     const h = picture.height * scale;
     state.pen.drawImage(picture, (state.canvas.width - w) / 2, (state.canvas.height - h) / 2, w, h);
-  } catch {
-    // the browser cannot show it; the server will say what is wrong with it
+    const upload = await sendable(file, picture);
+    if (version !== state.version) return;
+    state.upload = upload;
   }
   predict({ features: true });
 }
@@ -201,6 +207,7 @@ function showTopClasses(top) {
 }
 
 // A figure: a title, the map, its colour bar and one sentence saying how to read it.
+// A colour picture (scale "rgb": M.rgb holds its pixels) has no colour bar.
 function mapFigure(title, M, scale, explanation, size = 140) {
   const figure = document.createElement("figure");
   figure.className = "map-figure";
@@ -210,7 +217,8 @@ function mapFigure(title, M, scale, explanation, size = 140) {
   const text = document.createElement("figcaption");
   text.className = "map-text";
   text.textContent = explanation;
-  figure.append(heading, mapCanvas(M, { scale, size }), colourBar(M, scale), text);
+  if (scale === "rgb") figure.append(heading, photoCanvas(M, { size }), text);
+  else figure.append(heading, mapCanvas(M, { scale, size }), colourBar(M, scale), text);
   return figure;
 }
 
@@ -227,8 +235,9 @@ function showPrediction(answer, run) {
   const maps = answer.maps ?? {};
   const figures = [];
   if (answer.input) {
-    figures.push(mapFigure("What the model saw", answer.input, "grey",
-      "your image after fitting it to the model's input size"));
+    const colour = Array.isArray(answer.input.rgb);
+    figures.push(mapFigure("What the model saw", answer.input, colour ? "rgb" : "grey",
+      `your image after fitting it to the model's input size${colour ? ", in colour" : ""}`));
   }
   if (maps.occlusion) {
     figures.push(mapFigure("Occlusion", maps.occlusion, "diverging",
@@ -260,35 +269,6 @@ function showFeatures(answer) {
   });
   document.getElementById("features").replaceChildren(...rows);
   showFilters(document.getElementById("filters"), answer.filters);
-}
-
-// The first convolution's kernels. shape [F, C, k, k], maps in (f, c) order.
-// Three input channels: each filter as one colour picture; otherwise a row of
-// C grey-scale kernels per filter (blue negative, red positive).
-export function showFilters(box, filters) {
-  box.replaceChildren();
-  if (!filters || !filters.maps || filters.maps.length === 0) {
-    box.textContent = "This model has no convolution.";
-    return;
-  }
-  const [F, C] = filters.shape;
-  const title = document.createElement("p");
-  title.className = "note";
-  const name = filters.name ? `${filters.name}, ` : "";
-  title.textContent = `layer ${filters.layer} (${name}weights ${JSON.stringify(filters.shape)})`;
-  const grid = document.createElement("div");
-  grid.className = "map-grid";
-  const shown = Math.floor(filters.maps.length / C);
-  for (let f = 0; f < Math.min(F, shown); f++) {
-    const own = filters.maps.slice(f * C, (f + 1) * C);
-    const cell = document.createElement("div");
-    cell.className = "filter";
-    cell.title = `filter ${f}`;
-    if (C === 3) cell.append(rgbCanvas(own, { size: 48 }));
-    else for (const M of own) cell.append(mapCanvas(M, { scale: "diverging", size: 48 }));
-    grid.append(cell);
-  }
-  box.append(title, grid);
 }
 
 // ---------------------------------------------------------------- set-up

@@ -8,6 +8,9 @@
 //   "diverging" signed values (gradients, weights): blue < 0 < red, white at 0,
 //               symmetric so that the same colour means the same size either side
 //   "auto"      diverging when the map has both signs, heat otherwise
+//
+// Colour pictures are drawn as they are: a photo (photoCanvas) and the kernels of a
+// first convolution that reads RGB (rgbCanvas, used by showFilters).
 
 // Colour stops [position, [r, g, b]]; colours in between are mixed linearly.
 const HEAT = [
@@ -164,4 +167,52 @@ export function mapFrom(rows, cols, valueAt) {
   }
   if (rows * cols === 0) return { shape: [rows, cols], min: 0, max: 0, data };
   return { shape: [rows, cols], min, max, data };
+}
+
+// A colour picture: M.rgb holds its pixels row-major, three values 0..255 each
+// (what the model saw of a photo), drawn at about `size` CSS pixels a side.
+export function photoCanvas(M, { size = 64 } = {}) {
+  const [h, w] = M.shape;
+  const canvas = document.createElement("canvas");
+  canvas.className = "map";
+  canvas.width = w;
+  canvas.height = h;
+  const image = canvas.getContext("2d").createImageData(w, h);
+  for (let k = 0; k < h * w; k++) {
+    image.data.set([M.rgb[3 * k], M.rgb[3 * k + 1], M.rgb[3 * k + 2], 255], 4 * k);
+  }
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  const px = cellSize(M.shape, size);
+  canvas.style.width = `${w * px}px`;
+  canvas.style.height = `${h * px}px`;
+  return canvas;
+}
+
+// The first convolution's kernels. shape [F, C, k, k], maps in (f, c) order.
+// Three input channels: each filter as one colour picture; otherwise a row of
+// C grey-scale kernels per filter (blue negative, red positive).
+export function showFilters(box, filters) {
+  box.replaceChildren();
+  if (!filters || !filters.maps || filters.maps.length === 0) {
+    box.textContent = "This model has no convolution.";
+    return;
+  }
+  const [F, C] = filters.shape;
+  const title = document.createElement("p");
+  title.className = "note";
+  const name = filters.name ? `${filters.name}, ` : "";
+  title.textContent = `layer ${filters.layer} (${name}weights ${JSON.stringify(filters.shape)})`;
+  const grid = document.createElement("div");
+  grid.className = "map-grid";
+  const shown = Math.floor(filters.maps.length / C);
+  for (let f = 0; f < Math.min(F, shown); f++) {
+    const own = filters.maps.slice(f * C, (f + 1) * C);
+    const cell = document.createElement("div");
+    cell.className = "filter";
+    cell.title = `filter ${f}`;
+    if (C === 3) cell.append(rgbCanvas(own, { size: 48 }));
+    else for (const M of own) cell.append(mapCanvas(M, { scale: "diverging", size: 48 }));
+    grid.append(cell);
+  }
+  box.append(title, grid);
 }

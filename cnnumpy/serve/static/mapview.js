@@ -14,9 +14,12 @@ export function element(tag, className, text = "") {
   return node;
 }
 
-// "the network computed 0.123 too" (or says how far apart they are)
-export function agreement(ours, network) {
-  const close = Math.abs(ours - network) <= 1e-3 * Math.max(1, Math.abs(network));
+// "✓ the network computed 0.123 too" (or says how far apart they are). `size` is
+// the sum of the sizes |term| of what the page added up: the two sums differ only
+// by the rounding of their terms (6 digits sent, float32 on the server), far less
+// than 1e-4 of it. (A fixed tolerance would tick any small gradient, right or not.)
+export function agreement(ours, network, size = Math.abs(ours)) {
+  const close = Math.abs(ours - network) <= 1e-4 * Math.max(size, Math.abs(network));
   return close
     ? `✓ the network computed ${fmt(network)} too`
     : `✗ the network computed ${fmt(network)} (difference ${fmt(ours - network)})`;

@@ -9,18 +9,22 @@ import { postImage, withQuery } from "./api.js";
 import { showConvFormula } from "./conv.js";
 import { showDenseFormula } from "./dense.js";
 import { currentImage, pictureVersion } from "./draw.js";
+import { sendableFile } from "./files.js";
 import { fmt, mapCanvas } from "./maps.js";
 import { element } from "./mapview.js";
 import { reportError, showMessage } from "./message.js";
 import { fillRunSelect, findRun, onRunsChanged } from "./runs.js";
 
 const state = {
-  image: null, // the Blob every request sends
+  image: null, // the Blob the next step sends
   fromDrawing: true, // follow the Draw tab's picture until a file is opened here
   imageUrl: null, // for the thumbnail in the overview
-  answer: null, // the last /api/step answer
-  layers: new Map(), // layer index -> its /api/step/layer answer, for this image
+  answer: null, // the last /api/step answer shown
+  shown: null, // what it was asked for: {run, label, image, imageUrl}
+  layers: new Map(), // layer index -> its /api/step/layer answer, for that step
   version: -1, // the Draw tab's picture version that state.image is
+  asked: 0, // counts the steps asked for: only the answer to the latest is shown
+  clicked: null, // the latest click on the overview: an older one's answer is dropped
 };
 
 const isConv = (type) => /conv2d/i.test(type);
@@ -43,10 +47,10 @@ function fillLabels() {
   if (Number(previous) < names.length) select.value = previous;
 }
 
+// (The thumbnail's URL is let go when another step is shown: see runStep.)
 function setImage(blob, fromDrawing) {
   state.image = blob;
   state.fromDrawing = fromDrawing;
-  if (state.imageUrl) URL.revokeObjectURL(state.imageUrl);
   state.imageUrl = blob ? URL.createObjectURL(blob) : null;
 }
 
@@ -68,14 +72,23 @@ async function runStep() {
     return;
   }
   if (!state.image && !(await takeDrawing())) return;
+  // Answers may come back out of order (another run picked, another image opened
+  // while this one is on its way): only the latest request's answer is shown, so
+  // that an older one never rebuilds the overview under the user's click.
+  const asked = ++state.asked;
+  const step = { run, label, image: state.image, imageUrl: state.imageUrl };
   try {
-    const path = withQuery("/api/step", { run, label });
-    state.answer = await postImage(path, state.image);
+    const answer = await postImage(withQuery("/api/step", { run, label }), step.image);
+    if (asked !== state.asked) return;
+    const old = state.shown?.imageUrl;
+    if (old && old !== step.imageUrl) URL.revokeObjectURL(old);
+    state.answer = answer;
+    state.shown = step;
     state.layers.clear();
     document.getElementById("step-detail").replaceChildren();
     showOverview();
   } catch (error) {
-    reportError("Inside one step", error);
+    if (asked === state.asked) reportError("Inside one step", error);
   }
 }
 
@@ -83,7 +96,7 @@ async function runStep() {
 
 function showSummary(answer, layers) {
   const parts = [];
-  const names = findRun(request().run)?.class_names ?? [];
+  const names = findRun(state.shown.run)?.class_names ?? [];
   if (answer.label !== undefined && answer.label !== null) {
     const name = names[answer.label] ?? answer.label;
     parts.push(`the loss of class ${name} (as if the image were labelled ${name})`);
@@ -100,9 +113,9 @@ function showSummary(answer, layers) {
 function inputColumn() {
   const column = element("div", "layer-column");
   column.append(element("h3", "", "input"));
-  if (state.imageUrl) {
+  if (state.shown.imageUrl) {
     const picture = document.createElement("img");
-    picture.src = state.imageUrl;
+    picture.src = state.shown.imageUrl;
     picture.alt = "the image of this step";
     picture.className = "thumbnail";
     column.append(picture);
@@ -168,21 +181,29 @@ function showOverview() {
 
 // ---------------------------------------------------------------- the formula view
 
+// The numbers of the layer for the step shown: its run, its image and the class of
+// its loss, whatever the pickers say now (a new step may be on its way). A click
+// after another one, or a new step, makes this answer stale: it is then dropped.
 async function openLayer(layer, index) {
   const detail = document.getElementById("step-detail");
+  const shown = state.shown; // replaced, with the overview, by a newer step
+  const clicked = (state.clicked = {});
   try {
     if (!state.layers.has(layer.index)) {
-      const { run, label } = request();
-      const path = withQuery("/api/step/layer", { run, layer: layer.index, label });
-      state.layers.set(layer.index, await postImage(path, state.image));
+      const label = state.answer.label; // the class the overview's gradients are of
+      const path = withQuery("/api/step/layer", { run: shown.run, layer: layer.index, label });
+      const answer = await postImage(path, shown.image);
+      if (shown !== state.shown) return;
+      state.layers.set(layer.index, answer);
     }
+    if (clicked !== state.clicked || shown !== state.shown) return;
     const answer = state.layers.get(layer.index);
     const title = `Layer ${layer.index}: ${layer.name} (${layer.type})`;
     if (isConv(answer.type ?? layer.type)) showConvFormula(detail, answer, title, index);
     else showDenseFormula(detail, answer, title, index);
     detail.scrollIntoView({ behavior: "smooth", block: "start" });
   } catch (error) {
-    reportError(`Layer ${layer.index}`, error);
+    if (shown === state.shown) reportError(`Layer ${layer.index}`, error);
   }
 }
 
@@ -205,12 +226,12 @@ export function initStep() {
     if (await takeDrawing()) runStep();
   });
   const file = document.getElementById("step-file");
-  file.addEventListener("change", () => {
-    if (file.files[0]) {
-      setImage(file.files[0], false);
-      runStep();
-    }
-    file.value = "";
+  file.addEventListener("change", async () => {
+    const opened = file.files[0];
+    file.value = ""; // so that opening the same file again is a change too
+    if (!opened) return;
+    setImage(await sendableFile(opened), false);
+    runStep();
   });
   document.getElementById("step-run").addEventListener("click", async () => {
     if (state.fromDrawing && !(await takeDrawing())) return;

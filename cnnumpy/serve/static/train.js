@@ -7,8 +7,7 @@
 //   done     {state, message}                          finished, stopped or failed
 
 import { getJson, postJson } from "./api.js";
-import { showFilters } from "./draw.js";
-import { fmt } from "./maps.js";
+import { fmt, showFilters } from "./maps.js";
 import { showMessage, reportError } from "./message.js";
 import { COLOURS, LineChart } from "./plot.js";
 import { refreshRuns } from "./runs.js";
@@ -77,6 +76,13 @@ async function loadZoo() {
   applyDefaults(zoo.defaults);
   matchDatasets(zoo);
   document.getElementById("train-model").addEventListener("change", () => matchDatasets(zoo));
+  // each optimiser has its own good learning rate (SGD's 0.05 makes Adam diverge):
+  // picking one puts its default in the field, which the user may then change
+  const optimizer = document.getElementById("train-optimizer");
+  optimizer.addEventListener("change", () => {
+    const lr = zoo.default_lr?.[optimizer.value];
+    if (typeof lr === "number") document.getElementById("train-lr").value = String(lr);
+  });
 }
 
 // "lenet5-mnist-0412": a name that tells what it is and when it started.
@@ -111,22 +117,30 @@ async function start(event) {
   event.preventDefault();
   const form = document.getElementById("train-form");
   if (!form.reportValidity()) return;
+  const button = document.getElementById("train-start");
+  button.disabled = true; // a double click starts one job, not a job and a 409
   try {
     const settings = readForm();
     const answer = await postJson("/api/train", settings);
     const run = answer.run ?? settings.name;
-    if (run !== job.run) resetJob(run); // a status event may have been quicker
-    job.state = "running";
-    showState();
+    // the stream's "state" event may have been quicker, and then said all (the job
+    // may even have ended already): only news for this page is applied here
+    if (run !== job.run) {
+      resetJob(run);
+      job.state = "running";
+    }
   } catch (error) {
     reportError("Train", error);
+  } finally {
+    showState(); // enables Start again unless a job runs
   }
 }
 
 async function stop() {
   try {
     const answer = await postJson("/api/train/stop");
-    job.state = answer.state ?? "stopping";
+    // the stream's "done" may have come first: a job that ended stays ended
+    if (job.state === "running") job.state = answer.state ?? "stopping";
     showState();
   } catch (error) {
     reportError("Stop", error);
@@ -183,7 +197,8 @@ function showState(last = null) {
   if (job.run) parts.push(`run ${job.run}`);
   if (last) {
     parts.push(`epoch ${last.epoch}, batch ${last.batch}/${last.batches}`);
-    parts.push(`loss ${fmt(last.loss)}, accuracy ${fmt(100 * last.accuracy)}%`);
+    const accuracy = typeof last.accuracy === "number" ? `${fmt(100 * last.accuracy)}%` : "–";
+    parts.push(`loss ${fmt(last.loss)}, accuracy ${accuracy}`);
   }
   if (job.connection !== "live") parts.push(`(live updates: ${job.connection})`);
   const line = document.getElementById("train-state");
