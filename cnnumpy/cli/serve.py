@@ -26,6 +26,7 @@ from cnnumpy.cli.runs import UsageError
 
 SERVER_MODULES = ("starlette", "uvicorn", "PIL")
 INTERRUPTED = 130  # cnnumpy.cli.main's exit code for Ctrl+C
+ANY_ADDRESS = ("0.0.0.0", "::")  # every interface of the machine
 
 
 def serve(args) -> int:
@@ -49,6 +50,9 @@ def serve(args) -> int:
 
     print(f"cnnumpy playground: {url(args.host, args.port)} (runs: {folder}; "
           "Ctrl+C stops)", flush=True)  # fmt: skip
+    if args.host in ANY_ADDRESS:
+        for address in network_addresses():
+            print(f"  from other machines: {url(address, args.port)}", flush=True)
     try:
         run_server(folder, host=args.host, port=args.port)
     except KeyboardInterrupt:  # raised again by uvicorn once the server is down
@@ -74,10 +78,31 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def network_addresses() -> list[str]:
+    """This machine's addresses that other machines may reach it by (the class's
+    projector shows them): the address of the interface the default route leaves by,
+    and those the host name resolves to, loopback ones left out.
+
+    The route is found by "connecting" a UDP socket, which sends nothing.
+    """
+    found = []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never reached
+            found.append(probe.getsockname()[0])
+    except OSError:  # no route: no network
+        pass
+    try:
+        found += socket.gethostbyname_ex(socket.gethostname())[2]
+    except OSError:
+        pass
+    return [a for a in dict.fromkeys(found) if not is_loopback(a) and a != "0.0.0.0"]
+
+
 def url(host: str, port: int) -> str:
     """``http://HOST:PORT/``; an IPv6 address in brackets; the any-address shown as
     this machine's loopback name, which a browser can open."""
-    if host in ("0.0.0.0", "::"):
+    if host in ANY_ADDRESS:
         host = "localhost"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"

@@ -654,12 +654,26 @@ def test_serve_command_prints_its_url_and_makes_the_folder(
     assert folder.is_dir() and fake_server == [(folder, "127.0.0.1", port)]
 
 
-def test_serve_command_warns_when_not_on_loopback(fake_server, tmp_path, capsys):
+def test_serve_command_warns_when_not_on_loopback(
+    fake_server, tmp_path, capsys, monkeypatch
+):
+    import cnnumpy.cli.serve as command
+
+    monkeypatch.setattr(command, "network_addresses", lambda: ["192.168.1.20"])
     port = free_port()
     assert main(["serve", str(tmp_path), "--host", "0.0.0.0", "--port", str(port)]) == 0
     out, err = capsys.readouterr()
     assert "warning: listening on 0.0.0.0" in err and "--host 127.0.0.1" in err
     assert f"http://localhost:{port}/" in out
+    assert f"from other machines: http://192.168.1.20:{port}/" in out
+
+
+def test_network_addresses_leave_out_loopback_ones():
+    from cnnumpy.cli.serve import is_loopback, network_addresses
+
+    found = network_addresses()
+    assert all(not is_loopback(a) and a != "0.0.0.0" for a in found)
+    assert len(found) == len(set(found))
 
 
 def test_serve_command_defaults():
