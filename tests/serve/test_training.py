@@ -421,6 +421,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answer_ctrl_c() -> None:
+    """In the child before it runs Python: Ctrl+C's default action, as in a terminal.
+
+    A command started in the background by a shell without job control (``cmd &``
+    in a script, as a CI runner may run the tests) inherits SIGINT ignored, and
+    Python then never turns it into KeyboardInterrupt: the server would stop on
+    Ctrl+C (uvicorn's own handler) but exit 0, not 130.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def serve_command(runs_dir):
     """``cnnumpy serve RUNS_DIR`` in a process of its own, in a session of its own
@@ -434,6 +445,7 @@ def serve_command(runs_dir):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=answer_ctrl_c,
     )
     url = f"http://127.0.0.1:{port}"
     try:
