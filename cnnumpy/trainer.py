@@ -168,6 +168,7 @@ class Trainer:
         seed: int | np.random.Generator | None = None,
         augment=None,
         resume_from=None,
+        distributed: bool | None = None,
     ) -> History:
         """Train for ``epochs`` passes over (x, y) in mini-batches; returns the History.
 
@@ -196,6 +197,14 @@ class Trainer:
                 uninterrupted run. A resume of a *different* run (other data, batch
                 size, optimiser, or fewer epochs) is refused with a ``ValueError``
                 before anything is loaded: see :mod:`cnnumpy.saving.backup`.
+            distributed: train data-parallel over the MPI ranks of a program started
+                by ``mpiexec -n N`` (or ``srun``): every rank runs this ``fit``, takes
+                its share of every batch, and the ranks average their gradients, with
+                the weights of one process training on the whole batch. None (the
+                default) detects MPI from the launcher's environment; True forces
+                it, False never. Rank 0 alone prints and writes ``resume_from``; a
+                rank that raises stops every rank. See
+                :mod:`cnnumpy.distributed.data_parallel` and ``docs/distributed.md``.
 
         Returns:
             The History (``model.history``).
@@ -223,6 +232,7 @@ class Trainer:
             seed=seed,
             augment=augment,
             resume_from=resume_from,
+            distributed=distributed,
         )
 
     # -- inference ---------------------------------------------------------------------

@@ -6,6 +6,10 @@ through every layer, loss, backward in reverse order, one optimiser update.
 A run that diverges stops with :class:`TrainingDiverged` as soon as a batch loss, an
 epoch's logged value or a weight is NaN or infinite: nothing after a NaN can be
 trusted, and a checkpoint is never overwritten with it.
+
+Under MPI (``distributed``, :mod:`cnnumpy.distributed.data_parallel`) every rank runs
+this same loop on the same batches, each computing its rows of every step; rank 0
+alone prints and writes the ``resume_from`` folder.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from cnnumpy.callbacks import Callback, History
+from cnnumpy.distributed import mpi
+from cnnumpy.distributed.data_parallel import DataParallel, resume_backup
 from cnnumpy.divergence import TrainingDiverged, check_epoch
 from cnnumpy.progress import ProgressBar
 from cnnumpy.rng import as_rng
@@ -58,10 +64,14 @@ def fit(
     seed,
     augment,
     resume_from,
+    distributed=None,
 ) -> History:
     """The body of ``Sequential.fit`` (see its docstring for the arguments)."""
     model.require_compiled("fit")
     check_fit_args(epochs, batch_size, validation_split)
+    comm = mpi.world() if mpi.wanted(distributed) else None
+    if comm is not None and comm.rank != 0:
+        verbose = 0  # rank 0 alone prints
     x, y, validation_data = _training_data(
         model, x, y, validation_data, validation_split
     )
@@ -81,14 +91,37 @@ def fit(
     for cb in callbacks:
         cb.set_params(params)
     model.history, model.stop_training, model.stop_now = callbacks[0], False, False
+    if comm is None:
+        return _fit(run, resume_from, None)
+    # a rank that raises stops them all (the others would wait for it); a diverged
+    # loss is seen by every rank at once
+    with mpi.abort_on_error(comm, passes=(TrainingDiverged,)):
+        with DataParallel(model, comm) as group:
+            return _fit(run, resume_from, group)
+
+
+def _fit(run: Run, resume_from, group: DataParallel | None) -> History:
+    """The epochs, from the checkpoint in ``resume_from`` if there is one; ``group``:
+    the MPI ranks that split every batch, or None."""
     if resume_from is None:
+        if group is not None:
+            run.rng = group.synchronise(run.rng)
         return _train(run, None, 0)
-    signature = run_signature(model, x, y, validation_data, batch_size)
-    with Backup(resume_from, model, callbacks, run.rng, signature) as backup:
+    model, epochs = run.model, run.epochs
+    signature = run_signature(model, run.x, run.y, run.validation_data, run.batch_size)
+    if group is None:
+        backup = Backup(resume_from, model, run.callbacks, run.rng, signature)
+    else:  # rank 0 holds the folder; the others resume from its checkpoint's bytes
+        backup = resume_backup(
+            resume_from, model, run.callbacks, run.rng, signature, group.comm
+        )
+    with backup as backup:
         first_epoch = backup.restore(epochs)
         run.rng = backup.rng  # the checkpoint's, when it resumes
+        if group is not None:
+            run.rng = group.synchronise(run.rng)
         done = backup.done_message(epochs)
-        if done is not None and verbose:
+        if done is not None and run.verbose:
             print(done, flush=True)
         try:
             return _train(run, backup, first_epoch)

@@ -2,14 +2,21 @@
 
 With CNNUMPY_REQUIRE_TORCH=1 (set by .ci/run), a missing PyTorch is an error, not a
 skip, and the run fails unless PyTorch-marked tests actually ran and passed.
+Likewise the MPI tests (tests/distributed/test_mpi.py, the ``mpiexec`` fixture): they
+skip where ``mpiexec`` cannot launch two ranks, unless CNNUMPY_REQUIRE_MPI=1 (also set
+by .ci/run), which makes that a failure.
 """
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 REQUIRE_TORCH = os.environ.get("CNNUMPY_REQUIRE_TORCH") == "1"
+REQUIRE_MPI = os.environ.get("CNNUMPY_REQUIRE_MPI") == "1"
 _torch_passed = 0
 
 
@@ -71,3 +78,35 @@ def engine_on():
 
     with engine.on():
         yield
+
+
+def _mpi_problem(mpiexec: Path) -> str | None:
+    """Why ``mpiexec`` cannot run two mpi4py ranks here, or None if it can."""
+    if not mpiexec.exists():
+        return f"{mpiexec} is missing (make venv installs cnnumpy[mpi])"
+    # rank 0 alone prints: the launcher may interleave the ranks' bytes
+    probe = (
+        "from mpi4py import MPI; world = MPI.COMM_WORLD; "
+        "world.Get_rank() or print('ranks', world.Get_size())"
+    )
+    argv = [str(mpiexec), "-n", "2", sys.executable, "-c", probe]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(argv)} did not end within 60 s"
+    if done.returncode != 0 or done.stdout.split() != ["ranks", "2"]:
+        return f"mpiexec -n 2 failed ({done.returncode}): {done.stderr.strip()[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def mpiexec() -> Path:
+    """MPICH's ``mpiexec`` beside this Python (the mpich wheel's), once it has run
+    two ranks; a skip without it, a failure under CNNUMPY_REQUIRE_MPI=1."""
+    path = Path(sys.executable).parent / "mpiexec"
+    problem = _mpi_problem(path)
+    if problem is not None:
+        if REQUIRE_MPI:
+            pytest.fail(f"CNNUMPY_REQUIRE_MPI=1, but {problem}")
+        pytest.skip(problem)
+    return path

@@ -41,6 +41,8 @@ RANKS = {
     "cnnumpy.engine.kernels": 2,
     "cnnumpy.engine": 2,
     "cnnumpy.sync": 2,  # how a step split over processes adds up (engine kernels)
+    # the interface BatchNorm's kernel talks to (replicas and MPI implement it)
+    "cnnumpy.distributed.communicator": 2,
     # what layers and training steps are made of
     "cnnumpy.graph": 3,  # symbolic tensors and graph passes (layer calls use it)
     "cnnumpy.graph_config": 3,

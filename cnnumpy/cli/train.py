@@ -23,12 +23,21 @@ includes a folder held by another training), plus 3 when the training diverged (
 or infinite loss or weight, or a test loss or accuracy that is not finite): the run
 stops with one line on stderr, its folder keeps the last checkpoint and no model or
 metrics are written.
+
+Under MPI (``mpiexec -n N cnnumpy train ...``, or ``--distributed``) every rank runs
+this command and trains its share of every batch
+(:mod:`cnnumpy.distributed.data_parallel`). Rank 0 does everything above: it holds the
+run folder, prints, writes ``config.json``, ``history.csv``, the checkpoints and, after
+training, evaluates and writes the model, metrics and report. The other ranks load the
+same data, train silently and write nothing. An error on any rank stops every rank
+(:func:`cnnumpy.distributed.mpi.abort_on_error`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -44,6 +53,7 @@ from cnnumpy.cli.locate import is_missing
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.cli.tools import one_hot_targets
 from cnnumpy.cli.train_folder import (
+    DIVERGED,
     HistoryCSV,
     WriteConfig,
     check_resume,
@@ -52,7 +62,8 @@ from cnnumpy.cli.train_folder import (
 )
 from cnnumpy.cli.train_results import finish_run
 from cnnumpy.data import Dataset, DatasetError, train_val_split
-from cnnumpy.distributed import replicas
+from cnnumpy.distributed import mpi, replicas
+from cnnumpy.divergence import TrainingDiverged
 from cnnumpy.rng import seed as seed_everything
 
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
@@ -118,7 +129,13 @@ def run(args, callbacks: Sequence[Callback] = ()) -> int:
             ``history.csv`` holds the epoch when their ``on_epoch_end`` runs.
             Image models only: char models train in a loop of their own.
     """
+    distributed = mpi.wanted(args.distributed, "--distributed")
     if args.text is not None or args.model in zoo.TEXT_MODELS:
+        if distributed:
+            raise UsageError(
+                f"{args.model}: char models train in one process, in a loop of their "
+                "own; run them without mpiexec and --distributed"
+            )
         if callbacks:
             raise ValueError(
                 f"run: callbacks are for image models; {args.model} trains in a "
@@ -139,6 +156,14 @@ def run(args, callbacks: Sequence[Callback] = ()) -> int:
         )
     args.optimizer = args.optimizer or "sgd"
     recipes.check_recipes(args)
+    if distributed:
+        if args.processes != 1:
+            raise UsageError(
+                f"--processes {args.processes} splits batches over the cores of one "
+                "machine, MPI over its ranks (one process each): drop --processes "
+                "under mpiexec or --distributed"
+            )
+        return _run_distributed(args, callbacks)
     most = replicas.most_processes(args.batch_size)
     if args.processes > most:  # the replicas beyond would never get a slice
         raise UsageError(
@@ -159,21 +184,48 @@ def run(args, callbacks: Sequence[Callback] = ()) -> int:
         return _run(args, callbacks)
 
 
-def _run(args, callbacks: Sequence[Callback]) -> int:
-    """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged."""
+def _run(args, callbacks: Sequence[Callback], rank: int | None = None) -> int:
+    """One attempt of ``run``, holding the run folder: 0, or 3 if training diverged.
+    ``rank``: None in one process, 0 for MPI's rank 0."""
     out = Path(args.out)
     args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
-    return train_in_folder(args, lambda folder: _train(args, out, folder, callbacks))
+    return train_in_folder(
+        args, lambda folder: _train(args, out, folder, callbacks, rank)
+    )
 
 
-def _train(args, out: Path, checkpoint_dir: Path, callbacks) -> int:
+def _run_distributed(args, callbacks: Sequence[Callback]) -> int:
+    """``run`` on one MPI rank (module docstring): rank 0 as in one process, the
+    others silent and writing nothing; an error on any rank stops every rank."""
+    from cnnumpy.cli import USER_ERRORS  # the package's own, whole by now
+
+    comm = mpi.world()
+    one_line = () if os.environ.get("CNNUMPY_DEBUG") else USER_ERRORS
+    with mpi.abort_on_error(comm, user_errors=one_line):
+        if comm.rank == 0:
+            return _run(args, callbacks, rank=0)
+        out = Path(args.out)
+        args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            try:
+                checkpoint_dir = out / runs.CHECKPOINT_DIR  # rank 0's, never read here
+                return _train(args, out, checkpoint_dir, callbacks, comm.rank)
+            except TrainingDiverged:
+                return DIVERGED  # every rank sees it at once; rank 0 tells it
+
+
+def _train(
+    args, out: Path, checkpoint_dir: Path, callbacks, rank: int | None = None
+) -> int:
+    """Load, build, train and (unless an MPI rank other than 0) write the run."""
+    writes = not rank  # one process, or MPI's rank 0
     start = time.perf_counter()
     train, test = _load(args)
     train, test = runs.limit(train, args.limit), runs.limit(test, args.limit)
     parts = _split(args, train)
     mean, std = runs.channel_stats(parts[0])
     config = make_config(args, train, test, parts, mean, std)
-    if args.resume:
+    if args.resume and writes:
         check_resume(out / runs.CONFIG, config)
     model, hooks = _build(args, train, len(parts[0]))
     model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
@@ -182,14 +234,20 @@ def _train(args, out: Path, checkpoint_dir: Path, callbacks) -> int:
     y_tr, val, test = _targets(args, train.num_classes, y_tr, val, test)
     timings = {"load_and_preprocess": time.perf_counter() - start}
     start = time.perf_counter()
-    hooks = [
-        WriteConfig(out / runs.CONFIG, config),
-        *hooks,
-        HistoryCSV(out / runs.HISTORY),
-        *callbacks,  # the caller's, after the files they may read are written
-    ]
-    _fit(args, model, (x_tr, y_tr), val, hooks, checkpoint_dir)
+    if writes:
+        hooks = [
+            WriteConfig(out / runs.CONFIG, config),
+            *hooks,
+            HistoryCSV(out / runs.HISTORY),
+            *callbacks,  # the caller's, after the files they may read are written
+        ]
+    else:
+        hooks = [*hooks, *callbacks]
+    distributed = rank is not None
+    _fit(args, model, (x_tr, y_tr), val, hooks, checkpoint_dir, distributed)
     timings["train"] = time.perf_counter() - start
+    if not writes:
+        return 0
     return finish_run(
         out, model, config, x_test, test, timings, not args.no_report, args.tta_flip
     )
@@ -219,8 +277,11 @@ def _targets(args, num_classes: int, y_tr, val, test: Dataset):
     return targets(y_tr), val, dataclasses.replace(test, y=targets(test.y))
 
 
-def _fit(args, model, train_data, val, hooks: list, checkpoint_dir: Path) -> None:
-    """``model.fit`` over ``--processes`` processes, with a checkpoint every epoch."""
+def _fit(
+    args, model, train_data, val, hooks: list, checkpoint_dir: Path, distributed: bool
+) -> None:
+    """``model.fit`` over ``--processes`` processes (or MPI ranks when
+    ``distributed``), with a checkpoint every epoch."""
     x_tr, y_tr = train_data
     with model.use_processes(args.processes) or contextlib.nullcontext():
         model.fit(
@@ -234,6 +295,7 @@ def _fit(args, model, train_data, val, hooks: list, checkpoint_dir: Path) -> Non
             seed=args.seed,
             augment=recipes.augmenter(args, x_tr.shape[1]),
             resume_from=checkpoint_dir,
+            distributed=distributed,
         )
 
 

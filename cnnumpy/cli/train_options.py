@@ -148,7 +148,7 @@ def _data_use_options(p) -> None:
 
 
 def _compute_options(p) -> None:
-    """How the arithmetic runs: processes and floating-point type."""
+    """How the arithmetic runs: processes (or MPI ranks) and floating-point type."""
     p.add_argument(
         "--processes",
         type=process_count,
@@ -156,6 +156,16 @@ def _compute_options(p) -> None:
         metavar="N",
         help="split every batch over N processes, at most one per core and one per "
         "8 examples of a batch (Sequential.use_processes; default: %(default)s)",
+    )
+    p.add_argument(
+        "--distributed",
+        action="store_const",
+        const=True,
+        default=None,
+        help="train data-parallel over the MPI ranks of `mpiexec -n N cnnumpy train "
+        "...` (or srun): each rank a share of every batch, rank 0 alone writing the "
+        "run (default: on when an MPI launcher started the command; needs "
+        "cnnumpy[mpi])",
     )
     p.add_argument(
         "--dtype",

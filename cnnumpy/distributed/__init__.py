@@ -1,5 +1,17 @@
 """Training split over processes: each process runs one slice of every batch.
 
+Two ways, behind one communicator interface
+(:mod:`~cnnumpy.distributed.communicator`: ``rank``, ``size``, an in-place
+``allreduce`` and a ``broadcast``), which BatchNorm and Dropout talk to
+(:mod:`cnnumpy.sync`):
+
+- **process replicas** (``model.use_processes(n)``, ``cnnumpy train --processes N``):
+  the caller and ``n - 1`` replica processes of one machine, through shared memory
+  and pipes; this docstring says how below;
+- **MPI ranks** (``mpiexec -n N cnnumpy train ...``, or ``fit`` in a program that
+  ``mpiexec`` started): :mod:`~cnnumpy.distributed.data_parallel` over
+  :mod:`~cnnumpy.distributed.mpi` (mpi4py), on one machine or many.
+
 Why processes and not more threads: the kernels' threads (``engine/kernels/threads.py``)
 need Python's GIL between two NumPy calls. Measured on this project's 2-core virtual
 machine, two threads each copying 200 KB at a time ran 2x SLOWER together than one
@@ -65,5 +77,8 @@ Where the code is:
   gradients, Dropout's and BatchNorm's per-step state);
 - :mod:`~cnnumpy.distributed.transport`: the bytes (messages, descriptors, shared
   memory);
-- :mod:`~cnnumpy.distributed.limits`: the numbers (processes, slice size, timeouts).
+- :mod:`~cnnumpy.distributed.limits`: the numbers (processes, slice size, timeouts);
+- :mod:`~cnnumpy.distributed.communicator`: the interface both ways implement;
+- :mod:`~cnnumpy.distributed.mpi` and :mod:`~cnnumpy.distributed.data_parallel`:
+  the MPI ranks' communicator, and how ``fit`` splits every batch over them.
 """

@@ -3,6 +3,9 @@
 :func:`use_processes` (``Sequential.use_processes``) attaches a :class:`Replicas` group
 to a model; the model's executor then hands it every batch that can be split.
 Why processes, how one step runs, and what goes wrong: :mod:`cnnumpy.distributed`.
+The group is also the caller's side of the communicator BatchNorm uses mid-step
+(:class:`~cnnumpy.distributed.communicator.Communicator`, rank 0; each replica's side
+is :class:`~cnnumpy.distributed.worker.Worker`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 
 from cnnumpy import engine, sync
 from cnnumpy.distributed import limits
+from cnnumpy.distributed.communicator import Communicator, check_buffer
 
 # re-exported: the command line and the tests use them from here
 from cnnumpy.distributed.limits import (
@@ -41,7 +45,7 @@ __all__ = [
 ]
 
 
-class Replicas:
+class Replicas(Communicator):
     """``processes - 1`` replica processes of ``model``; see :mod:`cnnumpy.distributed`.
 
     Use through :func:`use_processes` (or ``Sequential.use_processes``), which
@@ -51,7 +55,13 @@ class Replicas:
     (None: ``$CNNUMPY_REPLICA_TIMEOUT``, else :data:`STEP_TIMEOUT`), or
     :data:`SLOW_FACTOR` times the slowest step seen (or this step's time so far) if
     that is longer.
+
+    As a :class:`~cnnumpy.distributed.communicator.Communicator` it is rank 0 of the
+    processes that share the current batch (``size``: this one and the replicas
+    given a slice of it).
     """
+
+    rank = 0
 
     def __init__(self, model, processes: int, timeout: float | None = None) -> None:
         check_replicable(model)  # built, on POSIX, cnnumpy's own layers
@@ -85,6 +95,11 @@ class Replicas:
     @property
     def model(self):
         return self._model()
+
+    @property
+    def size(self) -> int:
+        """The processes that share the current batch: this one and its replicas."""
+        return len(self._active) + 1
 
     def _start(self, config: dict) -> None:
         """Start the replicas (all at once: their imports overlap), then set them up."""
@@ -137,7 +152,7 @@ class Replicas:
         try:
             for k, child in enumerate(self._active, start=1):
                 lo, hi = cuts[k], cuts[k + 1]
-                message = self._send_slice(child, op, x, y, lo, hi, out_row, info)
+                message = self._send_slice(child, op, x, y, (lo, hi, k), out_row, info)
                 sent.append((child, message))
             try:
                 mine = own(x[: cuts[1]], None if y is None else y[: cuts[1]])
@@ -154,14 +169,16 @@ class Replicas:
             outs.append(child.block.array(at, shape, dtype))
         return [mine, *replies], [sizes, outs]
 
-    def _send_slice(self, child, op, x, y, lo, hi, out_row, info) -> dict:
-        """Copy rows ``lo:hi`` into ``child``'s block and send it the step."""
+    def _send_slice(self, child, op, x, y, rows, out_row, info) -> dict:
+        """Copy rows ``lo:hi`` into ``child``'s block and send it the step (``rows``:
+        ``(lo, hi, rank)``, the replica's rank among the processes of this batch)."""
+        lo, hi, rank = rows
         part_x, part_y = x[lo:hi], None if y is None else y[lo:hi]
         try:  # any failure here leaves a replica out of step: close
             start = self._weights.g_bytes  # the replica's gradients come first
             message = child.load(part_x, part_y, out_row, self.dtype, start)
             if op == "train":
-                message.update(info, lo=lo, total=len(x))
+                message.update(info, lo=lo, total=len(x), rank=rank, size=self.size)
             fresh = child.block if "block" in message else None
             child.tell({"op": op, **message}, fresh)
             child.block.release()  # the replica has its descriptor
@@ -184,7 +201,7 @@ class Replicas:
         info = step_state(model, self._dropouts, self._batchnorms)
 
         def own(x0, y0):
-            part = sync.Slice(0, len(x0), len(x), self._allreduce)
+            part = sync.Slice(0, len(x0), len(x), self)
             with threads.solo(), sync.training_slice(part):
                 return model.executor.gradients(x0, y0)
 
@@ -198,25 +215,38 @@ class Replicas:
         model.optimizer.step(model.layers)
         return loss / n, np.concatenate(outs)
 
-    def _allreduce(self, a: np.ndarray) -> np.ndarray:
-        """The caller's side of :attr:`cnnumpy.sync.Slice.allreduce`: ``a`` plus every
-        active replica's part (read from its pipe, in a fixed order), sent back."""
-        total = np.array(a, copy=True)
+    # -- the communicator, mid-step (rank 0; a replica: worker.Worker) ---------------
+    def allreduce(self, buffer: np.ndarray) -> None:
+        """:meth:`Communicator.allreduce`: every active replica's part (read from its
+        pipe, in a fixed order) added to ``buffer``, and the total sent back."""
+        check_buffer(buffer, "allreduce")
         try:
             limit = self._wait_limit()
+            parts = []
             for child in self._active:
                 message = child.listen(limit, "mid-step")
                 if "sum" not in message:
                     pid, error = child.pid, message.get("error")
                     raise lost(f"replica process {pid} failed mid-step", str(error))
-                total += np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
+                parts.append(message["sum"])
+            for part in parts:
+                buffer += np.asarray(part, dtype=buffer.dtype).reshape(buffer.shape)
             for child in self._active:
                 # (it may die after sending its part: the same error)
-                child.tell({"sum": total.tolist()}, when="mid-step")
+                child.tell({"sum": buffer.tolist()}, when="mid-step")
         except BaseException:
             self.close()  # the pipes are out of step
             raise
-        return total
+
+    def broadcast(self, buffer: np.ndarray) -> None:
+        """:meth:`Communicator.broadcast`: ``buffer`` sent to every active replica."""
+        check_buffer(buffer, "broadcast")
+        try:
+            for child in self._active:
+                child.tell({"data": buffer.tolist()}, when="mid-step")
+        except BaseException:
+            self.close()  # the pipes are out of step
+            raise
 
     def forward(self, model, x: np.ndarray) -> np.ndarray:
         """Inference outputs of ``x``, split over the processes."""
@@ -274,4 +304,3 @@ def use_processes(
     group = Replicas(model, processes, timeout)
     model.executor.replicas = group  # the executor splits every batch from now on
     return group
-

@@ -14,7 +14,9 @@ then reads, in order:
    outputs (and, for training, its gradients, weighted by its share of the batch) into
    its block and answers ``{"ok": true}`` (with the loss), or ``{"ok": false,
    "error": traceback}``. Mid-step, BatchNorm's sums go through
-   :meth:`Worker.allreduce`.
+   :meth:`Worker.allreduce`: the worker is a replica's side of the communicator
+   (:class:`~cnnumpy.distributed.communicator.Communicator`; the step message gives
+   its ``rank`` and the ``size`` of the processes sharing the batch).
 
 The end of its input (the caller closed the group, or died) ends it.
 """
@@ -28,6 +30,7 @@ import traceback
 import numpy as np
 
 from cnnumpy import initializers, losses, sync
+from cnnumpy.distributed.communicator import Communicator, check_buffer
 from cnnumpy.distributed.mirror import attach, grad_arrays, set_step_state
 from cnnumpy.distributed.transport import SharedBlock, receive, receive_fd, send
 from cnnumpy.sequential import model_from_config
@@ -63,8 +66,9 @@ def serve(cmd_fd: int, reply_fd: int) -> None:
             return
 
 
-class Worker:
-    """The replica's model, its shared blocks, and the steps it runs on its slices."""
+class Worker(Communicator):
+    """The replica's model, its shared blocks, and the steps it runs on its slices;
+    mid-step, its side of the communicator (rank and size from the step message)."""
 
     def __init__(
         self, commands: socket.socket, reply_fd: int, setup: dict, fd: int
@@ -79,6 +83,7 @@ class Worker:
         self.g_offsets = setup["g_offsets"]
         self.block: SharedBlock | None = None  # this replica's slice, grads, outputs
         self.loss_config = None
+        self.rank, self.size = 1, 2  # set by every training step
 
     def step(self, message: dict) -> dict:
         """Run one ``train`` or ``forward`` command: the answer to send."""
@@ -106,7 +111,8 @@ class Worker:
         y = self.block.array(*message["y"])
         set_step_state(model, message)
         lo, total = message["lo"], message["total"]
-        part = sync.Slice(lo, lo + len(x), total, self.allreduce)
+        self.rank, self.size = message["rank"], message["size"]
+        part = sync.Slice(lo, lo + len(x), total, self)
         with sync.training_slice(part):
             loss, out[...] = model.executor.gradients(x, y)
         # weighted by this slice's share of the batch on the way (the copy costs the
@@ -118,14 +124,24 @@ class Worker:
             np.multiply(g, share, out=self.block.array(offset, g.shape, g.dtype))
         return loss
 
-    def allreduce(self, a: np.ndarray) -> np.ndarray:
-        """The replica's side of :attr:`cnnumpy.sync.Slice.allreduce`: send ``a``,
-        wait for the total over the processes."""
+    def allreduce(self, buffer: np.ndarray) -> None:
+        """:meth:`Communicator.allreduce`: send ``buffer``, wait for the total over
+        the processes (the caller adds the parts up), write it into ``buffer``."""
+        check_buffer(buffer, "allreduce")
         try:
-            send(self.reply_fd, {"ok": True, "sum": a.tolist()})
+            send(self.reply_fd, {"ok": True, "sum": buffer.tolist()})
         except OSError:  # the caller closed the group mid-step
             raise SystemExit(0) from None
+        buffer[...] = np.reshape(self._from_caller("sum"), buffer.shape)
+
+    def broadcast(self, buffer: np.ndarray) -> None:
+        """:meth:`Communicator.broadcast`: the caller's buffer, into ``buffer``."""
+        check_buffer(buffer, "broadcast")
+        buffer[...] = np.reshape(self._from_caller("data"), buffer.shape)
+
+    def _from_caller(self, key: str) -> list:
+        """``key`` of the caller's next message, mid-step."""
         message = receive(self.cmd_fd)
         if message is None:
             raise SystemExit(0)  # the caller is gone
-        return np.asarray(message["sum"], dtype=a.dtype).reshape(a.shape)
+        return message[key]

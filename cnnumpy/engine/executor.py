@@ -22,7 +22,9 @@ which runs the same layers with these changes:
    a convolution run on each chunk of its output.
 5. **Process replicas**: after ``model.use_processes(n)``, :attr:`Executor.replicas`
    splits each batch over ``n`` processes (:mod:`cnnumpy.distributed`), and the
-   result is that of one process on the whole batch.
+   result is that of one process on the whole batch. A ``fit`` over MPI ranks
+   attaches its group there for the run in the same way
+   (:mod:`cnnumpy.distributed.data_parallel`).
 
 With the engine off (:func:`cnnumpy.engine.off`, ``CNNUMPY_ENGINE=0``), the model
 does not call its executor: ``train_step`` and ``predict`` run ``model.forward`` and
@@ -61,7 +63,9 @@ class Executor:
     Attributes:
         model: the model it runs.
         replicas: the process replicas each batch is split over, or None (set by
-            :func:`cnnumpy.distributed.replicas.use_processes`).
+            :func:`cnnumpy.distributed.replicas.use_processes`; or the MPI ranks'
+            :class:`~cnnumpy.distributed.data_parallel.DataParallel` during a
+            distributed ``fit``).
     """
 
     def __init__(self, model) -> None:

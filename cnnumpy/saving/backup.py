@@ -123,11 +123,16 @@ class Backup:
             :attr:`rng` is the checkpoint's (the run goes on with it).
         run: what a resumed run must share with the checkpoint, from
             :func:`run_signature`.
+        write: False restores but never writes (an MPI rank other than 0, which
+            resumes from a copy of rank 0's checkpoint:
+            :mod:`cnnumpy.distributed.data_parallel`).
     """
 
     FILENAME = "checkpoint.safetensors"
 
-    def __init__(self, folder, model, callbacks, rng, run: dict | None = None) -> None:
+    def __init__(
+        self, folder, model, callbacks, rng, run: dict | None = None, write=True
+    ) -> None:
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
             kind = file_kind(folder.stat().st_mode)  # stat never opens a FIFO
@@ -137,6 +142,7 @@ class Backup:
         self.folder, self.path = folder, folder / self.FILENAME
         self.model, self.callbacks, self.rng = model, callbacks, rng
         self.run = dict(run or {})
+        self.write = write
         self.stopped = False
         self.completed = 0  # epochs held by the checkpoint on disk
         self._lock = FolderLock(folder, "fit: resume_from=")
@@ -302,6 +308,9 @@ class Backup:
         bad = non_finite(self.model)
         if bad is not None:  # never over the last good checkpoint
             raise TrainingDiverged(bad, epoch)
+        if not self.write:
+            self.completed = epoch + 1
+            return
         state = {
             "epoch": epoch,
             "stopped": bool(self.model.stop_training),

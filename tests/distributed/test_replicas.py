@@ -178,14 +178,14 @@ def test_a_replica_dying_mid_step_raises(monkeypatch):
     with split.use_processes(2) as group:
         split.train_on_batch(x, y)
         child = group._children[0].proc
-        real = group._allreduce
+        real = group.allreduce
 
         def kill_first(a):  # the replica dies while the caller is mid-step
             child.kill()
             child.wait()
             return real(a)
 
-        monkeypatch.setattr(group, "_allreduce", kill_first)
+        monkeypatch.setattr(group, "allreduce", kill_first)
         with pytest.raises(ReplicaError, match="mid-step"):
             split.train_on_batch(x, y)
         assert group.closed

@@ -4,7 +4,9 @@
 Each process trains on a slice of the batch (:mod:`cnnumpy.sync`). For the step to
 equal one process's, every process draws the mask of the WHOLE batch, from a
 generator in the same state everywhere, and keeps its own rows: the mask one process
-would draw, and the generators stay in step.
+would draw, and the generators stay in step. Which generator state: the process
+replicas' caller sends its own with every step; MPI ranks start from rank 0's
+(:mod:`cnnumpy.distributed.data_parallel`) and draw the same masks from then on.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Same formulas, signature and cache keys as the book's pair
 - every pass runs over chunks of images on both cores (:func:`_over_images`) and
   writes into the one output array in place;
 - when a training step is split over processes (:mod:`cnnumpy.sync`), the sums are
-  added up over the processes before use, so the statistics are the whole batch's.
+  added up over the processes before use (the slice's communicator, ``allreduce`` in
+  place), so the statistics are the whole batch's.
 """
 
 from __future__ import annotations
@@ -64,23 +65,33 @@ def _planes(a: np.ndarray) -> np.ndarray:
     return a.reshape(*a.shape[:2], math.prod(a.shape[2:]))
 
 
+def _summed(part: sync.Slice | None, a: np.ndarray) -> np.ndarray:
+    """``a`` summed over the processes that share the batch (``part``'s communicator,
+    in place on one C-contiguous array); ``a`` itself when the batch is all here."""
+    if part is None:
+        return a
+    a = np.ascontiguousarray(a)
+    part.comm.allreduce(a)
+    return a
+
+
 def _batch_statistics(x3, xc3, x) -> tuple[np.ndarray, np.ndarray, int]:
     """``(mean, biased var, m)`` of the batch (of every process's slices when the
     step is split), filling ``xc3`` with ``x - mean`` on the way."""
     dt = x.dtype.type
     m = x.size // x.shape[1]
     part = sync.current()
-    reduce = (lambda a: a) if part is None else part.allreduce
     if part is not None:
         m = m // (part.hi - part.lo) * part.total  # values per channel in all
-    mean = reduce(_over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0])
+    sums = _over_images(lambda lo, hi: _channel_sums(x3[lo:hi]), x, 1)[0]
+    mean = _summed(part, sums)
     mean /= dt(m)
 
     def centre(lo: int, hi: int) -> np.ndarray:  # x - mu, and its square sums
         np.subtract(x3[lo:hi], mean[:, None], out=xc3[lo:hi])
         return _channel_dots(xc3[lo:hi], xc3[lo:hi])
 
-    var = reduce(_over_images(centre, x, 1)[0]) / dt(m)
+    var = _summed(part, _over_images(centre, x, 1)[0]) / dt(m)
     return mean, var, m
 
 
@@ -141,9 +152,8 @@ def _gradient_sums(dout: np.ndarray, dout3, xc3, training: bool):
     if part is not None:
         # the sums over the whole batch of the gradient of ITS mean loss: this
         # slice's dout is of the slice's mean loss, weighted by its share in all
-        dbeta, dot = part.allreduce(
-            np.stack([dbeta, dot]) * dout.dtype.type(part.share)
-        )
+        both = np.stack([dbeta, dot]) * dout.dtype.type(part.share)
+        dbeta, dot = _summed(part, both)
     return dbeta, dot, part
 
 
