@@ -47,51 +47,12 @@ from cnnumpy.serve.errors import (
 )
 from cnnumpy.serve.guard import SameOrigin
 from cnnumpy.serve.images import decode_upload
+from cnnumpy.serve.query import flag_query, int_query, run_name
 from cnnumpy.serve.store import RunStore, run_summaries
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_TOP = 1000
 GRACEFUL_SHUTDOWN = 2  # seconds the requests under way get at shutdown
-
-
-# -- the query -------------------------------------------------------------------------
-def run_name(request: Request) -> str:
-    """``?run=NAME``, required."""
-    name = request.query_params.get("run")
-    if not name:
-        raise ApiError(
-            400, "missing ?run=NAME: the name of a run (GET /api/runs lists them)"
-        )
-    return name
-
-
-def int_query(request: Request, key: str, default: int, low: int, high: int) -> int:
-    """``?key=N``, an integer from ``low`` to ``high``; ``default`` when absent."""
-    raw = request.query_params.get(key)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise ApiError(
-            400, f"?{key}={raw[:40]!r}: expected an integer from {low} to {high}"
-        )
-    return value
-
-
-def flag_query(request: Request, key: str, default: bool | None) -> bool | None:
-    """``?key=1`` or ``?key=0`` (also true/false, yes/no); ``default`` when absent."""
-    raw = request.query_params.get(key)
-    if raw is None:
-        return default
-    word = raw.lower()
-    if word in ("1", "true", "yes"):
-        return True
-    if word in ("0", "false", "no"):
-        return False
-    raise ApiError(400, f"?{key}={raw[:40]!r}: expected 1 or 0")
 
 
 # -- the handlers ----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from cnnumpy.serve.body import read_body
 from cnnumpy.serve.errors import ApiError
 from cnnumpy.serve.images import read_upload
 from cnnumpy.serve.predict import as_map, layer_name
+from cnnumpy.serve.query import int_query, run_name
 from cnnumpy.textbook.conv import conv2d_backward, conv2d_forward
 from cnnumpy.textbook.dense import dense_backward, dense_forward
 from cnnumpy.visualize import _checks as ck
@@ -226,36 +227,16 @@ def layer_numbers(model, x: np.ndarray, index: int, label: int | None, loss) -> 
 
 
 # -- the routes ------------------------------------------------------------------------
-def _query_int(request: Request, name: str, low: int, high: int, what: str):
-    """The query parameter ``name`` as an int in ``[low, high)``, or None if absent."""
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value < high:
-        raise ApiError(
-            400, f"{name}: expected {what} from {low} to {high - 1}, got {text[:40]!r}"
-        )
-    return value
-
-
 def _run_name(request: Request) -> str:
     """``?run=NAME``, required, and known (404 before the body is read)."""
-    name = request.query_params.get("run")
-    if not name:
-        raise ApiError(
-            400, "missing ?run=NAME: the name of a run (GET /api/runs lists them)"
-        )
+    name = run_name(request)
     request.app.state.store.folder(name)
     return name
 
 
 def _input(request: Request, run, body: bytes) -> tuple[np.ndarray, int | None]:
     """The uploaded image as the run's input ``(1, C, H, W)``, and ``&label=K``."""
-    label = _query_int(request, "label", 0, len(run.class_names), "a class id")
+    label = int_query(request, "label", None, 0, len(run.class_names) - 1, "a class id")
     pixels = read_upload(body, run.input_shape)
     return run.model_input(pixels), label
 
@@ -283,7 +264,7 @@ async def step_layer(request: Request) -> JSONResponse:
     def work() -> dict:
         run = store.open(name)
         count = len(run.model.layers)
-        index = _query_int(request, "layer", 0, count, "a layer index")
+        index = int_query(request, "layer", None, 0, count - 1, "a layer index")
         if index is None:
             raise ApiError(
                 400,
