@@ -41,14 +41,14 @@ NETS = ("lenet5", "melpy_mnist")
 WARMUP = 3
 
 
-def build(name: str, batch: int):
+def build(name: str, batch: int, input_shape=(1, 28, 28), classes=10, lr=0.01):
     """The compiled model and one batch of random data for it."""
     cnnumpy.seed(0)
-    model = zoo.get(name, input_shape=(1, 28, 28), num_classes=10)
-    model.compile(cnnumpy.optimizers.SGD(0.01, momentum=0.9), "cross_entropy")
+    model = zoo.get(name, input_shape=input_shape, num_classes=classes)
+    model.compile(cnnumpy.optimizers.SGD(lr, momentum=0.9), "cross_entropy")
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((batch, 1, 28, 28)).astype(model.dtype)
-    return model, x, rng.integers(0, 10, batch)
+    x = rng.standard_normal((batch, *input_shape)).astype(model.dtype)
+    return model, x, rng.integers(0, classes, batch)
 
 
 def step_times(model, x, y, steps: int, barrier=lambda: None) -> list[float]:

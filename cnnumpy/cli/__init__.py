@@ -95,8 +95,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
+# who says a warning: an MPI rank other than 0 names itself (cli/train.py)
+WARNING_PREFIX = "cnnumpy: warning:"
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """A warning as one line, ``cnnumpy: warning: <message>``: the user needs the
-    message, not the library's file, line number and source line."""
+    message, not the library's file, line number and source line. One write, so
+    that the lines of MPI ranks sharing a terminal do not interleave."""
     stream = sys.stderr if file is None else file
-    print(f"cnnumpy: warning: {_one_line(message)}", file=stream)
+    stream.write(f"{WARNING_PREFIX} {_one_line(message)}\n")
+    stream.flush()

@@ -63,7 +63,7 @@ def _print_loss(model, x, ds, accuracy: float) -> None:
     K = model.output_shape[-1]
     y = one_hot_targets(model.loss.name, ds.y, K, model.dtype)
     loss = model.evaluate(x, y)["loss"]
-    print(f"loss {loss:.4f}  accuracy {accuracy:.2%}")
+    print(f"loss {runs.loss_text(loss)}  accuracy {accuracy:.2%}")
 
 
 def _print_per_class(matrix: np.ndarray, names: list[str]) -> None:

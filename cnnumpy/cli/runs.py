@@ -156,6 +156,12 @@ def preprocess(x: np.ndarray, mean, std, dtype, scale: float = 1 / 255) -> np.nd
 
 
 # -- run folders -----------------------------------------------------------------------
+def loss_text(loss: float) -> str:
+    """A loss for a line of text: 4 decimals, or 4 digits and an exponent when it is
+    huge (a diverging run's 1.6e+301 is not printed as 302 digits)."""
+    return f"{loss:.4f}" if abs(loss) < 1e6 else f"{loss:.4g}"
+
+
 def write_json(path: Path, value) -> None:
     """Write ``value`` as JSON, atomically; NaN and infinities become ``null``.
 

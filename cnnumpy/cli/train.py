@@ -40,6 +40,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,6 +61,7 @@ from cnnumpy.cli.train_folder import (
     make_config,
     train_in_folder,
 )
+from cnnumpy.cli.train_header import print_header
 from cnnumpy.cli.train_results import finish_run
 from cnnumpy.data import Dataset, DatasetError, train_val_split
 from cnnumpy.distributed import mpi, replicas
@@ -197,15 +199,23 @@ def _run(args, callbacks: Sequence[Callback], rank: int | None = None) -> int:
 def _run_distributed(args, callbacks: Sequence[Callback]) -> int:
     """``run`` on one MPI rank (module docstring): rank 0 as in one process, the
     others silent and writing nothing; an error on any rank stops every rank."""
-    from cnnumpy.cli import USER_ERRORS  # the package's own, whole by now
+    from cnnumpy import cli  # the package, whole by now: its errors, its warnings
 
     comm = mpi.world()
-    one_line = () if os.environ.get("CNNUMPY_DEBUG") else USER_ERRORS
+    if comm.size == 1:  # srun or mpiexec that did not pass MPI its ranks, say
+        warnings.warn(
+            "--distributed, but this process is MPI's only rank: it trains alone on "
+            "whole batches; if a launcher started several, they did not find each "
+            "other (Slurm: srun --mpi=pmi2, or the PMI your MPI was built with)",
+            stacklevel=1,
+        )
+    one_line = () if os.environ.get("CNNUMPY_DEBUG") else cli.USER_ERRORS
     with mpi.abort_on_error(comm, user_errors=one_line):
         if comm.rank == 0:
             return _run(args, callbacks, rank=0)
         out = Path(args.out)
         args.lr = DEFAULT_LR[args.optimizer] if args.lr is None else args.lr
+        cli.WARNING_PREFIX = f"cnnumpy: rank {comm.rank} of {comm.size}: warning:"
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             try:
                 checkpoint_dir = out / runs.CHECKPOINT_DIR  # rank 0's, never read here
@@ -229,7 +239,7 @@ def _train(
         check_resume(out / runs.CONFIG, config)
     model, hooks = _build(args, train, len(parts[0]))
     model.preprocessing = {"scale": 1 / 255, "mean": mean, "std": std}  # in the file
-    _print_header(config, model, args)
+    print_header(config, model, args, None if rank is None else mpi.world().size)
     x_tr, y_tr, val, x_test = _standardise(parts, test, mean, std, args.dtype)
     y_tr, val, test = _targets(args, train.num_classes, y_tr, val, test)
     timings = {"load_and_preprocess": time.perf_counter() - start}
@@ -297,29 +307,3 @@ def _fit(
             resume_from=checkpoint_dir,
             distributed=distributed,
         )
-
-
-def _print_header(config: dict, model, args) -> None:
-    data = config["data"]
-    print(f"data: {data['train']}")
-    print(f"data: {data['test']}")
-    held = f", {data['n_val']:,} held out for validation" if data["n_val"] else ""
-    print(
-        f"      training on {data['n_train']:,} images{held}; standardised with the "
-        f"training mean {_fmt(config['preprocessing']['mean'])} and std "
-        f"{_fmt(config['preprocessing']['std'])}"
-    )
-    schedule = "" if args.schedule == "none" else f", {args.schedule} schedule"
-    print(
-        f"model: {args.model}, {model.count_params():,} parameters, {args.dtype}; "
-        f"loss {args.loss}; {model.optimizer!r}{schedule}; {args.epochs} epochs of "
-        f"batches of {args.batch_size}{', augmented' if args.augment else ''}; "
-        f"seed {args.seed}"
-    )
-    tricks = recipes.describe(args)
-    if tricks:
-        print(f"recipes: {tricks}")
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"

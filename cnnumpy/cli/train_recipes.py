@@ -29,8 +29,7 @@ def check_recipes(args) -> None:
         )
     if args.warmup is not None and args.warmup >= args.epochs:
         raise UsageError(
-            f"--warmup {args.warmup:g} must be fewer epochs than --epochs "
-            f"{args.epochs}"
+            f"--warmup {args.warmup:g} must be fewer epochs than --epochs {args.epochs}"
         )
     softmax_only = {
         "--label-smoothing": args.label_smoothing > 0,

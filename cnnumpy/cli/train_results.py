@@ -129,14 +129,16 @@ def _report(out: Path, model, config, history, x_test, test, timings) -> bool:
 
 def _print_outcome(out: Path, config, test, result, timings, written, report) -> None:
     print(f"data used: {config['data']['train']}")
+    loss = runs.loss_text(result["loss"])
     print(
-        f"test accuracy: {result['accuracy']:.2%} (loss {result['loss']:.4f}) on "
+        f"test accuracy: {result['accuracy']:.2%} (loss {loss}) on "
         f"{len(test):,} {test.name} test images; trained {timings['train']:.0f} s"
     )
     if "tta_flip_test_accuracy" in result:
+        loss = runs.loss_text(result["tta_flip_test_loss"])
         print(
             f"with flip TTA: {result['tta_flip_test_accuracy']:.2%} (loss "
-            f"{result['tta_flip_test_loss']:.4f}), the mean of each image's and its "
+            f"{loss}), the mean of each image's and its "
             "mirror image's probabilities"
         )
     print(f"run folder: {out} ({', '.join(written)})")

@@ -20,11 +20,15 @@ import mpi_fit
 import numpy as np
 import pytest
 
+import cnnumpy
+from cnnumpy import layers as L
 from cnnumpy import load_model
 from cnnumpy.cli import main
+from cnnumpy.cli.train_header import split_text
 from cnnumpy.data.sample import mnist_sample_path
 from cnnumpy.distributed import mpi
-from cnnumpy.distributed.data_parallel import rows
+from cnnumpy.distributed.communicator import Communicator
+from cnnumpy.distributed.data_parallel import DataParallel, rows
 
 # the one-process references run with the engine, as the ranks do
 pytestmark = pytest.mark.usefixtures("engine_on")
@@ -321,6 +325,8 @@ def test_the_command_line_trains_and_resumes_as_one_process(
         code, stdout, stderr, _ = _run(mpiexec, 2, argv, tmp_path)
         assert code == 0, stderr
         assert stdout.count(f"epoch {epochs}/{epochs}") == 1, stdout
+        split = "split: each batch of 37 over 2 MPI ranks, 18 to 19 images each"
+        assert split in stdout, stdout
     capsys.readouterr()
     one = load_model(alone / "model.safetensors")
     split = load_model(ranks / "model.safetensors")
@@ -330,3 +336,91 @@ def test_the_command_line_trains_and_resumes_as_one_process(
     assert split.history.epoch == [0, 1]
     assert {p.name for p in alone.iterdir()} == {p.name for p in ranks.iterdir()}
     _no_leftovers(tmp_path, ranks)
+
+
+def test_a_users_mistake_or_a_diverged_loss_ends_every_rank_as_one_process_would(
+    mpiexec, tmp_path, mnist_sample
+):
+    """A folder that holds another run: rank 0 alone finds it, says it in one line and
+    stops every rank, exit 2; a loss that diverges: every rank sees it at the same
+    step, exit 3, one error line, no abort (--lr 1e38 in float32)."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "cnnumpy", *_train_argv(out, 1)]
+    code, _stdout, stderr, _ = _run(mpiexec, 2, argv, tmp_path)
+    assert code == 0, stderr
+    again = [sys.executable, "-m", "cnnumpy", *_train_argv(out, 2)]  # no --resume
+    code, _stdout, stderr, _ = _run(mpiexec, 2, again, tmp_path)
+    assert code == 2, stderr
+    ours = [line for line in stderr.splitlines() if line.startswith("cnnumpy")]
+    assert len(ours) == 1, stderr
+    assert ours[0].startswith("cnnumpy: rank 0 of 2: error: "), stderr
+    assert "already holds a run" in ours[0] and "Traceback" not in stderr, stderr
+    diverged = tmp_path / "diverged"
+    argv = [sys.executable, "-m", "cnnumpy", *_train_argv(diverged, 2)]
+    argv += ["--lr", "1e38", "--dtype", "float32"]  # inf at once
+    code, _stdout, stderr, _ = _run(mpiexec, 2, argv, tmp_path)
+    assert code == 3, stderr
+    lines = stderr.splitlines()
+    errors = [line for line in lines if line.startswith("cnnumpy: error: training")]
+    assert len(errors) == 1 and "MPI_Abort" not in stderr, stderr
+    # the overflow warnings: whole lines, rank 1's named (they do not interleave)
+    assert all(line.startswith("cnnumpy: ") for line in lines), stderr
+    assert any(line.startswith("cnnumpy: rank 1 of 2: warning: ") for line in lines)
+    _no_leftovers(tmp_path, diverged)
+
+
+class _TwoRanks(Communicator):  # what DataParallel checks before any word is said
+    rank, size = 0, 2
+
+    def allreduce(self, buffer):
+        raise AssertionError("nothing is sent before the checks")
+
+    broadcast = allreduce
+
+
+def test_models_that_cannot_be_split_over_ranks_are_refused_before_any_exchange():
+    cnnumpy.seed(0)
+    seq = cnnumpy.Sequential([L.Flatten(), L.Dense(3)], input_shape=(1, 4, 4))
+    seq.compile("sgd", "cross_entropy")
+    with seq.use_processes(2), pytest.raises(ValueError, match="do not mix"):
+        DataParallel(seq, _TwoRanks())
+    a, b = cnnumpy.Input((3,)), cnnumpy.Input((3,))
+    two_inputs = cnnumpy.Model([a, b], L.Dense(2)(L.Add()([a, b])))
+    with pytest.raises(ValueError, match=r"2 input\(s\)"):
+        DataParallel(two_inputs, _TwoRanks())
+
+
+@pytest.mark.parametrize(
+    ("batch", "processes", "ranks", "expected"),
+    [
+        (64, 1, None, ""),
+        (64, 2, None, "each batch of 64 over 2 processes of this machine, 32 images"),
+        (37, 1, 3, "each batch of 37 over 3 MPI ranks, 12 to 13 images each"),
+        (20, 1, 3, "none: a batch of 20 gives fewer than 8 images to each of 3 MPI"),
+        (64, 1, 1, "none: this process is MPI's only rank"),
+    ],
+)
+def test_the_run_says_how_each_batch_is_shared_out(batch, processes, ranks, expected):
+    text = split_text(batch, processes, ranks)
+    assert text.startswith(expected) and (expected or not text)
+
+
+def test_distributed_with_one_rank_warns_that_the_ranks_did_not_meet(
+    mpiexec, tmp_path, mnist_sample
+):
+    """`--distributed` in a process no launcher started (or one that did not pass MPI
+    its ranks): MPI's only rank; it trains alone, and says so."""
+    argv = [sys.executable, "-m", "cnnumpy", *_train_argv(tmp_path / "run", 1)]
+    done = subprocess.run(
+        [*argv, "--distributed"],
+        cwd=tmp_path,
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "cnnumpy: warning: --distributed, but this process is MPI's only rank" in (
+        done.stderr
+    )
+    assert "split: none: this process is MPI's only rank" in done.stdout
