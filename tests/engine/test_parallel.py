@@ -419,3 +419,27 @@ def test_cnnumpy_threads_refuses_nonsense(monkeypatch, value):
     monkeypatch.setenv("CNNUMPY_THREADS", value)
     with pytest.raises(ValueError, match="CNNUMPY_THREADS"):
         _workers()
+
+
+@pytest.mark.parametrize(
+    ("F", "K", "rows"),
+    [(6, 9000, 26), (6, 4096, 26), (16, 9000, 151), (2, 3, 4), (3, 8193, 5)],
+)
+def test_weight_gradient_products_in_pieces_equal_one_product(F, K, rows):
+    """add_product: (cols @ g.T).T in pieces of the inner dimension (small products,
+    K beyond a piece) or whole; written, then accumulated."""
+    from cnnumpy.engine.kernels.products import add_product
+    from cnnumpy.engine.rules import INNER_PIECE, dw_product_pieces
+
+    rng = np.random.default_rng(0)
+    g, cols = rng.standard_normal((F, K)), rng.standard_normal((rows, K))
+    pieces = dw_product_pieces(F, K, rows)
+    assert pieces[0][0] == 0 and pieces[-1][1] == K
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    small = F * rows <= 256 and K > INNER_PIECE
+    assert (len(pieces) > 1) == small
+    part = np.full((F, rows), np.nan)
+    add_product(part, g, cols.T, first=True)
+    np.testing.assert_allclose(part, g @ cols.T, rtol=1e-12, atol=1e-10)
+    add_product(part, g, cols.T, first=False)
+    np.testing.assert_allclose(part, 2 * (g @ cols.T), rtol=1e-12, atol=1e-10)

@@ -54,10 +54,10 @@ from cnnumpy.engine.kernels.im2col import (
 from cnnumpy.engine.kernels.parallel import (
     PADDED,
     SCRATCH,
-    add_product,
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.kernels.products import add_product
 from cnnumpy.engine.rules import LAYOUTS, flat_applies, layout_of
 from cnnumpy.textbook.padding import (
     check_output_size,

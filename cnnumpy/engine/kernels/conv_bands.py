@@ -22,10 +22,10 @@ from cnnumpy.engine.kernels.conv_wide import dout_wide
 from cnnumpy.engine.kernels.im2col import strided_view
 from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
-    add_product,
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.kernels.products import add_product
 
 
 def fill_bands(

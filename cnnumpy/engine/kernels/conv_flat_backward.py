@@ -30,10 +30,10 @@ from cnnumpy.engine.kernels.conv_wide import dout_wide, fill_cols
 from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
     Pads,
-    add_product,
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.kernels.products import add_product
 from cnnumpy.engine.rules import dx_by_full_convolution, inner_applies
 
 

@@ -36,10 +36,10 @@ from cnnumpy.engine.kernels.im2col import pad_into, strided_view, weights_matrix
 from cnnumpy.engine.kernels.parallel import (
     SCRATCH,
     Pads,
-    add_product,
     chunk_bounds,
     parallel_chunks,
 )
+from cnnumpy.engine.kernels.products import add_product
 from cnnumpy.textbook.padding import output_size
 
 

@@ -188,16 +188,6 @@ def chunk_bounds(
     return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
 
-def add_product(part: np.ndarray, a: np.ndarray, b: np.ndarray, first: bool) -> None:
-    """``part = a @ b`` on a worker's first chunk (written in place: no temporary),
-    ``part += a @ b`` on its later ones: a gradient summed over the chunks, the batch
-    folded into the product's inner dimension."""
-    if first:
-        np.matmul(a, b, out=part)
-    else:
-        part += a @ b
-
-
 def halves(n: int, work: int, threshold: int) -> list[tuple[int, int]]:
     """``range(n)`` cut into :data:`WORKERS` near-equal parts when ``work`` (bytes
     touched, or multiply-adds) reaches ``threshold``, else left whole: below that,
