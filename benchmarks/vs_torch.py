@@ -14,10 +14,19 @@ The recurrent rows (``lstm``, ``gru``: the char model of ``vs_torch_rnn.py``,
 ``Embedding(65, 64) -> LSTM/GRU(256) -> Dense(65)``, batch 64 of T = 50 characters,
 cross-entropy on every step) are timed the same way, in tokens/s.
 
-It prints the median images/s (tokens/s) of both, their ratio (cnnumpy / PyTorch:
-above 1 means cnnumpy is faster), the range of the ratios of each cnnumpy measurement
-to the PyTorch one right after it (how much the machine moved during the run), and
-one JSON line per measurement.
+It first prints the machine: the CPU model and cores, the SIMD extensions NumPy was
+built for and dispatches to on this CPU, OpenBLAS's kernel, PyTorch's CPU capability.
+Each cnnumpy case runs with each executor (``--executors``): ``default`` (what
+``fit``, ``train_on_batch`` and ``predict`` do with no speed option), ``threads``
+(forced: one process, ``model.use_processes(1)``) and ``processes`` (forced:
+``model.use_processes(--processes)``). It prints the median images/s (tokens/s) of
+both frameworks, their ratio (cnnumpy / PyTorch: above 1 means cnnumpy is faster),
+the range of the ratios of each cnnumpy measurement to the PyTorch one right after it
+(how much the machine moved during the run), and one JSON line per measurement.
+
+``--memory`` prints the peak memory of a training step of each net at each batch,
+cnnumpy against PyTorch (each in a fresh subprocess, peak RSS ``VmHWM`` after a reset,
+minus the RSS before the step).
 
 ``--scaling`` reports the time per image for batches 1 to 512 and the peak memory of a
 training step (each framework in a fresh subprocess, peak RSS ``VmHWM`` after a reset,
@@ -27,6 +36,8 @@ Examples::
 
     .venv/bin/python benchmarks/vs_torch.py --quick
     .venv/bin/python benchmarks/vs_torch.py --nets lenet5 vgg_cifar --batches 64 256
+    .venv/bin/python benchmarks/vs_torch.py --executors default --quick
+    .venv/bin/python benchmarks/vs_torch.py --memory --nets vgg_cifar --batches 256
     .venv/bin/python benchmarks/vs_torch.py --nets lstm gru
     .venv/bin/python benchmarks/vs_torch.py --scaling --nets vgg_cifar --png scaling.png
 """
@@ -36,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -97,14 +109,67 @@ def environment() -> dict:
     }
 
 
-PROCESSES = 1  # cnnumpy processes per batch (--processes); 1: threads only
+def machine() -> dict:
+    """The CPU and the instruction sets each library runs on it: the CPU model and
+    the cores this process may use; NumPy's SIMD baseline and the dispatched
+    extensions this CPU has; OpenBLAS's kernel (threadpoolctl's ``architecture``);
+    PyTorch's CPU capability."""
+    import threadpoolctl
+    import torch
+    from numpy._core._multiarray_umath import (
+        __cpu_baseline__,
+        __cpu_dispatch__,
+        __cpu_features__,
+    )
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        model = names[0] if names else model
+    blas = [
+        f"{info.get('internal_api')} {info.get('version')} "
+        f"{info.get('architecture')} kernel, {info.get('num_threads')} threads"
+        for info in threadpoolctl.threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    return {
+        "cpu": model,
+        "cores": len(os.sched_getaffinity(0)),
+        "numpy_simd_baseline": list(__cpu_baseline__),
+        "numpy_simd_dispatched": [f for f in __cpu_dispatch__ if __cpu_features__[f]],
+        "blas": blas,
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
-def build_pair(name: str, seed: int = 0, processes: int = 1):
+def print_machine(info: dict) -> None:
+    print(f"CPU: {info['cpu']}, {info['cores']} cores for this process")
+    print(
+        f"NumPy {np.__version__}: SIMD baseline {' '.join(info['numpy_simd_baseline'])}"
+        f"; dispatched here {' '.join(info['numpy_simd_dispatched']) or 'none'}"
+    )
+    print(f"BLAS: {'; '.join(info['blas'])}")
+    print(f"PyTorch CPU capability: {info['torch_cpu_capability']}", flush=True)
+
+
+# cnnumpy's executor modes: "default" is what a user gets with no speed option;
+# "threads" forces one process (the engine's threads), "processes" forces the batch
+# split over PROCESSES processes (model.use_processes)
+EXECUTORS = ("default", "threads", "processes")
+PROCESSES = 2  # --processes
+
+
+def build_pair(name: str, seed: int = 0, executor: str = "default"):
     """The compiled cnnumpy model, its torch twin and the twin's SGD optimiser.
 
-    With ``processes > 1`` the model splits its batches over that many processes
-    (``model.use_processes``); the twin is built first, from the same weights.
+    ``executor`` (:data:`EXECUTORS`): ``"threads"`` forces one process
+    (``model.use_processes(1)``), ``"processes"`` splits its batches over
+    :data:`PROCESSES` processes; the twin is built first, from the same weights.
     """
     import torch
     from torch_twin import torch_twin
@@ -122,8 +187,10 @@ def build_pair(name: str, seed: int = 0, processes: int = 1):
     )
     net = torch_twin(model)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    if processes > 1:
-        model.use_processes(processes)
+    if executor == "threads":
+        model.use_processes(1)
+    elif executor == "processes":
+        model.use_processes(PROCESSES)
     return model, net, opt
 
 
@@ -195,7 +262,7 @@ def check_agreement(name: str) -> dict:
     return result
 
 
-def run_speed(nets, batches, repeats, min_time) -> list[dict]:
+def run_speed(nets, batches, repeats, min_time, executors) -> list[dict]:
     rows = []
     for name in nets:
         if name in RECURRENT:
@@ -210,35 +277,41 @@ def run_speed(nets, batches, repeats, min_time) -> list[dict]:
             f"{agreement['max_rel_grad_err']:.1e})",
             flush=True,
         )
-        for mode, sizes in (("train", batches), ("predict", [256])):
-            for batch in sizes:
-                model, net, opt = build_pair(name, processes=PROCESSES)
-                x, y = batch_data(name, batch)
-                fns = step_functions(model, net, opt, x, y)[mode == "predict"]
-                ours, theirs = alternate(fns, batch, repeats, min_time)
-                model.use_processes(1)  # stop the replicas, if any
-                row = {
-                    "net": name,
-                    "mode": mode,
-                    "batch": batch,
-                    "unit": "img",
-                    "cnnumpy_rate": statistics.median(ours),
-                    "torch_rate": statistics.median(theirs),
-                }
-                row["ratio"] = row["cnnumpy_rate"] / row["torch_rate"]
-                # each cnnumpy measurement against the PyTorch one right after it:
-                # their spread shows how much the machine moved during the run
-                pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
-                row["pair_ratios"] = [round(r, 3) for r in pairs]
-                rows.append(row)
-                print(
-                    f"  {mode:7s} batch {batch:4d}: "
-                    f"cnnumpy {row['cnnumpy_rate']:9.0f} "
-                    f"img/s  torch {row['torch_rate']:9.0f} img/s  ratio "
-                    f"{row['ratio']:.2f} (pairs {min(pairs):.2f}-{max(pairs):.2f})",
-                    flush=True,
-                )
-                print("JSON " + json.dumps(row), flush=True)
+        cases = [
+            (mode, batch, executor)
+            for mode, sizes in (("train", batches), ("predict", [256]))
+            for batch in sizes
+            for executor in executors
+        ]
+        for mode, batch, executor in cases:
+            model, net, opt = build_pair(name, executor=executor)
+            x, y = batch_data(name, batch)
+            fns = step_functions(model, net, opt, x, y)[mode == "predict"]
+            ours, theirs = alternate(fns, batch, repeats, min_time)
+            model.use_processes(1)  # stop the replicas, if any
+            row = {
+                "net": name,
+                "mode": mode,
+                "batch": batch,
+                "executor": executor,
+                "unit": "img",
+                "cnnumpy_rate": statistics.median(ours),
+                "torch_rate": statistics.median(theirs),
+            }
+            row["ratio"] = row["cnnumpy_rate"] / row["torch_rate"]
+            # each cnnumpy measurement against the PyTorch one right after it:
+            # their spread shows how much the machine moved during the run
+            pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
+            row["pair_ratios"] = [round(r, 3) for r in pairs]
+            rows.append(row)
+            print(
+                f"  {mode:7s} batch {batch:4d} {executor:9s}: "
+                f"cnnumpy {row['cnnumpy_rate']:9.0f} "
+                f"img/s  torch {row['torch_rate']:9.0f} img/s  ratio "
+                f"{row['ratio']:.2f} (pairs {min(pairs):.2f}-{max(pairs):.2f})",
+                flush=True,
+            )
+            print("JSON " + json.dumps(row), flush=True)
     return rows
 
 
@@ -246,13 +319,13 @@ def print_table(rows: list[dict]) -> None:
     """The Markdown table of the rows (rates in images/s, or tokens/s for the
     recurrent rows)."""
     print(
-        "\n| net | mode | batch | cnnumpy /s | PyTorch /s | ratio "
+        "\n| net | mode | batch | cnnumpy executor | cnnumpy /s | PyTorch /s | ratio "
         "| pair ratios, min-max |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['net']} | {r['mode']} | {r['batch']} | "
+            f"| {r['net']} | {r['mode']} | {r['batch']} | {r.get('executor', '')} | "
             f"{r['cnnumpy_rate']:.0f} {r['unit']} | {r['torch_rate']:.0f} {r['unit']} "
             f"| {r['ratio']:.2f} | "
             f"{min(r['pair_ratios']):.2f}-{max(r['pair_ratios']):.2f} |"
@@ -308,12 +381,25 @@ def measure_memory(framework: str, name: str, batch: int) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def print_memory(nets, batches) -> None:
+    """Peak memory of a training step, cnnumpy against PyTorch, as a table."""
+    print("\n| net | batch | cnnumpy step peak MiB | PyTorch step peak MiB | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name in nets:
+        for batch in batches:
+            mem = {fw: measure_memory(fw, name, batch) for fw in ("cnnumpy", "torch")}
+            ours, theirs = (mem[fw]["step_peak_mib"] for fw in ("cnnumpy", "torch"))
+            print("JSON " + json.dumps(mem), flush=True)
+            cells = f"{ours:.0f} | {theirs:.0f} | {ours / theirs:.2f}"
+            print(f"| {name} | {batch} | {cells} |", flush=True)
+
+
 def run_scaling(nets, repeats, min_time, png: str | None) -> list[dict]:
     rows = []
     sizes = [2**k for k in range(10)]
     for name in nets:
         for batch in sizes:
-            model, net, opt = build_pair(name, processes=PROCESSES)
+            model, net, opt = build_pair(name)
             x, y = batch_data(name, batch)
             ours, theirs = alternate(
                 step_functions(model, net, opt, x, y)[0], batch, repeats, min_time
@@ -407,10 +493,24 @@ def main(argv=None) -> None:
         help="time per image for batch 1..512 and peak memory",
     )
     parser.add_argument(
+        "--executors",
+        nargs="+",
+        default=list(EXECUTORS),
+        choices=EXECUTORS,
+        help="cnnumpy's ways of running each batch: what a user gets by default, "
+        "forced threads (one process), forced processes (--processes of them)",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
-        default=1,
-        help="cnnumpy splits each batch over this many processes (1: threads only)",
+        default=2,
+        help="processes of the 'processes' executor (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="peak memory of a training step of each net at each batch, each "
+        "framework in a fresh process",
     )
     parser.add_argument("--png", default="benchmarks/scaling.png")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
@@ -423,13 +523,20 @@ def main(argv=None) -> None:
         args.repeats, args.min_time = 3, 0.2
     global PROCESSES
     PROCESSES = args.processes
-    env = {**environment(), "cnnumpy_processes": PROCESSES}
+    described = machine()
+    print_machine(described)
+    env = {**environment(), **described, "cnnumpy_processes": PROCESSES}
     print("JSON " + json.dumps({"environment": env}), flush=True)
-    if args.scaling:
+    if args.memory:
+        print_memory([n for n in args.nets if n in NETS], args.batches)
+    elif args.scaling:
         nets = [n for n in args.nets if n in NETS]  # the CNNs: images of a batch
         run_scaling(nets, args.repeats, args.min_time, args.png)
     else:
-        print_table(run_speed(args.nets, args.batches, args.repeats, args.min_time))
+        rows = run_speed(
+            args.nets, args.batches, args.repeats, args.min_time, args.executors
+        )
+        print_table(rows)
 
 
 if __name__ == "__main__":
