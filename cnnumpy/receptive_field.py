@@ -87,7 +87,7 @@ def receptive_field(model, layer: int | str | Layer | None = None):
             by name, or the layer itself.
 
     Returns:
-        a list of :class:`Field` (None), or one :class:`Field`.
+        list[Field] | Field: a list of fields (``layer`` None), or one field.
 
     Raises:
         ValueError: the model is not built, the layer is not in the model, it comes

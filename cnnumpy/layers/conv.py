@@ -258,10 +258,11 @@ class Conv2D(_Conv):
         padding_mode: ``"zeros"``, ``"reflect"`` (needs P < input size) or
             ``"replicate"``: the notes' zero, reflection and stretching padding.
         use_bias: add ``b (filters,)``.
-        kernel_initializer, bias_initializer: names from :mod:`cnnumpy.initializers`
-            or callables ``f(shape, rng, dtype) -> array`` (saved as ``"custom"``; a
-            loaded model gets its weights from the file). A callable with a
-            parameter ``input_shape`` receives ``(C, H, W)`` (Conv1D: ``(C, L)``).
+        kernel_initializer: a name from :mod:`cnnumpy.initializers` or a callable
+            ``f(shape, rng, dtype) -> array`` (saved as ``"custom"``; a loaded model
+            gets its weights from the file). A callable with a parameter
+            ``input_shape`` receives ``(C, H, W)`` (Conv1D: ``(C, L)``).
+        bias_initializer: the same, for ``b``.
         allow_uneven: floor the output size like PyTorch instead of rejecting an invalid
             D-F-S combination (see the module docstring).
         name: optional layer name.

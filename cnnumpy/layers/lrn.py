@@ -16,7 +16,10 @@ class LocalResponseNorm(Layer):
 
     Args:
         size: number of channels in the window (n).
-        alpha, beta, k: y = a / (k + alpha/n * sum a^2) ** beta (PyTorch's convention).
+        alpha: scale of the energy in y = a / (k + alpha/n * sum a^2) ** beta
+            (PyTorch's convention).
+        beta: the exponent in that formula.
+        k: the constant added to the energy.
 
     Shape: (N, C, ...) -> (N, C, ...).
     """

@@ -102,7 +102,8 @@ def text_heat_html(
     Args:
         text: the characters.
         values: ``(len(text),)`` numbers.
-        vmin, vmax: the values of the palette's first and last colours.
+        vmin: the value of the palette's first colour.
+        vmax: the value of the palette's last colour.
         title: a heading above the text.
         palette: a name of :data:`PALETTES`.
     """
