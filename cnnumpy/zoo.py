@@ -69,6 +69,7 @@ __all__ = [
     "MODELS",
     "TEXT_MODELS",
     "alexnet",
+    "default_loss",
     "char_lstm",
     "char_rnn",
     "get",
@@ -114,6 +115,18 @@ MODELS: dict[str, Callable[..., Model]] = {
         char_lstm,
     )
 }
+
+
+# The loss a zoo model trains with when none is named (``cnnumpy train`` without
+# --loss): seed 002 trains its MLP's tanh outputs with the mean squared error against
+# one-hot rows; a softmax over outputs held in [-1, 1] could not fall below about 0.85
+# of cross-entropy, however well it classifies. Every other model: cross-entropy.
+DEFAULT_LOSSES = {"mnist_mlp": "mse"}
+
+
+def default_loss(name: str) -> str:
+    """The loss model ``name`` trains with unless told (``DEFAULT_LOSSES``)."""
+    return DEFAULT_LOSSES.get(name, "cross_entropy")
 
 
 def get(name: str, **kwargs) -> Model:

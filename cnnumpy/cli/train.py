@@ -131,6 +131,8 @@ def run(args, callbacks: Sequence[Callback] = ()) -> int:
             ``history.csv`` holds the epoch when their ``on_epoch_end`` runs.
             Image models only: char models train in a loop of their own.
     """
+    if args.loss is None:  # the model's own (zoo.DEFAULT_LOSSES)
+        args.loss = zoo.default_loss(args.model)
     distributed = mpi.wanted(args.distributed, "--distributed")
     if args.text is not None or args.model in zoo.TEXT_MODELS:
         if distributed:

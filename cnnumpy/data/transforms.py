@@ -124,6 +124,12 @@ def random_crop(
         x: ``(N, C, H, W)``; the result has the same shape and dtype.
     """
     x = _check_images(x, "random_crop")
+    if isinstance(padding, np.random.Generator):  # passed as fit(augment=random_crop)
+        raise TypeError(
+            "random_crop: the second argument is the padding, got a random generator; "
+            "to crop in fit, pass augment=lambda x, rng: random_crop(x, 4, rng) "
+            "(or cifar_augment, which also flips)"
+        )
     if (
         isinstance(padding, bool)
         or not isinstance(padding, (int, np.integer))

@@ -70,9 +70,23 @@ def test_a_one_hot_loss_trains_and_resumes(loss, data_dir, tmp_path, capsys):
 def test_resume_refuses_another_loss(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
     argv = [*MLP, "--data-dir", data_dir, "--out", out, "--epochs", "1"]
-    assert run([*argv, "--loss", "mse"], capsys)[0] == 0
-    code, _, err = run([*argv, "--epochs", "2", "--resume"], capsys)  # the default
-    assert code == 2 and "loss: 'mse' -> 'cross_entropy'" in err
+    assert run([*argv, "--loss", "cross_entropy"], capsys)[0] == 0
+    code, _, err = run([*argv, "--epochs", "2", "--resume"], capsys)  # mlp's own: mse
+    assert code == 2 and "loss: 'cross_entropy' -> 'mse'" in err
+
+
+def test_each_model_has_its_own_default_loss(data_dir, tmp_path, capsys):
+    """No --loss: mnist_mlp trains its tanh outputs with the MSE of seed 002, the
+    others with cross-entropy; config.json records the loss used."""
+    out = tmp_path / "mlp"
+    code, stdout, _ = run([*MLP, "--data-dir", data_dir, "--out", out], capsys)
+    assert code == 0 and "loss mse;" in stdout
+    assert json.loads((out / runs.CONFIG).read_text())["loss"] == "mse"
+    lenet = [a if a != "mnist_mlp" else "lenet1" for a in MLP]
+    code, stdout, _ = run(
+        [*lenet, "--data-dir", data_dir, "--out", tmp_path / "l"], capsys
+    )
+    assert code == 0 and "loss cross_entropy;" in stdout
 
 
 def test_a_run_saved_before_loss_existed_resumes_as_cross_entropy(
@@ -80,13 +94,14 @@ def test_a_run_saved_before_loss_existed_resumes_as_cross_entropy(
 ):
     out = tmp_path / "old"
     argv = [*MLP, "--data-dir", data_dir, "--out", out]
-    assert run([*argv, "--epochs", "1"], capsys)[0] == 0
+    assert run([*argv, "--epochs", "1", "--loss", "cross_entropy"], capsys)[0] == 0
     config = json.loads((out / runs.CONFIG).read_text())
     assert config.pop("loss") == "cross_entropy"
     (out / runs.CONFIG).write_text(json.dumps(config))
     code, _, err = run([*argv, "--epochs", "2", "--resume", "--loss", "mse"], capsys)
     assert code == 2 and "loss: 'cross_entropy' -> 'mse'" in err
-    code, stdout, _ = run([*argv, "--epochs", "2", "--resume"], capsys)
+    again = [*argv, "--epochs", "2", "--resume", "--loss", "cross_entropy"]
+    code, stdout, _ = run(again, capsys)
     assert code == 0 and "epoch 2/2" in stdout
 
 

@@ -189,3 +189,18 @@ def test_train_val_split():
         train_val_split(x, y, 1.5)
     with pytest.raises(ValueError, match="leaves an empty part"):
         train_val_split(x[:2], y[:2], 0.1)
+
+
+def test_random_crop_passed_as_fit_augment_says_how_to_use_it():
+    """fit calls augment(x_batch, rng): random_crop's second argument is the padding,
+    so the error names the generator and shows the lambda to pass instead."""
+    import cnnumpy
+
+    cnnumpy.seed(0)
+    model = cnnumpy.Sequential(
+        [cnnumpy.layers.Flatten(), cnnumpy.layers.Dense(2)], input_shape=(1, 4, 4)
+    )
+    model.compile("sgd", "cross_entropy")
+    x, y = np.zeros((8, 1, 4, 4), np.float32), np.arange(8) % 2
+    with pytest.raises(TypeError, match=r"lambda x, rng: random_crop\(x, 4, rng\)"):
+        model.fit(x, y, epochs=1, augment=random_crop, verbose=0)
