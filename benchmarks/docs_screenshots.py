@@ -21,19 +21,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # headless.py
+import headless  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1280, 860
 CHAPTER = "chapters/03_convolution/"
 SECTION = 1  # the chapter's second "##" section: "The output size"
@@ -71,25 +72,8 @@ def serve(site: Path):
         server.server_close()
 
 
-def chromium() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    metrics = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "deviceScaleFactor": 1,
-        "mobile": False,
-    }
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-    return driver
+def chromium():
+    return headless.chromium(WIDTH, HEIGHT)
 
 
 def wait_for_math(driver) -> None:

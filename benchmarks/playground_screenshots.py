@@ -35,15 +35,15 @@ import urllib.request
 from pathlib import Path
 
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # headless.py
+import headless  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTH, HEIGHT = 1440, 960  # wide enough for the maps beside the drawing
 RUNS = ["lenet5", "lenet1", "lenet5_classic"]  # zoo models, run folders of their names
 EPOCHS, LIMIT = 5, 20000
@@ -126,26 +126,8 @@ def serving(runs_dir: Path, env: dict):
         server.wait()
 
 
-def chromium() -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-    ):
-        options.add_argument(flag)
-    options.add_argument(f"--window-size={WIDTH},{HEIGHT}")
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    # the page itself 1280 x 900, whatever the window's frame takes
-    metrics = {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "deviceScaleFactor": 1,
-        "mobile": False,
-    }
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
-    return driver
+def chromium():
+    return headless.chromium(WIDTH, HEIGHT)
 
 
 def wait(driver, condition, timeout: float = 120.0):
