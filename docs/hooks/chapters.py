@@ -102,37 +102,42 @@ def execute(chapter: Chapter, timeout: int = CELL_TIMEOUT):
     """Run the chapter top to bottom; return the executed notebook and its seconds.
 
     Raises:
-        ChapterError: a cell raised, or took longer than ``timeout`` seconds.
+        ChapterError: a cell raised, took longer than ``timeout`` seconds, or killed
+            the kernel.
     """
-    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+    from nbclient.exceptions import (
+        CellExecutionError,
+        CellTimeoutError,
+        DeadKernelError,
+    )
+    from traitlets.config import Config
 
     notebook = read(chapter)
     running = {}  # the cell being run, for the error message
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cnnumpy-kernel-") as sockets:
         # local sockets, not TCP: no port to share, and no warning from ipykernel
-        # about unencrypted TCP on every chapter
-        manager = KernelManager(
-            kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel")
-        )
+        # about unencrypted TCP on every chapter. nbclient makes the kernel manager
+        # itself, an asynchronous one, and shuts the kernel down: a blocking
+        # KernelManager handed to it waits for a cell's output with no limit, so
+        # ``timeout`` never fires and a dead kernel hangs the build.
+        ipc = {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}
         client = NotebookClient(
             notebook,
-            km=manager,
+            kernel_name="python3",
             timeout=timeout,
             resources={"metadata": {"path": str(ROOT)}},
+            config=Config({"KernelManager": ipc}),
         )
         client.on_cell_start = lambda cell, cell_index: running.update(index=cell_index)
         try:
             client.execute(env=kernel_env())
-        except (CellExecutionError, CellTimeoutError) as exc:
+        # a dead kernel: a cell that crashed it (a segfault, the out-of-memory killer)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
             index = running.get("index", 0)
             message = _failure(chapter, index, notebook.cells[index], exc)
             raise ChapterError(message) from None
-        finally:  # nbclient leaves a kernel it was handed running
-            if manager.has_kernel:
-                manager.shutdown_kernel(now=True)
     return notebook, time.perf_counter() - start
 
 

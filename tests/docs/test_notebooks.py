@@ -8,6 +8,7 @@ so the ``make docs`` that CI runs next reuses it instead of running it again.
 """
 
 import re
+import time
 from pathlib import Path
 
 import chapters
@@ -36,6 +37,18 @@ def test_notebook_runs(docs_extra, path):
         pytest.fail(str(exc), pytrace=False)
     assert seconds < LIMIT, f"{path.relative_to(ROOT)} took {seconds:.0f} s (> {LIMIT})"
     chapters.store(chapter, notebook)
+
+
+@pytest.mark.slow
+def test_a_cell_over_the_time_limit_fails_its_chapter(docs_extra, tmp_path):
+    """The limit is nbclient's own: with a blocking kernel manager handed to it, it
+    waited for the cell's output with no limit (and for ever on a dead kernel)."""
+    script = tmp_path / "01_slow.py"
+    script.write_text("# %%\nx = 1\n\n# %%\nimport time\ntime.sleep(20)\n")
+    start = time.perf_counter()
+    with pytest.raises(chapters.ChapterError, match=r"(?s)cell 1 .*timed out"):
+        chapters.execute(chapters.Chapter("en", script), timeout=2)
+    assert time.perf_counter() - start < 15
 
 
 def test_every_chapter_has_its_twin():
