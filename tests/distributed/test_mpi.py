@@ -9,6 +9,7 @@ fail under CNNUMPY_REQUIRE_MPI=1 (the ``mpiexec`` fixture, tests/conftest.py).
 
 import contextlib
 import os
+import re
 import select
 import signal
 import subprocess
@@ -280,7 +281,12 @@ def test_a_killed_rank_or_ctrl_c_stops_every_rank_and_leaves_a_whole_run_folder(
     launcher then ends rank 0), or SIGINT to mpiexec as Ctrl-C sends it (it passes
     it on to the ranks, which stop every rank). Within seconds every rank is gone and
     mpiexec exits with an error; the run folder holds the config, the history and the
-    first epoch's checkpoint, all whole, and no model."""
+    first epoch's checkpoint, all whole, and no model.
+
+    A SIGKILL cannot be caught: the launcher's SIGKILL can land on rank 0 while it
+    writes a checkpoint (an epoch here lasts a fraction of a second), which leaves
+    that write's hidden ``.NAME.XXXX.tmp`` beside the whole previous file. That is
+    all it may leave, and ``--resume`` removes it. Ctrl-C leaves nothing at all."""
     out = tmp_path / "run"
     argv = [sys.executable, "-m", "cnnumpy", *_train_argv(out, 40)]
     with _launched(mpiexec, 2, argv, tmp_path) as proc:
@@ -309,6 +315,13 @@ def test_a_killed_rank_or_ctrl_c_stops_every_rank_and_leaves_a_whole_run_folder(
     assert "model.safetensors" not in names and "metrics.json" not in names
     epochs = load_model(out / "checkpoint" / "checkpoint.safetensors").history.epoch
     assert epochs[0] == 0
+    if fault != "Ctrl-C":
+        for tmp in out.rglob("*.tmp"):  # an interrupted atomic write, nothing else
+            name = re.fullmatch(r"\.(.+)\.\w{8}\.tmp", tmp.name)
+            assert name and (tmp.parent / name[1]).is_file(), tmp
+        more = [*_train_argv(out, len(epochs) + 1), "--resume"]
+        code, _stdout, stderr, _ = _run(mpiexec, 2, [*argv[:3], *more], tmp_path)
+        assert code == 0, stderr
     _no_leftovers(tmp_path, out)
 
 
@@ -403,6 +416,14 @@ def test_models_that_cannot_be_split_over_ranks_are_refused_before_any_exchange(
 def test_the_run_says_how_each_batch_is_shared_out(batch, processes, ranks, expected):
     text = split_text(batch, processes, ranks)
     assert text.startswith(expected) and (expected or not text)
+
+
+@pytest.mark.parametrize(("processes", "ranks"), [(2, None), (1, 3)])
+def test_the_run_says_no_batch_is_split_with_the_engine_off(processes, ranks):
+    """DataParallel.splits and Replicas.splits run every batch whole then."""
+    with cnnumpy.engine.off():
+        text = split_text(64, processes, ranks)
+    assert text.startswith("none: the engine is off"), text
 
 
 def test_distributed_with_one_rank_warns_that_the_ranks_did_not_meet(
