@@ -4,6 +4,7 @@ each batch is shared out over processes or MPI ranks."""
 
 from __future__ import annotations
 
+from cnnumpy import engine
 from cnnumpy.cli import train_recipes as recipes
 from cnnumpy.distributed import limits
 
@@ -37,7 +38,9 @@ def print_header(config: dict, model, args, ranks: int | None) -> None:
 
 
 def split_text(batch: int, processes: int, ranks: int | None) -> str:
-    """How each batch is shared out, or "" in one process."""
+    """How each batch is shared out, or "" in one process: what the group attached
+    to the model's executor will do, said before the first epoch so that a run that
+    cannot split (one rank, a small batch, the engine off) says so."""
     if ranks is not None:
         if ranks == 1:
             return "none: this process is MPI's only rank"
@@ -46,7 +49,10 @@ def split_text(batch: int, processes: int, ranks: int | None) -> str:
         how, count = "processes of this machine", processes
     else:
         return ""
-    if batch < count * limits.MIN_SLICE:  # DataParallel.splits
+    # as DataParallel.splits and Replicas.splits decide: the book's code runs whole
+    if not engine.enabled():
+        return "none: the engine is off (CNNUMPY_ENGINE=0): each batch runs whole"
+    if batch < count * limits.MIN_SLICE:
         return (
             f"none: a batch of {batch} gives fewer than {limits.MIN_SLICE} images to "
             f"each of {count} {how}; every rank runs it whole"
