@@ -28,5 +28,9 @@ def chromium(width: int, height: int) -> webdriver.Chrome:
         "deviceScaleFactor": 1,
         "mobile": False,
     }
-    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    except BaseException:
+        driver.quit()  # else the browser outlives the script that failed
+        raise
     return driver

@@ -116,11 +116,13 @@ def machine() -> dict:
     PyTorch's CPU capability."""
     import threadpoolctl
     import torch
-    from numpy._core._multiarray_umath import (
-        __cpu_baseline__,
-        __cpu_dispatch__,
-        __cpu_features__,
-    )
+
+    try:  # NumPy 2 (private, as NumPy's own show_runtime reads them)
+        from numpy._core import _multiarray_umath as simd
+    except ImportError:  # NumPy 1, which pyproject.toml still allows
+        from numpy.core import _multiarray_umath as simd
+
+    from cnnumpy.distributed.limits import available_cores
 
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -139,9 +141,11 @@ def machine() -> dict:
     ]
     return {
         "cpu": model,
-        "cores": len(os.sched_getaffinity(0)),
-        "numpy_simd_baseline": list(__cpu_baseline__),
-        "numpy_simd_dispatched": [f for f in __cpu_dispatch__ if __cpu_features__[f]],
+        "cores": available_cores(),
+        "numpy_simd_baseline": list(simd.__cpu_baseline__),
+        "numpy_simd_dispatched": [
+            f for f in simd.__cpu_dispatch__ if simd.__cpu_features__.get(f)
+        ],
         "blas": blas,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
