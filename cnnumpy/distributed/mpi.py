@@ -24,6 +24,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import NoReturn
 
 import numpy as np
 
@@ -165,9 +166,16 @@ def abort_on_error(
         _guarding -= 1
 
 
-def _stop(comm: MPICommunicator, what: str, code: int) -> None:
+def _stop(comm: MPICommunicator, what: str, code: int) -> NoReturn:
+    """Say why, stop every rank, and end this process.
+
+    MPICH's ``MPI_Abort`` returns to its caller before the launcher's kill arrives:
+    returning from here would let the user's script go on after ``fit`` (save a
+    half-trained model, mark the run done), so this process ends itself at once.
+    """
     print(
         f"cnnumpy: rank {comm.rank} of {comm.size}: {what}; stopping every rank",
         file=sys.stderr,
     )
-    comm.abort(code)
+    comm.abort(code)  # flushes stdout and stderr first
+    os._exit(code)

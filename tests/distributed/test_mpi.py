@@ -210,12 +210,16 @@ def test_training_over_ranks_equals_one_process(mpiexec, tmp_path, one_process, 
 def test_a_rank_that_raises_stops_every_rank(mpiexec, tmp_path):
     """Rank 1 raises mid-epoch while rank 0 waits for it in an Allreduce: it prints
     its error and MPI_Abort stops both within seconds; the checkpoint of the last
-    completed epoch is whole."""
+    completed epoch is whole. Neither rank runs the script's line after ``fit``
+    (MPICH's MPI_Abort returns before the launcher's kill arrives: the rank that
+    raised went on with the user's script, which could save a half-trained model or
+    mark the run done)."""
     out = tmp_path / "out"
     out.mkdir()
     argv = [sys.executable, SCRIPT, "fail", out, 1]
     code, _stdout, stderr, seconds = _run(mpiexec, 2, argv, tmp_path, timeout=60)
     assert code != 0
+    assert not list(out.glob("after-fit-rank*")), "a rank went on after fit"
     assert "RuntimeError: rank 1 fails on purpose" in stderr
     told = "cnnumpy: rank 1 of 2: error: RuntimeError: rank 1 fails on purpose"
     assert f"{told}; stopping every rank" in stderr
