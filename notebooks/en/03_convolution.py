@@ -136,8 +136,9 @@ for mode in ("zeros", "reflect", "replicate"):
 # The zero and stretching maps are the slides' (with the minus signs the
 # transcription of the slides drops). The slides end the reflection map with 2; the
 # reflected value is 40, and $40 \times .1 - 50 \times .2 + 40 \times .3 = 6$. This
-# slip, with the others cnnumpy found in the notes, is listed on the page "Where
-# cnnumpy departs from the course notes, and why".
+# slip, with the others cnnumpy found in the notes, is listed on the
+# [errata page](../notes_errata.md) ("Where cnnumpy departs from the course notes, and
+# why").
 #
 # ## In two dimensions, with channels
 #
@@ -146,8 +147,10 @@ for mode in ("zeros", "reflect", "replicate"):
 #
 # $$ (x * W)(i, j) = \sum_u \sum_v x(i + u, j + v) \, W(u, v) $$
 #
-# A layer has $F$ filters, each as deep as the input's $C$ channels, and one bias per
-# filter. With the stride $S$ and the padded input $x_p$:
+# A layer has several filters, each as deep as the input's $C$ channels, and one bias
+# per filter. (The book's code calls their number `F`, as frameworks do; in the
+# output-size rule above, as in the notes, $F$ is a filter's width. Below, $f$ numbers
+# the filters.) With the stride $S$ and the padded input $x_p$:
 #
 # $$ \text{out}[n, f, i, j] = b_f + \sum_{c} \sum_{u} \sum_{v}
 #    w[f, c, u, v] \; x_p[n, c, iS + u, jS + v] $$
@@ -228,13 +231,14 @@ plt.show()
 # %% [markdown]
 # With reflection, the column outside each edge mirrors the one just inside it, so
 # this left-minus-right filter sees no edge there and writes 0 down both sides; zero
-# padding invents a dark border and answers to it.
+# padding invents a border of zeros (black, in an image) and answers to it.
 #
 # ## Counting parameters and neurons
 #
 # The slides end with exercises: how many parameters (weights, and biases when the
 # layer has them) and how many neurons (values in the activation maps) does a layer
-# have? A filter has $F \times F \times C$ weights whatever the padding; the padding
+# have? A filter $F$ wide has $F \times F \times C$ weights whatever the padding, and
+# a layer holds one filter per output map; the padding
 # and the stride only change the size of the maps. cnnumpy's layers answer without
 # computing anything (`output_shape`, `count_params`):
 

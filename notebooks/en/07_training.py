@@ -138,7 +138,8 @@ show(SGD._update)
 # %% [markdown]
 # ### Adam
 #
-# Seed 001 trains its networks with Adam (« Adaptive Momentum »): a moving average
+# Seed 001 trains its networks with Adam, which it expands « Adaptive Momentum »
+# (Kingma and Ba named it for *adaptive moment estimation*): a moving average
 # $m$ of the gradient (the momentum) divided by the square root of a moving average
 # $v$ of its square, so that every weight gets a step of about the same size whatever
 # the scale of its gradient. The factors $1 - \beta^t$ correct the bias of averages
@@ -361,5 +362,5 @@ plt.show()
 # like the one above, plain SGD at a rate small enough not to diverge is expected to
 # be the slowest, and momentum or Adam to get further in the same number of steps.
 # The gap between the training and validation losses is what the regularisers above
-# are meant to keep small on longer runs. `cnnumpy train` and the recipes page run the same loop on the
+# are meant to keep small on longer runs. `cnnumpy train` and the [recipes page](../recipes.md) run the same loop on the
 # full data sets.

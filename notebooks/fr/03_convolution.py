@@ -144,8 +144,8 @@ for mode in ("zeros", "reflect", "replicate"):
 # signes moins que la transcription des diapositives perd). Les diapositives
 # terminent la carte par réflexion par 2 ; la valeur réfléchie est 40, et
 # $40 \times .1 - 50 \times .2 + 40 \times .3 = 6$. Cette coquille, avec les autres
-# que cnnumpy a trouvées dans le cours, figure sur la page « Where cnnumpy departs
-# from the course notes, and why ».
+# que cnnumpy a trouvées dans le cours, figure sur la
+# [page d'errata](../notes_errata.md) (en anglais).
 #
 # ## En deux dimensions, avec des canaux
 #
@@ -155,8 +155,11 @@ for mode in ("zeros", "reflect", "replicate"):
 #
 # $$ (x * W)(i, j) = \sum_u \sum_v x(i + u, j + v) \, W(u, v) $$
 #
-# Une couche a $F$ filtres, chacun aussi profond que les $C$ canaux de l'entrée, et un
-# biais par filtre. Avec le pas $S$ et l'entrée complétée $x_p$ :
+# Une couche a plusieurs filtres, chacun aussi profond que les $C$ canaux de l'entrée,
+# et un biais par filtre. (Le code du livre appelle leur nombre `F`, comme les
+# frameworks ; dans la règle de la taille de sortie plus haut, comme dans le cours,
+# $F$ est la largeur d'un filtre. Ci-dessous, $f$ numérote les filtres.) Avec le pas
+# $S$ et l'entrée complétée $x_p$ :
 #
 # $$ \text{out}[n, f, i, j] = b_f + \sum_{c} \sum_{u} \sum_{v}
 #    w[f, c, u, v] \; x_p[n, c, iS + u, jS + v] $$
@@ -170,7 +173,7 @@ show(loops.conv2d_forward_loops)
 # %% [markdown]
 # ## Une image tirée de vrais tableaux
 #
-# Une entrée $5 \times 5$, un remplissage de zéros $P = 1$, un filtre $3 \times 3$
+# Une entrée $5 \times 5$, un remplissage par zéros $P = 1$, un filtre $3 \times 3$
 # (il réagit aux bords verticaux), un pas $S = 2$ : la sortie fait
 # $(5 - 3 + 2)/2 + 1 = 3$ de côté. Tout ce qui est dessiné plus bas est calculé par
 # le `conv2d_forward` du livre.
@@ -239,14 +242,15 @@ plt.show()
 # %% [markdown]
 # Avec la réflexion, la colonne hors de chaque bord est le miroir de celle juste à
 # l'intérieur : ce filtre « gauche moins droite » n'y voit aucun bord et écrit 0 sur
-# les deux côtés ; le remplissage de zéros invente une bordure noire et y réagit.
+# les deux côtés ; le remplissage par zéros invente une bordure de zéros (noire, dans
+# une image) et y réagit.
 #
 # ## Compter les paramètres et les neurones
 #
 # Les diapositives se terminent par des exercices : combien de paramètres (les poids,
 # et les biais quand la couche en a) et combien de neurones (les valeurs des cartes
-# d'activation) a une couche ? Un filtre a $F \times F \times C$ poids quel que soit
-# le remplissage ; le remplissage et le pas ne changent que la taille des cartes. Les
+# d'activation) a une couche ? Un filtre de largeur $F$ a $F \times F \times C$
+# poids quel que soit le remplissage, et une couche a un filtre par carte de sortie ; le remplissage et le pas ne changent que la taille des cartes. Les
 # couches de cnnumpy répondent sans rien calculer (`output_shape`, `count_params`) :
 
 
@@ -278,10 +282,15 @@ exercises = [
         Conv2D(6, 5, stride=3, use_bias=False),
     ),
 ]
+def fr(n: int) -> str:
+    """Un entier écrit à la française : 7 840, pas 7,840."""
+    return f"{n:,}".replace(",", "\u202f")
+
+
 print(f"{'couche':<34}{'paramètres':>11}{'neurones':>9}  cartes")
 for text, shape, layer in exercises:
     params, neurons, out_shape = count(shape, layer)
-    print(f"{text:<34}{params:>11,}{neurons:>9,}  {out_shape}")
+    print(f"{text:<34}{fr(params):>11}{fr(neurons):>9}  {out_shape}")
 
 # %% [markdown]
 # Les réponses des diapositives : 750 paramètres, et 760 avec les biais

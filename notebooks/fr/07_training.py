@@ -142,7 +142,8 @@ show(SGD._update)
 # %% [markdown]
 # ### Adam
 #
-# Le document 001 entraîne ses réseaux avec Adam (« Adaptive Momentum ») : une
+# Le document 001 entraîne ses réseaux avec Adam, qu'il développe en « Adaptive
+# Momentum » (Kingma et Ba l'ont nommé d'après *adaptive moment estimation*) : une
 # moyenne glissante $m$ du gradient (l'inertie) divisée par la racine d'une moyenne
 # glissante $v$ de son carré, si bien que chaque poids fait un pas de taille à peu
 # près égale, quelle que soit l'échelle de son gradient. Les facteurs $1 - \beta^t$
@@ -349,7 +350,7 @@ runs = {
 }
 for name, h in runs.items():
     print(f"{name:<40} coût {h['loss'][-1]:.3f}  coût val {h['val_loss'][-1]:.3f}  "
-          f"précision val {h['val_accuracy'][-1]:.3f}  ({sum(h['time']):.1f} s)")
+          f"justesse val {h['val_accuracy'][-1]:.3f}  ({sum(h['time']):.1f} s)")
 
 # %%
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -359,7 +360,7 @@ for name, h in runs.items():
     right.plot(range(1, EPOCHS + 1), h["val_accuracy"], "o-", ms=3, label=name)
 left.set_title("coût (trait plein : entraînement, tirets : validation)")
 left.set_xlabel("époque")
-right.set_title("précision en validation")
+right.set_title("justesse en validation")
 right.set_xlabel("époque")
 right.legend(fontsize=8)
 plt.show()
@@ -372,5 +373,5 @@ plt.show()
 # taux assez petit pour ne pas diverger, soit le plus lent, et à ce que l'inertie ou
 # Adam aillent plus loin dans le même nombre de pas. L'écart entre le coût d'entraînement et celui de validation est ce
 # que les régularisations ci-dessus doivent garder petit sur des entraînements plus
-# longs. `cnnumpy train` et la page des recettes font tourner la même boucle sur les
+# longs. `cnnumpy train` et la [page des recettes](../recipes.md) font tourner la même boucle sur les
 # jeux de données complets.
