@@ -38,6 +38,7 @@ import warnings
 from cnnumpy.cli.parser import CommandLineError, build_parser
 from cnnumpy.cli.runs import UsageError
 from cnnumpy.data import DatasetError
+from cnnumpy.distributed import mpi
 from cnnumpy.saving import ModelFileError
 
 __all__ = ["main"]
@@ -77,8 +78,11 @@ def _run(argv: list[str] | None) -> int:
     except USER_ERRORS as exc:
         if os.environ.get("CNNUMPY_DEBUG"):
             raise
-        prefix = "" if isinstance(exc, CommandLineError) else "cnnumpy: error: "
-        print(prefix + _one_line(exc), file=sys.stderr)
+        # argparse's refusal depends on the command line alone: under mpiexec every
+        # rank finds it, and rank 0 alone says it
+        if not (isinstance(exc, CommandLineError) and mpi.launcher_rank() > 0):
+            prefix = "" if isinstance(exc, CommandLineError) else "cnnumpy: error: "
+            print(prefix + _one_line(exc), file=sys.stderr)
         return 2
     except MemoryError as exc:  # e.g. a data set or a batch too large for this machine
         if os.environ.get("CNNUMPY_DEBUG"):

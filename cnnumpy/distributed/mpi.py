@@ -39,8 +39,9 @@ __all__ = [
     "world",
 ]
 
-# the number of ranks, as each launcher tells its processes
+# the number of ranks, and this process's rank, as each launcher tells its processes
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
 INSTALL = 'pip install "cnnumpy[mpi]" (mpi4py and MPICH\'s mpiexec)'
 # exit codes of a stopped run, as the command line's (cnnumpy.cli): a mistake of the
 # user, any other error, an interrupt
@@ -60,6 +61,17 @@ def launched() -> bool:
     if mpi is not None and mpi.Is_initialized() and not mpi.Is_finalized():
         return mpi.COMM_WORLD.Get_size() > 1
     return False
+
+
+def launcher_rank() -> int:
+    """This process's rank as the launcher's environment gives it (0 outside MPI),
+    without starting MPI: for what every rank would say alike before training (a
+    mistyped option), said by rank 0 alone."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def wanted(distributed: bool | None, where: str = "fit") -> bool:

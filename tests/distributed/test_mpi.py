@@ -430,6 +430,31 @@ def test_the_run_says_no_batch_is_split_with_the_engine_off(processes, ranks):
     assert text.startswith("none: the engine is off"), text
 
 
+def test_a_mistyped_option_is_said_once_under_mpiexec(mpiexec, tmp_path):
+    """argparse's refusal is the same on every rank: rank 0 alone prints it, and
+    every rank exits with 2."""
+    argv = [sys.executable, "-m", "cnnumpy", "train", "--model", "lenet6"]
+    code, stdout, stderr, _ = _run(mpiexec, 3, argv, tmp_path, timeout=60)
+    assert code == 2, stderr
+    assert stderr.count("invalid choice: 'lenet6'") == 1, stderr
+    assert stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [({}, 0), ({"PMI_RANK": "2"}, 2), ({"OMPI_COMM_WORLD_RANK": "1"}, 1),
+     ({"PMI_RANK": "x"}, 0)],
+)  # fmt: skip
+def test_the_launchers_rank_is_read_from_its_environment(
+    monkeypatch, variables, expected
+):
+    for name in mpi.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert mpi.launcher_rank() == expected
+
+
 def test_distributed_with_one_rank_warns_that_the_ranks_did_not_meet(
     mpiexec, tmp_path, mnist_sample
 ):
