@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Iterator
@@ -130,7 +131,36 @@ class MPICommunicator(Communicator):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        _wait_until_read((sys.stdout, sys.stderr))
         self.comm.Abort(code)
+
+
+def _wait_until_read(streams, seconds: float = 2.0) -> None:
+    """Wait (``seconds`` at most) until the launcher has read what this rank wrote.
+
+    ``mpiexec`` forwards a rank's output through pipes, and stops reading them once
+    the job aborts: an error message still in the pipe would be lost (seen about once
+    in 25 runs). A pipe's ``FIONREAD`` counts the bytes not read yet; a terminal or
+    a file (no launcher between) is skipped.
+    """
+    import array
+    import fcntl
+    import termios
+    import time
+
+    deadline = time.monotonic() + seconds
+    unread = array.array("i", [0])
+    for stream in streams:
+        try:
+            fd = stream.fileno()
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                continue
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
+            while unread[0] > 0 and time.monotonic() < deadline:
+                time.sleep(0.005)
+                fcntl.ioctl(fd, termios.FIONREAD, unread)
+        except (OSError, ValueError, AttributeError):  # closed, replaced, not a file
+            continue
 
 
 @contextlib.contextmanager
