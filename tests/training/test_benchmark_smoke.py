@@ -44,7 +44,6 @@ def test_char_rnn_vs_torch_scores_both_alike(capsys):
         assert 0 < bpc < math.log2(100)
 
 
-
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
 def test_char_rnn_vs_torch_trains_both_the_same_way(kind):
     """In float64 the two trainers of the bpc benchmark take the same steps (carried
@@ -81,3 +80,41 @@ def test_char_rnn_vs_torch_trains_both_the_same_way(kind):
     ours = model.layers[0].params["W_hh"]
     theirs = net.rnn.weight_hh_l0.detach().numpy().T
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_layers_vs_torch_times_every_layer_of_a_net(capsys):
+    """The layer-by-layer benchmark checks each layer against its torch twin before
+    timing it, and prints one row per layer with both times and their ratio."""
+    import layers_vs_torch
+
+    layers_vs_torch.main(
+        ["--nets", "lenet5", "--batch", "4", "--repeats", "1", "--min-time", "0.002"]
+    )
+    out = capsys.readouterr().out
+    assert "hand-off to the engine's helper thread" in out
+    rows = [line for line in out.splitlines() if line.startswith("| lenet5 | 4 |")]
+    names = [row.split("|")[3].strip() for row in rows]
+    assert names[0] == "Conv2D 1->6 5x5" and names[-1] == "Dense 84->10"
+    assert len(rows) == 12  # LeNet-5's layers, Flatten included
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        ours, theirs = (float(v) for v in cells[5].split(" / "))
+        assert ours > 0 and theirs > 0
+        # both times are printed to 3 decimals: the ratio within their rounding
+        assert float(cells[6]) == pytest.approx(theirs / ours, rel=0.05, abs=0.01)
+    assert "lenet5, batch 4: layers' training sum" in out
+
+
+def test_layers_vs_torch_refuses_a_layer_that_disagrees(monkeypatch):
+    """Timing two different computations compares nothing: a twin with other
+    weights stops the run."""
+    import layers_vs_torch
+    import torch
+
+    model, net, _ = layers_vs_torch.build_pair("lenet5")
+    conv = next(iter(net))
+    with torch.no_grad():
+        conv.weight.add_(1.0)
+    x, _ = layers_vs_torch.batch_data("lenet5", 2)
+    with pytest.raises(SystemExit, match="differs from torch"):
+        layers_vs_torch.layer_functions(model.layers[0], conv, x, first=True)

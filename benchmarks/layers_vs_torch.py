@@ -1,0 +1,234 @@
+"""Layer by layer, cnnumpy's engine against PyTorch: where a network's time goes.
+
+``vs_torch.py`` times whole training steps; this script times each layer of the same
+networks alone, on the activations that layer sees in the network, against the twin
+PyTorch module (same weights), alternated in one run:
+
+- ``train``: the layer's forward (training mode) then its backward (the input
+  gradient too, except for the first layer, whose input gradient nobody reads);
+- ``predict``: its forward in inference mode.
+
+Each row prints both times, the ratio PyTorch time / cnnumpy time (above 1: cnnumpy
+faster, as in ``vs_torch.py``), the kernel the engine chose and, for convolutions,
+the GFLOP/s of each side (a multiply-add counts 2). The header prints the machine and
+the cost of one hand-off to the engine's helper thread, which bounds what splitting a
+small layer over the cores can gain.
+
+The layers are timed apart from one another, so the executor's changes to a whole
+step (a max-pool run before its activation, the fused inference) are not here, and
+the columns add up to about, not exactly, a step of ``vs_torch.py``.
+
+    .venv/bin/python benchmarks/layers_vs_torch.py --nets lenet5 seed_cifar --batch 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from vs_torch import NETS, alternate, batch_data, build_pair, machine, print_machine  # noqa: E402
+
+
+def handoff_us(repeats: int = 400) -> float:
+    """Median microseconds of one empty job handed to the engine's helper thread and
+    waited for (:func:`~cnnumpy.engine.kernels.threads.parallel_chunks`)."""
+    from cnnumpy.engine.kernels import threads
+
+    def job() -> None:
+        threads.parallel_chunks(lambda lo, hi, k: None, [(0, 1), (1, 2)])
+
+    for _ in range(20):
+        job()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        job()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def short_name(layer) -> str:
+    """``Conv2D 6->16 5x5``, ``Dense 256->120``, or the layer's class name."""
+    kind = type(layer).__name__
+    W = layer.params.get("W") if hasattr(layer, "params") else None
+    if kind == "Conv2D":
+        F, C, KH, KW = W.shape
+        return f"{kind} {C}->{F} {KH}x{KW}"
+    if kind == "Dense":
+        return f"{kind} {W.shape[0]}->{W.shape[1]}"
+    return kind
+
+
+def conv_flops(layer, x_shape, out_shape) -> float:
+    """Floating-point operations of a convolution's forward (2 per multiply-add)."""
+    F, C, KH, KW = layer.params["W"].shape
+    return 2.0 * out_shape[0] * F * out_shape[2] * out_shape[3] * C * KH * KW
+
+
+def layer_functions(layer, module, x: np.ndarray, first: bool):
+    """``(ours_train, torch_train), (ours_predict, torch_predict)`` for one layer on
+    its input ``x``, and the engine's kernel for the forward."""
+    import torch
+
+    from cnnumpy.engine import dispatch
+    from cnnumpy.engine.kernels.parallel import blas_one_thread
+
+    layer.need_input_grad = not first
+    out = layer.forward(x, training=True)
+    agree(layer, module, x, out)
+    dout = np.random.default_rng(2).standard_normal(out.shape).astype(out.dtype)
+    xt = torch.from_numpy(x).requires_grad_(not first)
+    dt = torch.from_numpy(dout)
+    params = [p for p in module.parameters() if p.requires_grad]
+    wanted = ([xt] if not first else []) + params
+    kernel = _kernel_of(layer, dispatch)
+
+    # a model's step holds the BLAS to one thread (cnnumpy/engine/executor.py)
+    def ours_train() -> None:
+        with blas_one_thread():
+            layer.forward(x, training=True)
+            layer.backward(dout)
+
+    def torch_train() -> None:
+        module.train()
+        y = module(xt)
+        if wanted:
+            torch.autograd.grad(y, wanted, dt)
+
+    def ours_predict() -> None:
+        with blas_one_thread():
+            layer.forward(x, training=False)
+
+    def torch_predict() -> None:
+        module.eval()
+        with torch.no_grad():
+            module(xt)
+
+    return ((ours_train, torch_train), (ours_predict, torch_predict)), out, kernel
+
+
+def agree(layer, module, x: np.ndarray, out: np.ndarray) -> None:
+    """Stop unless the layer's training forward matches its twin's (a Dropout's
+    masks are random: its shape alone): timing two different computations would
+    compare nothing."""
+    import torch
+
+    module.train()
+    with torch.no_grad():
+        theirs = module(torch.from_numpy(x)).numpy()
+    if theirs.shape != out.shape:
+        raise SystemExit(f"{layer!r}: output {out.shape}, torch's {theirs.shape}")
+    if type(layer).__name__ == "Dropout":
+        return
+    scale = max(1.0, float(np.abs(theirs).max()))
+    error = float(np.abs(out - theirs).max()) / scale
+    if error > 1e-4:
+        raise SystemExit(f"{layer!r}: differs from torch by {error:.1e} (relative)")
+
+
+def _kernel_of(layer, dispatch) -> str:
+    """The kernel named in the cache the layer's last forward left, or ``-``."""
+    cache = getattr(layer, "_cache", None)
+    if isinstance(cache, dispatch.Cache):
+        return cache.kernel
+    if isinstance(cache, dict):
+        for value in cache.values():
+            if isinstance(value, dispatch.Cache):
+                return value.kernel
+    return "-"
+
+
+def run(name: str, batch: int, repeats: int, min_time: float) -> list[dict]:
+    from torch_twin import modules_of
+
+    model, net, _ = build_pair(name)
+    modules = modules_of(net)
+    x, _ = batch_data(name, batch)
+    rows = []
+    for i, (layer, module) in enumerate(zip(model.layers, modules, strict=True)):
+        fns, out, kernel = layer_functions(layer, module, x, first=i == 0)
+        row = {
+            "net": name,
+            "batch": batch,
+            "layer": short_name(layer),
+            "in": x.shape[1:],
+        }
+        row["kernel"] = kernel
+        for mode, pair in zip(("train", "predict"), fns, strict=True):
+            ours, theirs = alternate(pair, batch, repeats, min_time)
+            row[mode] = (
+                1e3 * batch / statistics.median(ours),
+                1e3 * batch / statistics.median(theirs),
+            )
+        if type(layer).__name__ == "Conv2D":
+            row["gflop"] = conv_flops(layer, x.shape, out.shape) / 1e9
+        rows.append(row)
+        x = out
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(
+        "\n| net | batch | layer | input | kernel | train ms, cnnumpy / PyTorch "
+        "| ratio | predict ms, cnnumpy / PyTorch | ratio | forward GFLOP/s |"
+    )
+    print("|---|---:|---|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        train, predict = r["train"], r["predict"]
+        speed = ""
+        if "gflop" in r:
+            rates = [r["gflop"] / ms * 1e3 for ms in predict]
+            speed = f"{rates[0]:.0f} / {rates[1]:.0f}"
+        shape = "x".join(str(s) for s in r["in"])
+        print(
+            f"| {r['net']} | {r['batch']} | {r['layer']} | {shape} | {r['kernel']} "
+            f"| {train[0]:.3f} / {train[1]:.3f} | {train[1] / train[0]:.2f} "
+            f"| {predict[0]:.3f} / {predict[1]:.3f} | {predict[1] / predict[0]:.2f} "
+            f"| {speed} |"
+        )
+    by_net: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_net.setdefault((r["net"], r["batch"]), []).append(r)
+    for (net, batch), group in by_net.items():
+        ours = sum(r["train"][0] for r in group)
+        theirs = sum(r["train"][1] for r in group)
+        gap = [(r["train"][0] - r["train"][1], r["layer"]) for r in group]
+        gap.sort(reverse=True)
+        top = ", ".join(f"{layer} {ms:+.2f} ms" for ms, layer in gap[:3])
+        print(
+            f"\n{net}, batch {batch}: layers' training sum {ours:.2f} ms, PyTorch "
+            f"{theirs:.2f} ms (ratio {theirs / ours:.2f}); largest gaps: {top}"
+        )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
+    parser.add_argument("--batch", type=int, nargs="+", default=[64])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--min-time", type=float, default=0.05, help="seconds per measurement"
+    )
+    args = parser.parse_args(argv)
+    if min(args.batch) < 1 or args.repeats < 1 or args.min_time <= 0:
+        parser.error("--batch and --repeats must be >= 1, --min-time > 0")
+    print_machine(machine())
+    print(f"one hand-off to the engine's helper thread: {handoff_us():.0f} us")
+    rows = []
+    for name in args.nets:
+        for batch in args.batch:
+            rows += run(name, batch, args.repeats, args.min_time)
+            print(f"{name} batch {batch}: {len(rows)} layers timed", flush=True)
+    print_rows(rows)
+
+
+if __name__ == "__main__":
+    main()
