@@ -10,7 +10,11 @@ PyTorch module (same weights), alternated in one run:
 
 Each row prints both times, the ratio PyTorch time / cnnumpy time (above 1: cnnumpy
 faster, as in ``vs_torch.py``), the kernel the engine chose and, for convolutions,
-the GFLOP/s of each side (a multiply-add counts 2). The header prints the machine and
+the GFLOP/s of each side's forward (a multiply-add counts 2) beside the "product
+bound": the BLAS product the engine's layouts reduce the layer to, alone, on a chunk
+in cache, one core's rate times the cores (:func:`product_bound`). Where PyTorch's
+whole layer runs faster than that bound, no arrangement of copies and products
+around this BLAS can catch up with it. The header prints the machine and
 the cost of one hand-off to the engine's helper thread, which bounds what splitting a
 small layer over the cores can gain.
 
@@ -71,6 +75,33 @@ def conv_flops(layer, x_shape, out_shape) -> float:
     """Floating-point operations of a convolution's forward (2 per multiply-add)."""
     F, C, KH, KW = layer.params["W"].shape
     return 2.0 * out_shape[0] * F * out_shape[2] * out_shape[3] * C * KH * KW
+
+
+def product_bound(layer, out_shape, chunk_bytes: int = 4 * 2**20) -> float:
+    """GFLOP/s of the BLAS product alone that a convolution's forward reduces to,
+    ``W (F, C*KH*KW + 1) @ cols`` over a chunk of about 4 MB of columns (in cache, as
+    the engine's kernels make them), on one core, times the cores: what the engine's
+    layouts could reach if copying the columns cost nothing and the cores shared
+    the work perfectly."""
+    from threadpoolctl import threadpool_limits
+
+    from cnnumpy.distributed.limits import available_cores
+
+    F, C, KH, KW = layer.params["W"].shape
+    rows, positions = C * KH * KW + 1, out_shape[2] * out_shape[3]
+    images = max(1, chunk_bytes // (rows * positions * 4))
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((F, rows), dtype=np.float32)
+    cols = rng.standard_normal((rows, images * positions), dtype=np.float32)
+    out = np.empty((F, images * positions), dtype=np.float32)
+    times = []
+    with threadpool_limits(1, user_api="blas"):
+        for _ in range(11):
+            t0 = time.perf_counter()
+            np.matmul(w, cols, out=out)
+            times.append(time.perf_counter() - t0)
+    flops = 2.0 * F * rows * images * positions
+    return flops / statistics.median(times[1:]) / 1e9 * available_cores()
 
 
 def layer_functions(layer, module, x: np.ndarray, first: bool):
@@ -170,6 +201,7 @@ def run(name: str, batch: int, repeats: int, min_time: float) -> list[dict]:
             )
         if type(layer).__name__ == "Conv2D":
             row["gflop"] = conv_flops(layer, x.shape, out.shape) / 1e9
+            row["bound"] = product_bound(layer, out.shape)
         rows.append(row)
         x = out
     return rows
@@ -178,7 +210,8 @@ def run(name: str, batch: int, repeats: int, min_time: float) -> list[dict]:
 def print_rows(rows: list[dict]) -> None:
     print(
         "\n| net | batch | layer | input | kernel | train ms, cnnumpy / PyTorch "
-        "| ratio | predict ms, cnnumpy / PyTorch | ratio | forward GFLOP/s |"
+        "| ratio | predict ms, cnnumpy / PyTorch | ratio "
+        "| forward GFLOP/s, cnnumpy / PyTorch / product bound |"
     )
     print("|---|---:|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -186,7 +219,7 @@ def print_rows(rows: list[dict]) -> None:
         speed = ""
         if "gflop" in r:
             rates = [r["gflop"] / ms * 1e3 for ms in predict]
-            speed = f"{rates[0]:.0f} / {rates[1]:.0f}"
+            speed = f"{rates[0]:.0f} / {rates[1]:.0f} / {r['bound']:.0f}"
         shape = "x".join(str(s) for s in r["in"])
         print(
             f"| {r['net']} | {r['batch']} | {r['layer']} | {shape} | {r['kernel']} "
