@@ -9,14 +9,17 @@ PyTorch module (same weights), alternated in one run:
 - ``predict``: its forward in inference mode.
 
 Each row prints both times, the ratio PyTorch time / cnnumpy time (above 1: cnnumpy
-faster, as in ``vs_torch.py``), the kernel the engine chose and, for convolutions,
-the GFLOP/s of each side's forward (a multiply-add counts 2) beside the "product
-bound": the BLAS product the engine's layouts reduce the layer to, alone, on a chunk
-in cache, one core's rate times the cores (:func:`product_bound`). Where PyTorch's
-whole layer runs faster than that bound, no arrangement of copies and products
-around this BLAS can catch up with it. The header prints the machine and
-the cost of one hand-off to the engine's helper thread, which bounds what splitting a
-small layer over the cores can gain.
+faster, as in ``vs_torch.py``), the kernel the engine chose for the training forward
+and, for convolutions, the GFLOP/s of each side's inference forward (a multiply-add
+counts 2) beside the range of a "product bound" measured between the rounds: an ideal
+im2col product for the layer, alone, on a chunk in cache, one core's rate times the
+cores (:func:`product_bound`). Where PyTorch's whole forward runs faster than that
+bound, no way of copying, chunking or threading the columns of an im2col product on
+this BLAS reaches it in the forward; other algorithms (Winograd's, FFTs) are outside
+the bound. Before timing a layer the script checks that it computes what its twin
+computes, forward and backward. The header prints the machine and the cost of one
+hand-off to the engine's helper thread, which bounds what splitting a small layer
+over the cores can gain.
 
 The layers are timed apart from one another, so the executor's changes to a whole
 step (a max-pool run before its activation, the fused inference) are not here, and
@@ -71,18 +74,20 @@ def short_name(layer) -> str:
     return kind
 
 
-def conv_flops(layer, x_shape, out_shape) -> float:
+def conv_flops(layer, out_shape) -> float:
     """Floating-point operations of a convolution's forward (2 per multiply-add)."""
     F, C, KH, KW = layer.params["W"].shape
     return 2.0 * out_shape[0] * F * out_shape[2] * out_shape[3] * C * KH * KW
 
 
 def product_bound(layer, out_shape, chunk_bytes: int = 4 * 2**20) -> float:
-    """GFLOP/s of the BLAS product alone that a convolution's forward reduces to,
-    ``W (F, C*KH*KW + 1) @ cols`` over a chunk of about 4 MB of columns (in cache, as
-    the engine's kernels make them), on one core, times the cores: what the engine's
-    layouts could reach if copying the columns cost nothing and the cores shared
-    the work perfectly."""
+    """GFLOP/s of an ideal im2col product for a convolution's forward, the heart of
+    every layout of the engine: ``W (F, C*KH*KW + 1) @ cols`` with one column per
+    output (no junk positions, which the wide grid computes) over a chunk of about
+    4 MB of columns in cache, as the engine's kernels make them, on one core, times
+    the cores. Only the multiply-adds of the convolution count (not the bias row),
+    as in :func:`conv_flops`. It is what the engine's forward could reach if copying
+    the columns cost nothing and the cores shared the work perfectly."""
     from threadpoolctl import threadpool_limits
 
     from cnnumpy.distributed.limits import available_cores
@@ -100,69 +105,86 @@ def product_bound(layer, out_shape, chunk_bytes: int = 4 * 2**20) -> float:
             t0 = time.perf_counter()
             np.matmul(w, cols, out=out)
             times.append(time.perf_counter() - t0)
-    flops = 2.0 * F * rows * images * positions
+    flops = 2.0 * F * (rows - 1) * images * positions
     return flops / statistics.median(times[1:]) / 1e9 * available_cores()
 
 
 def layer_functions(layer, module, x: np.ndarray, first: bool):
     """``(ours_train, torch_train), (ours_predict, torch_predict)`` for one layer on
-    its input ``x``, and the engine's kernel for the forward."""
+    its input ``x`` (the caller sets the twin's train/eval mode, and holds the BLAS
+    to one thread around cnnumpy's calls as a model's step does), its training
+    output, and the engine's kernel for the training forward."""
     import torch
 
     from cnnumpy.engine import dispatch
-    from cnnumpy.engine.kernels.parallel import blas_one_thread
 
     layer.need_input_grad = not first
     out = layer.forward(x, training=True)
-    agree(layer, module, x, out)
     dout = np.random.default_rng(2).standard_normal(out.shape).astype(out.dtype)
     xt = torch.from_numpy(x).requires_grad_(not first)
     dt = torch.from_numpy(dout)
     params = [p for p in module.parameters() if p.requires_grad]
     wanted = ([xt] if not first else []) + params
+    agree(layer, module, x, out, dout, wanted, xt)
     kernel = _kernel_of(layer, dispatch)
 
-    # a model's step holds the BLAS to one thread (cnnumpy/engine/executor.py)
     def ours_train() -> None:
-        with blas_one_thread():
-            layer.forward(x, training=True)
-            layer.backward(dout)
+        layer.forward(x, training=True)
+        layer.backward(dout)
 
     def torch_train() -> None:
-        module.train()
         y = module(xt)
         if wanted:
             torch.autograd.grad(y, wanted, dt)
 
     def ours_predict() -> None:
-        with blas_one_thread():
-            layer.forward(x, training=False)
+        layer.forward(x, training=False)
 
     def torch_predict() -> None:
-        module.eval()
         with torch.no_grad():
             module(xt)
 
     return ((ours_train, torch_train), (ours_predict, torch_predict)), out, kernel
 
 
-def agree(layer, module, x: np.ndarray, out: np.ndarray) -> None:
-    """Stop unless the layer's training forward matches its twin's (a Dropout's
-    masks are random: its shape alone): timing two different computations would
+def _relative_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+    scale = max(1.0, float(np.abs(theirs).max(initial=0.0)))
+    return float(np.abs(ours - theirs).max(initial=0.0)) / scale
+
+
+def agree(layer, module, x, out, dout, wanted, xt) -> None:
+    """Stop unless the layer computes what its twin computes, both ways: the
+    training forward, the input gradient and the parameter gradients (compared by
+    their sizes and norms, which a transposed weight layout keeps). A Dropout's
+    masks are random: its shape alone. Timing two different computations would
     compare nothing."""
     import torch
 
     module.train()
-    with torch.no_grad():
-        theirs = module(torch.from_numpy(x)).numpy()
+    y = module(xt if xt.requires_grad else torch.from_numpy(x))
+    theirs = y.detach().numpy()
     if theirs.shape != out.shape:
         raise SystemExit(f"{layer!r}: output {out.shape}, torch's {theirs.shape}")
     if type(layer).__name__ == "Dropout":
         return
-    scale = max(1.0, float(np.abs(theirs).max()))
-    error = float(np.abs(out - theirs).max()) / scale
-    if error > 1e-4:
-        raise SystemExit(f"{layer!r}: differs from torch by {error:.1e} (relative)")
+    errors = [_relative_error(out, theirs)]
+    grads = torch.autograd.grad(y, wanted, torch.from_numpy(dout)) if wanted else []
+    dx = layer.backward(dout)
+    if xt.requires_grad:
+        errors.append(_relative_error(dx, grads[0].numpy()))
+        grads = grads[1:]
+    ours_norms = sorted(
+        (g.size, float(np.linalg.norm(g))) for g in layer.grads.values()
+    )
+    their_norms = sorted((g.numel(), float(g.norm())) for g in grads)
+    if [n for n, _ in ours_norms] != [n for n, _ in their_norms]:
+        raise SystemExit(f"{layer!r}: parameter gradients of other sizes than torch's")
+    for (_, a), (_, b) in zip(ours_norms, their_norms, strict=True):
+        errors.append(abs(a - b) / max(1.0, b))
+    if max(errors) > 1e-4:
+        raise SystemExit(
+            f"{layer!r}: differs from torch by {max(errors):.1e} (relative)"
+        )
 
 
 def _kernel_of(layer, dispatch) -> str:
@@ -178,30 +200,41 @@ def _kernel_of(layer, dispatch) -> str:
 
 
 def run(name: str, batch: int, repeats: int, min_time: float) -> list[dict]:
-    from torch_twin import modules_of
+    from torch_twin import _is_chain, modules_of
+
+    from cnnumpy.engine.kernels.parallel import blas_one_thread
 
     model, net, _ = build_pair(name)
+    if not _is_chain(model):
+        raise SystemExit(f"{name}: layers_vs_torch times chains of layers only")
     modules = modules_of(net)
     x, _ = batch_data(name, batch)
     rows = []
     for i, (layer, module) in enumerate(zip(model.layers, modules, strict=True)):
         fns, out, kernel = layer_functions(layer, module, x, first=i == 0)
-        row = {
-            "net": name,
-            "batch": batch,
-            "layer": short_name(layer),
-            "in": x.shape[1:],
-        }
-        row["kernel"] = kernel
+        row = {"net": name, "batch": batch, "layer": short_name(layer)}
+        row["in"], row["kernel"] = x.shape[1:], kernel
+        conv = type(layer).__name__ == "Conv2D"
+        bounds = []
         for mode, pair in zip(("train", "predict"), fns, strict=True):
-            ours, theirs = alternate(pair, batch, repeats, min_time)
+            module.train(mode == "train")
+            # a model's step holds the BLAS to one thread (cnnumpy/engine/executor.py);
+            # threadpoolctl holds NumPy's OpenBLAS alone, not PyTorch's own threads
+            with blas_one_thread():
+                ours, theirs = [], []
+                for _ in range(repeats):  # the bound measured between the rounds
+                    a, b = alternate(pair, batch, 1, min_time)
+                    ours += a
+                    theirs += b
+                    if conv:
+                        bounds.append(product_bound(layer, out.shape))
             row[mode] = (
                 1e3 * batch / statistics.median(ours),
                 1e3 * batch / statistics.median(theirs),
             )
-        if type(layer).__name__ == "Conv2D":
-            row["gflop"] = conv_flops(layer, x.shape, out.shape) / 1e9
-            row["bound"] = product_bound(layer, out.shape)
+        if conv:
+            row["gflop"] = conv_flops(layer, out.shape) / 1e9
+            row["bound"] = (min(bounds), statistics.median(bounds), max(bounds))
         rows.append(row)
         x = out
     return rows
@@ -209,8 +242,8 @@ def run(name: str, batch: int, repeats: int, min_time: float) -> list[dict]:
 
 def print_rows(rows: list[dict]) -> None:
     print(
-        "\n| net | batch | layer | input | kernel | train ms, cnnumpy / PyTorch "
-        "| ratio | predict ms, cnnumpy / PyTorch | ratio "
+        "\n| net | batch | layer | input | kernel (training) "
+        "| train ms, cnnumpy / PyTorch | ratio | predict ms, cnnumpy / PyTorch | ratio "
         "| forward GFLOP/s, cnnumpy / PyTorch / product bound |"
     )
     print("|---|---:|---|---|---|---:|---:|---:|---:|---:|")
@@ -219,7 +252,8 @@ def print_rows(rows: list[dict]) -> None:
         speed = ""
         if "gflop" in r:
             rates = [r["gflop"] / ms * 1e3 for ms in predict]
-            speed = f"{rates[0]:.0f} / {rates[1]:.0f} / {r['bound']:.0f}"
+            low, _, high = r["bound"]
+            speed = f"{rates[0]:.0f} / {rates[1]:.0f} / {low:.0f}-{high:.0f}"
         shape = "x".join(str(s) for s in r["in"])
         print(
             f"| {r['net']} | {r['batch']} | {r['layer']} | {shape} | {r['kernel']} "
@@ -258,8 +292,9 @@ def main(argv=None) -> None:
     rows = []
     for name in args.nets:
         for batch in args.batch:
-            rows += run(name, batch, args.repeats, args.min_time)
-            print(f"{name} batch {batch}: {len(rows)} layers timed", flush=True)
+            done = run(name, batch, args.repeats, args.min_time)
+            rows += done
+            print(f"{name} batch {batch}: {len(done)} layers timed", flush=True)
     print_rows(rows)
 
 
