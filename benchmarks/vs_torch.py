@@ -234,7 +234,14 @@ def step_functions(model, net, opt, x, y):
 
 
 def alternate(fns, batch: int, repeats: int, min_time: float) -> list[list[float]]:
-    """Images/s of each callable, ``repeats`` times, interleaved; one warm-up each."""
+    """Images/s of each callable, ``repeats`` times, interleaved; one warm-up each.
+
+    Each measurement starts with one untimed call: after PyTorch's calls its OpenMP
+    threads keep spinning for a few milliseconds and take a core from whatever runs
+    next (a 64-channel 3x3 convolution of cnnumpy on 64 16x16 maps took 18.5 ms right
+    after a PyTorch call, 11.8 ms otherwise, on the AMD EPYC of docs/speed.md), so
+    the first call after a switch measures the other library too; it is dropped for
+    both sides alike."""
     calls = []
     for fn in fns:  # warm-up, and find how many calls make one ~min_time measurement
         fn()
@@ -244,6 +251,7 @@ def alternate(fns, batch: int, repeats: int, min_time: float) -> list[list[float
     rates = [[] for _ in fns]
     for _ in range(repeats):
         for k, fn in enumerate(fns):
+            fn()  # untimed: the switch from the other library (docstring)
             t0 = time.perf_counter()
             for _ in range(calls[k]):
                 fn()
