@@ -65,7 +65,7 @@ def handoff_us(repeats: int = 400) -> float:
 def short_name(layer) -> str:
     """``Conv2D 6->16 5x5``, ``Dense 256->120``, or the layer's class name."""
     kind = type(layer).__name__
-    W = layer.params.get("W") if hasattr(layer, "params") else None
+    W = layer.params.get("W")
     if kind == "Conv2D":
         F, C, KH, KW = W.shape
         return f"{kind} {C}->{F} {KH}x{KW}"

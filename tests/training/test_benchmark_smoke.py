@@ -106,7 +106,7 @@ def test_layers_vs_torch_times_every_layer_of_a_net(capsys):
     assert "lenet5, batch 4: layers' training sum" in out
 
 
-def test_layers_vs_torch_refuses_a_layer_that_disagrees(monkeypatch):
+def test_layers_vs_torch_refuses_a_layer_that_disagrees():
     """Timing two different computations compares nothing: a twin with other
     weights stops the run."""
     import layers_vs_torch
